@@ -1,0 +1,56 @@
+"""User-facing errors: an `error:` line, a `hint:` line and a documented exit code.
+
+Pure: no imports beyond the standard library, so every layer can raise these.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of DESIGN.md ("CLI conventions"); documented in `launch --help`."""
+
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2  # usage or search.yaml error
+    GIT_STATE = 3  # dirty / unpushed tree refused
+    BUILD_FAILED = 4
+    TRIAL_FAILED = 5  # trial or experiment failed
+    TIMED_OUT = 6
+    DETACHED = 130  # Ctrl-C: the experiment keeps running
+
+
+class LaunchError(Exception):
+    """An error the CLI prints as `error: <message>` / `hint: <hint>` and exits with `exit_code`."""
+
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(LaunchError):
+    exit_code = ExitCode.USAGE
+
+
+class SpecError(UsageError):
+    """A search.yaml problem; the message starts with `file: field path`."""
+
+
+class GitStateError(LaunchError):
+    exit_code = ExitCode.GIT_STATE
+
+
+class BuildError(LaunchError):
+    exit_code = ExitCode.BUILD_FAILED
+
+
+class TrialFailedError(LaunchError):
+    exit_code = ExitCode.TRIAL_FAILED
+
+
+class TimedOutError(LaunchError):
+    exit_code = ExitCode.TIMED_OUT
