@@ -1,0 +1,140 @@
+"""Start-up benchmark: `launch --help` and `launch render` against a one-command Typer app's --help.
+
+Prints medians of repeated runs measured side by side in one run, and the ratios (goals: <= 1.2x
+for --help, <= 2.0x for render). Also checks that render imports no kubernetes/mlflow/optuna.
+Run: `uv run python bench/startup.py [--repeat N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOOR_APP = '''
+import typer
+app = typer.Typer()
+@app.command()
+def main(name: str = "world") -> None:
+    """Say hello."""
+    print(name)
+app()
+'''
+HEAVY = ("kubernetes", "mlflow", "optuna", "git", "matplotlib")
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def example_repo(tmp: Path) -> Path:
+    """A clean, pushed copy of examples/quickstart, as a user's project would be."""
+    remote, repo = tmp / "remote.git", tmp / "proj"
+    git("init", "-q", "--bare", str(remote), cwd=tmp)
+    shutil.copytree(ROOT / "examples" / "quickstart", repo)
+    git("init", "-q", "-b", "main", cwd=repo)
+    git(
+        "-c",
+        "user.name=bench",
+        "-c",
+        "user.email=b@x",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "init",
+        cwd=repo,
+    )
+    git("add", "-A", cwd=repo)
+    git("-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-q", "-m", "example", cwd=repo)
+    git("remote", "add", "origin", f"https://example.invalid/lab/{repo.name}.git", cwd=repo)
+    # A remote-tracking ref equal to HEAD makes the commit count as pushed without any network.
+    git("update-ref", "refs/remotes/origin/main", "HEAD", cwd=repo)
+    git("branch", "-u", "origin/main", cwd=repo)
+    return repo
+
+
+def median_time(cmd: list[str], *, cwd: Path, repeat: int, env: dict[str, str]) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    launch = str(Path(sys.executable).with_name("launch"))
+    env = {**os.environ, "NO_COLOR": "1"}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        floor_py = tmp / "floor.py"
+        floor_py.write_text(FLOOR_APP)
+        repo = example_repo(tmp)
+        render = [
+            launch,
+            "render",
+            "search.yaml",
+            "--name",
+            "bench-render",
+            "--",
+            "python",
+            "train.py",
+        ]
+        # Warm the file cache once for each, then interleave to spread machine noise evenly.
+        rows = {
+            "typer floor --help": [sys.executable, str(floor_py), "--help"],
+            "launch --help": [launch, "--help"],
+            "launch render": render,
+        }
+        for cmd in rows.values():
+            median_time(cmd, cwd=repo, repeat=1, env=env)
+        results = {name: [] for name in rows}
+        for _ in range(args.repeat):
+            for name, cmd in rows.items():
+                results[name].append(median_time(cmd, cwd=repo, repeat=1, env=env))
+        medians = {name: statistics.median(values) for name, values in results.items()}
+        floor = medians["typer floor --help"]
+        print(f"{'command':<22}{'median s':>10}{'x floor':>10}")
+        for name, value in medians.items():
+            print(f"{name:<22}{value:>10.3f}{value / floor:>10.2f}")
+        help_ratio, render_ratio = (
+            medians["launch --help"] / floor,
+            medians["launch render"] / floor,
+        )
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, runpy; sys.argv="
+                + repr(render[0:1] + render[1:])
+                + "; from launch.cli import main\ntry:\n main()\nexcept SystemExit: pass\n"
+                f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))",
+            ],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        heavy = probe.stdout.strip().splitlines()[-1] if probe.stdout.strip() else ""
+        print(f"goal --help <= 1.2x: {'ok' if help_ratio <= 1.2 else 'MISSED'} ({help_ratio:.2f}x)")
+        print(
+            f"goal render <= 2.0x: {'ok' if render_ratio <= 2.0 else 'MISSED'} ({render_ratio:.2f}x)"
+        )
+        print(f"heavy modules imported by render: {heavy or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""What a launch would create: the Kaniko build Job, the Katib Experiment and the trial command lines.
+
+Pure: a function of the spec, the git facts and the settings; `launch render` and `--dry-run` print it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from launch import kaniko, katib
+from launch.spec import LaunchSpec
+
+KATIB_TFEVENT_DIR = "/var/log/katib/tfevent/"
+
+
+@dataclass(frozen=True)
+class GitFacts:
+    """The git facts a plan needs (a subset of git.Snapshot, so the plan stays pure and testable)."""
+
+    commit: str
+    branch: str | None
+    remote_url: str | None
+    repo_name: str
+    subdir: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    namespace: str
+    image: str
+    build_job: dict[str, Any] | None
+    experiment: dict[str, Any]
+    trial_lines: list[list[str]]
+    complete: bool  # trial_lines lists every trial (grid, seeds) rather than a sample
+
+
+def make_plan(
+    *,
+    spec: LaunchSpec,
+    command: Sequence[str],
+    git: GitFacts,
+    settings: Any,
+    name: str,
+    user: str,
+    gpus: int,
+    image_digest: str | None = None,
+    sample_size: int = 5,
+) -> Plan:
+    """Render everything a cluster launch creates; `image_digest` None means "build first"."""
+    push_ref = kaniko.image_ref(
+        registry=settings["registry"], repo_name=git.repo_name, tag=git.commit
+    )
+    pull_repo = kaniko.image_ref(
+        registry=settings["registry_pull"], repo_name=git.repo_name, tag=git.commit
+    )
+    image = pull_repo.rsplit(":", 1)[0] + "@" + image_digest if image_digest else pull_repo
+    namespace = settings["namespace"]
+    build_job = None
+    if image_digest is None:
+        if not git.remote_url:
+            context = "dir:///workspace"  # --allow-dirty without a remote: the caller streams a tar
+        else:
+            context = kaniko.git_context(git.remote_url, git.branch, git.commit)
+        build_job = kaniko.render_build_job(
+            name=f"build-{git.repo_name.lower()[:40]}-{git.commit[:12]}".replace("_", "-"),
+            namespace=namespace,
+            context=context,
+            destination=push_ref,
+            cache_repo=kaniko.cache_repo(registry=settings["registry"], repo_name=git.repo_name),
+            kaniko_image=settings["kaniko_image"],
+            insecure_registry=settings["registry"] if settings["registry_insecure"] else None,
+            platform=settings["platform"],
+            git_secret=settings["git_secret"],
+            service_account=settings["build_service_account"],
+            labels={"app.kubernetes.io/managed-by": "launch"},
+        )
+    workdir_command = list(command)
+    if git.subdir:
+        # Trials start in the image's WORKDIR (the repo root); run from the same subdir as locally.
+        workdir_command = ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", git.subdir, *command]
+    experiment = katib.render_experiment(
+        spec=spec,
+        name=name,
+        namespace=namespace,
+        image=image,
+        command=workdir_command,
+        gpus=gpus,
+        commit=git.commit,
+        branch=git.branch or "detached",
+        user=user,
+        mlflow_tracking_uri=settings["mlflow_tracking_uri"],
+        seed_flag=settings["seed_flag"],
+    )
+    lines = katib.trial_command_lines(
+        spec, command, seed_flag=settings["seed_flag"], sample_size=sample_size
+    )
+    complete = spec.algorithm.algorithmName == "grid"
+    return Plan(name, namespace, image, build_job, experiment, lines, complete)
