@@ -1,27 +1,36 @@
 """The search.yaml model: a strict subset of Katib's Experiment `spec`, plus `seeds` and `fixed`.
 
 Pure: parses text into a validated, frozen `LaunchSpec`; no network, no clock, no environment.
-Imports pydantic and PyYAML only.
+Imports pydantic, PyYAML and launch.errors only (`launch render` must start fast).
+Rules and their Katib sources are listed in docs/search-yaml.md.
 """
 
 from __future__ import annotations
 
 import difflib
+import keyword
 import math
 import re
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from launch.errors import SpecError
 
 Scalar = str | int | float | bool
 ParamValue = str | int | float | bool
 
-# Katib's algorithm names (v0.19 suggestion services). Which ones launch can run locally is the
-# local backend's business; the spec only knows what Katib knows.
+# Katib's algorithm names (v0.19 katib-config.yaml, suggestion services).
 KATIB_ALGORITHMS = (
     "random",
     "tpe",
@@ -36,7 +45,45 @@ KATIB_ALGORITHMS = (
     "darts",
 )
 
+# Katib knows these but launch cannot generate a correct Experiment (or a local run) for them.
+UNSUPPORTED_ALGORITHMS = {
+    "hyperband": (
+        "hyperband rewrites trials with a resource parameter and needs parallelTrialCount >= "
+        "eta**floor(log(r_l)/log(eta)); launch does not generate it"
+    ),
+    "pbt": "pbt needs checkpoint volumes and trial restarts that launch does not generate",
+    "enas": "enas is neural architecture search (nasConfig), not a hyperparameter search",
+    "darts": "darts is neural architecture search (nasConfig), not a hyperparameter search",
+}
+
+# The suggestion service behind each algorithm in Katib v0.19 (katib-config.yaml):
+# random, tpe -> hyperopt; grid, multivariate-tpe -> optuna; cmaes, sobol -> goptuna;
+# bayesianoptimization -> skopt.
+OPTUNA_ALGORITHMS = frozenset({"grid", "multivariate-tpe"})
+GOPTUNA_ALGORITHMS = frozenset({"cmaes", "sobol"})
+
+DEFAULT_MAX_TRIALS = 12
+DEFAULT_PARALLEL_TRIALS = 3  # Katib's DefaultTrialParallelCount
+DEFAULT_MAX_FAILED_TRIALS = 3
+MAX_COUNT = 2**31 - 1  # Katib's counts are int32
+
+# Flags launch passes itself or Draccus reserves: a parameter or fixed key by these names clashes.
+RESERVED_FLAGS = ("tensorboard_dir", "config_path", "help")
+
+# Categorical values are substituted by Katib as text into the trial's `sh -c` string; this set
+# needs no shell quoting, contains no `$` (Kubernetes expands `$(VAR)`), no quotes or backslashes
+# (JSON, and launch's single quotes), and no spaces.
+CATEGORICAL_VALUE_RE = re.compile(r"^[A-Za-z0-9._+:/@%=,-]+$")
+CATEGORICAL_VALUE_CHARS = "letters, digits and . _ + : / @ % = , -"
+
 Distribution = Literal["uniform", "logUniform", "normal", "logNormal"]
+
+# Decimal numbers that Go's strconv.ParseFloat, Python's float() and numpy all read the same way.
+_DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# A TensorBoard tag path: segments of safe characters separated by single `/`.
+_METRIC_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 
 class _Strict(BaseModel):
@@ -44,7 +91,7 @@ class _Strict(BaseModel):
 
 
 def _number_text(value: Any) -> str:
-    """Canonical Katib string for a number given quoted or unquoted (`1e-4` quoted stays as typed)."""
+    """Canonical Katib string for a number given quoted or unquoted (a quoted one stays as typed)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {str(value).lower()}")
     if isinstance(value, int):
@@ -55,14 +102,21 @@ def _number_text(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ValueError(f"expected a finite number, got {value!r}")
+        # Stricter than float(): Katib's Go services reject `1_000`, ` inf`, `0x10`.
+        if not _DECIMAL_RE.match(text):
+            raise ValueError(f"expected a decimal number, got {value!r}")
         return text
     raise ValueError(f"expected a number, got {type(value).__name__}")
+
+
+def _count(value: Any) -> Any:
+    # pydantic's lax mode reads `true` as 1: a count must be written as a number.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {str(value).lower()}")
+    return value
+
+
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 
 
 class FeasibleSpace(_Strict):
@@ -88,11 +142,14 @@ class FeasibleSpace(_Strict):
             raise ValueError("expected a list")
         out = []
         for item in value:
+            # The loader keeps plain scalars here as typed (`on`, `1:30`); these branches serve
+            # specs built in code.
             if isinstance(item, bool):
-                # YAML turned `on`/`yes`/`true` into a bool: keep the word a program will see.
                 out.append(str(item).lower())
-            elif isinstance(item, int | float | str):
-                out.append(_number_text(item) if not isinstance(item, str) else item)
+            elif isinstance(item, int | float):
+                out.append(_number_text(item))
+            elif isinstance(item, str):
+                out.append(item)
             else:
                 raise ValueError(f"list items must be scalars, got {type(item).__name__}")
         return tuple(out)
@@ -124,6 +181,14 @@ class Objective(_Strict):
     additionalMetricNames: tuple[str, ...] = ()
     goal: float | None = None
     metricStrategies: tuple[MetricStrategy, ...] = ()
+
+    @field_validator("goal", mode="before")
+    @classmethod
+    def _goal(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        # Katib's goal is a float64 in JSON: no bools, no inf/nan.
+        return float(_number_text(value))
 
     def strategy(self, metric: str) -> str:
         """The metricStrategy for `metric`; Katib's default is the objective's direction."""
@@ -164,7 +229,7 @@ class Algorithm(_Strict):
         return None
 
 
-Seeds = Annotated[int, Field(ge=1)] | tuple[int, ...]
+Seeds = Annotated[int, Field(ge=1, le=100_000)] | tuple[Annotated[int, Field(ge=0)], ...]
 
 
 class LaunchSpec(_Strict):
@@ -173,11 +238,43 @@ class LaunchSpec(_Strict):
     objective: Objective
     algorithm: Algorithm = Algorithm()
     parameters: tuple[Parameter, ...] = ()
-    parallelTrialCount: Annotated[int, Field(ge=1)] | None = None
-    maxTrialCount: Annotated[int, Field(ge=1)] | None = None
-    maxFailedTrialCount: Annotated[int, Field(ge=0)] | None = None
+    parallelTrialCount: Count | None = None
+    maxTrialCount: Count | None = None
+    maxFailedTrialCount: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
     seeds: Seeds | None = None
     fixed: Mapping[str, Scalar] = Field(default_factory=dict)
+
+    @field_validator("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", mode="before")
+    @classmethod
+    def _counts(cls, value: Any) -> Any:
+        return _count(value)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            if not value:
+                raise ValueError("expected a seed count or a non-empty list of seeds")
+            for item in value:
+                _count(item)
+            if len(set(value)) != len(value):
+                raise ValueError("the seed list has duplicates")
+            return tuple(value)
+        return _count(value)
+
+    @field_validator("fixed", mode="before")
+    @classmethod
+    def _fixed(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"keys must be flag names, got {key!r}")
+                if not isinstance(item, str | int | float | bool):
+                    raise ValueError(
+                        f"`{key}` must be a single value, got {type(item).__name__}; "
+                        "quote it to pass text such as a list"
+                    )
+        return value
 
     @property
     def seed_values(self) -> tuple[int, ...]:
@@ -194,38 +291,59 @@ _GENERATED = {
     "trialTemplate": "launch generates the trial template from the command after `--`",
     "metricsCollectorSpec": "launch always uses the TensorFlowEvent collector on --tensorboard_dir",
     "earlyStopping": (
-        "Katib's early stopping crashes the TensorFlowEvent metrics collector's sidecar; "
-        "remove earlyStopping"
+        "Katib's early stopping crashes the TensorFlowEvent metrics collector's sidecar"
     ),
     "nasConfig": "neural architecture search (enas, darts) is not supported by launch",
     "resumePolicy": "launch sets the resume policy itself",
 }
 
-_FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Keys of a whole Experiment document; `metadata` is ignored (launch names the Experiment).
+_DOCUMENT_KEYS = ("apiVersion", "kind", "metadata", "spec")
+_API_VERSION = "kubeflow.org/v1beta1"
 
 
 # --------------------------------------------------------------------------- YAML with lines
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key and sequence item."""
+    """SafeLoader; lines and raw scalars are read from its node tree (see `_walk`)."""
 
 
-def _compose_lines(
-    node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]
+Path = tuple[str | int, ...]
+
+
+def _walk(
+    node: yaml.Node,
+    path: Path,
+    lines: dict[Path, int],
+    raw: dict[Path, str],
+    filename: str,
 ) -> None:
+    """Record the line of every key and item, the text of every plain scalar; refuse duplicate keys."""
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _compose_lines(value_node, (*path, key), lines)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                # PyYAML silently keeps the last one: a second `parameters:` would hide the first.
+                raise SpecError(
+                    f"{filename}:{line}: {_format_path((*path, key))}: duplicate key "
+                    f"(first on line {seen[key]})",
+                    hint=f"merge the two `{key}:` entries into one",
+                )
+            seen[key] = line
+            lines[(*path, key)] = line
+            _walk(value_node, (*path, key), lines, raw, filename)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _compose_lines(item, (*path, index), lines)
+            _walk(item, (*path, index), lines, raw, filename)
+    elif isinstance(node, yaml.ScalarNode) and node.style is None:
+        raw[path] = node.value
 
 
-def _format_path(path: tuple[str | int, ...]) -> str:
+def _format_path(path: Path) -> str:
     text = ""
     for part in path:
         if isinstance(part, int):
@@ -241,28 +359,45 @@ class SpecSource:
     def __init__(
         self,
         filename: str,
-        lines: dict[tuple[str | int, ...], int],
-        prefix: tuple[str | int, ...] = (),
+        lines: dict[Path, int],
+        prefix: Path = (),
     ):
         self.filename = filename
         self.lines = lines
         self.prefix = prefix
 
-    def where(self, path: tuple[str | int, ...]) -> str:
-        """`file:line: field.path` for a path inside the spec mapping."""
+    def line(self, path: Path) -> int | None:
         full = (*self.prefix, *path)
-        line = None
         for cut in range(len(full), -1, -1):
             line = self.lines.get(full[:cut])
             if line is not None:
-                break
+                return line
+        return None
+
+    def where(self, path: Path) -> str:
+        """`file:line: field.path` for a path inside the spec mapping."""
+        line = self.line(path)
         location = f"{self.filename}:{line}" if line is not None else self.filename
         return f"{location}: {_format_path(path)}"
 
-    def error(
-        self, path: tuple[str | int, ...], message: str, hint: str | None = None
-    ) -> SpecError:
+    def error(self, path: Path, message: str, hint: str | None = None) -> SpecError:
         return SpecError(f"{self.where(path)}: {message}", hint=hint)
+
+
+# Where each parsed spec came from, so later steps (apply_seeds, coercion_warnings) can still
+# name file:line. Kept beside the model: a private attribute would break `==` between specs.
+_SOURCES: dict[int, SpecSource] = {}
+
+
+def _remember(spec: LaunchSpec, source: SpecSource) -> None:
+    if id(spec) not in _SOURCES:
+        weakref.finalize(spec, _SOURCES.pop, id(spec), None)
+    _SOURCES[id(spec)] = source
+
+
+def source_of(spec: LaunchSpec) -> SpecSource | None:
+    """The file and lines a spec was parsed from (None for a spec built in code)."""
+    return _SOURCES.get(id(spec))
 
 
 # --------------------------------------------------------------------------- loading
@@ -280,34 +415,100 @@ def load(path: str) -> LaunchSpec:
     return parse(text, filename=path)
 
 
+def _keep_typed(data: dict[str, Any], raw: dict[Path, str], prefix: Path) -> None:
+    """Put back the text the user typed for plain scalars in `list:` items and `fixed` values.
+
+    YAML 1.1 reads `on` as True and `1:30` as 90; the program should get `on` and `1:30` (Draccus
+    then parses it as it parses any flag; `coercion_warnings` says what it will make of it).
+    """
+    parameters = data.get("parameters")
+    if isinstance(parameters, list):
+        for index, param in enumerate(parameters):
+            space = param.get("feasibleSpace") if isinstance(param, dict) else None
+            items = space.get("list") if isinstance(space, dict) else None
+            if isinstance(items, list):
+                for position, item in enumerate(items):
+                    text = raw.get(
+                        (*prefix, "parameters", index, "feasibleSpace", "list", position)
+                    )
+                    if text is not None and (item is None or not isinstance(item, str)):
+                        items[position] = text
+    fixed = data.get("fixed")
+    if isinstance(fixed, dict):
+        for key, item in fixed.items():
+            text = raw.get((*prefix, "fixed", str(key)))
+            if text is not None and (item is None or not isinstance(item, str)):
+                fixed[key] = text
+
+
 def parse(text: str, *, filename: str = "search.yaml") -> LaunchSpec:
     """Parse search.yaml text into a validated LaunchSpec, or raise SpecError naming file:line: field."""
+    loader = _LineLoader(text)
     try:
-        node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark is not None else filename
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(
-            f"{where}: not valid YAML: {problem}", hint="check indentation and quoting"
+            f"{where}: not valid YAML: {problem}",
+            hint="check indentation and quoting (a value with `: ` or `#` needs quotes)",
         ) from None
-    lines: dict[tuple[str | int, ...], int] = {}
+    finally:
+        loader.dispose()
+    lines: dict[Path, int] = {}
+    raw: dict[Path, str] = {}
     if node is not None:
-        _compose_lines(node, (), lines)
+        _walk(node, (), lines, raw, filename)
     if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise SpecError(
-            f"{filename}: expected a mapping with `objective`, `parameters`, ...; got {type(data).__name__}",
-            hint="see examples/quickstart/search.yaml",
+            f"{filename}:1: expected a mapping with `objective`, `parameters`, ...; got {got}",
+            hint="start from examples/quickstart/search.yaml",
         )
-    prefix: tuple[str | int, ...] = ()
-    if data.get("kind") == "Experiment" or "apiVersion" in data:
-        spec = data.get("spec")
-        if not isinstance(spec, dict):
-            raise SpecError(f"{filename}: spec: an Experiment document needs a `spec` mapping")
-        data, prefix = spec, ("spec",)
+    prefix: Path = ()
+    if "apiVersion" in data or "kind" in data:
+        data, prefix = _unwrap_document(data, SpecSource(filename, lines)), ("spec",)
+    _keep_typed(data, raw, prefix)
     source = SpecSource(filename, lines, prefix)
     return validate(data, source)
+
+
+def _unwrap_document(data: dict[str, Any], top: SpecSource) -> dict[str, Any]:
+    """The `spec` of a whole Experiment document, after checking its envelope."""
+    for key in data:
+        if key not in _DOCUMENT_KEYS:
+            close = difflib.get_close_matches(str(key), _DOCUMENT_KEYS, n=1)
+            raise top.error(
+                (str(key),),
+                f"unknown field `{key}` in an Experiment document",
+                hint=f"did you mean `{close[0]}`?"
+                if close
+                else f"keep only {', '.join(_DOCUMENT_KEYS)}",
+            )
+    if data.get("apiVersion") != _API_VERSION:
+        raise top.error(
+            ("apiVersion",),
+            f"expected apiVersion {_API_VERSION}, got {data.get('apiVersion')!r}",
+            hint=f"write `apiVersion: {_API_VERSION}`, or give the bare spec without the envelope",
+        )
+    if data.get("kind") != "Experiment":
+        raise top.error(
+            ("kind",),
+            f"expected kind Experiment, got {data.get('kind')!r}",
+            hint="write `kind: Experiment`, or give the bare spec without the envelope",
+        )
+    if "metadata" in data and not isinstance(data["metadata"], dict):
+        raise top.error(("metadata",), "expected a mapping", hint="remove `metadata`")
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        raise top.error(
+            ("spec",),
+            "an Experiment document needs a `spec` mapping",
+            hint="put objective, algorithm and parameters under `spec:`",
+        )
+    return spec
 
 
 def validate(data: dict[str, Any], source: SpecSource) -> LaunchSpec:
@@ -320,12 +521,13 @@ def validate(data: dict[str, Any], source: SpecSource) -> LaunchSpec:
     try:
         spec = LaunchSpec.model_validate(data)
     except ValidationError as exc:
-        raise _translate(exc, data, source) from None
+        raise _translate(exc, source) from None
+    _remember(spec, source)
     check_rules(spec, source)
     return spec
 
 
-def _known_fields(data: Any, loc: tuple[str | int, ...]) -> list[str]:
+def _known_fields(loc: Path) -> list[str]:
     """Field names allowed where an unknown key `loc[-1]` was found (for did-you-mean)."""
     model: type[BaseModel] | None = LaunchSpec
     for part in loc[:-1]:
@@ -350,7 +552,7 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _translate(exc: ValidationError, data: dict[str, Any], source: SpecSource) -> SpecError:
+def _translate(exc: ValidationError, source: SpecSource) -> SpecError:
     """Turn pydantic's first error into one `file:line: field: message` + hint."""
     # An unknown key explains more than the "missing" error it usually causes (a typo'd name).
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
@@ -359,7 +561,7 @@ def _translate(exc: ValidationError, data: dict[str, Any], source: SpecSource) -
     kind = err["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        known = _known_fields(data, loc)
+        known = _known_fields(loc)
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f"did you mean `{close[0]}`?" if close else f"known fields here: {', '.join(known)}"
         return source.error(loc, f"unknown field `{key}`", hint=hint)
@@ -367,7 +569,12 @@ def _translate(exc: ValidationError, data: dict[str, Any], source: SpecSource) -
         return source.error(loc, "required field is missing", hint=f"add `{loc[-1]}:`")
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        return source.error(loc, f"{err['input']!r} is not allowed", hint=f"use one of {expected}")
+        got = err["input"]
+        close = difflib.get_close_matches(str(got), re.findall(r"'([^']*)'", expected), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"use one of {expected}"
+        return source.error(loc, f"{got!r} is not allowed", hint=hint)
+    if kind in ("greater_than_equal", "less_than_equal"):
+        return source.error(loc, err["msg"].lower(), hint=f"set `{loc[-1]}` within that range")
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
@@ -376,7 +583,323 @@ def _translate(exc: ValidationError, data: dict[str, Any], source: SpecSource) -
 
 def _is_union_tag(part: str) -> bool:
     # pydantic adds union member tags like "int" or "tuple[int, ...]" to locations.
-    return part in ("int", "str", "float", "bool") or "[" in part or part.startswith("function-")
+    return (
+        part in ("int", "str", "float", "bool", "constrained-int")
+        or "[" in part
+        or part.startswith("function-")
+    )
+
+
+# --------------------------------------------------------------------------- algorithm settings
+
+# A checker returns None when the value is valid, else what is wrong with it.
+_Checker = Callable[[str], str | None]
+
+
+def _int_at_least(low: int) -> _Checker:
+    def check(value: str) -> str | None:
+        # Digits only: Python's int() (hyperopt, optuna, skopt) and Go's strconv.Atoi (goptuna)
+        # disagree on `1_000` and ` 3`.
+        if not _INT_RE.match(value) or int(value) < low:
+            return f"expected a whole number >= {low}, got {value!r}"
+        return None
+
+    return check
+
+
+def _float_in(
+    low: float, high: float | None, *, low_open: bool, high_open: bool = True
+) -> _Checker:
+    def check(value: str) -> str | None:
+        number = float(value) if _DECIMAL_RE.match(value) else math.nan
+        low_ok = number > low if low_open else number >= low
+        high_ok = high is None or (number < high if high_open else number <= high)
+        if not (low_ok and high_ok):
+            left = "(" if low_open else "["
+            right = "inf)" if high is None else (f"{high})" if high_open else f"{high}]")
+            return f"expected a number in {left}{low}, {right}, got {value!r}"
+        return None
+
+    return check
+
+
+def _one_of(*choices: str) -> _Checker:
+    def check(value: str) -> str | None:
+        if value not in choices:
+            return f"expected one of {', '.join(choices)}, got {value!r}"
+        return None
+
+    return check
+
+
+_RANDOM_STATE = _int_at_least(0)
+
+# Setting names and value checks of each suggestion service's ValidateAlgorithmSettings (v0.19).
+# launch is stricter where a service accepts a value it then ignores or crashes on.
+ALGORITHM_SETTINGS: dict[str, dict[str, _Checker]] = {
+    # pkg/suggestion/v1beta1/hyperopt/service.py
+    "random": {"random_state": _RANDOM_STATE},
+    "tpe": {
+        "gamma": _float_in(0.0, 1.0, low_open=True),
+        "prior_weight": _float_in(0.0, None, low_open=True),
+        "n_EI_candidates": _int_at_least(1),
+        "random_state": _RANDOM_STATE,
+    },
+    # pkg/suggestion/v1beta1/optuna/service.py
+    "grid": {"random_state": _RANDOM_STATE},
+    "multivariate-tpe": {
+        "n_startup_trials": _int_at_least(0),
+        # Optuna accepts 0 here but then has no candidate to pick from.
+        "n_ei_candidates": _int_at_least(1),
+        "random_state": _RANDOM_STATE,
+    },
+    # pkg/suggestion/v1beta1/goptuna/converter.go (unknown names are silently ignored there)
+    "cmaes": {
+        "random_state": _RANDOM_STATE,
+        "sigma": _float_in(0.0, None, low_open=True),
+        # goptuna: "none" (lowercase only), "ipop", "bipop"
+        "restart_strategy": _one_of("none", "ipop", "bipop"),
+    },
+    # goptuna's sobol sampler takes no setting at all
+    "sobol": {},
+    # pkg/suggestion/v1beta1/skopt/service.py
+    "bayesianoptimization": {
+        "base_estimator": _one_of("GP", "RF", "ET", "GBRT"),
+        "n_initial_points": _int_at_least(0),
+        # EIps/PIps pass Katib's validation but skopt then expects (value, time) pairs and the
+        # suggestion service crashes on the first tell().
+        "acq_func": _one_of("gp_hedge", "LCB", "EI", "PI"),
+        "acq_optimizer": _one_of("auto", "sampling", "lbfgs"),
+        "random_state": _RANDOM_STATE,
+    },
+}
+
+
+# --------------------------------------------------------------------------- grid arithmetic
+
+
+def _double_grid(low: float, high: float, step: float) -> tuple[int, float]:
+    """(length, delta) of Katib's `np.arange(min, max + step, step)` minus a last value > max.
+
+    numpy's length is ceil((stop - start) / step); it fills start + i * delta with
+    delta = (start + step) - start (pkg/suggestion/v1beta1/internal/search_space.py).
+    """
+    length = max(math.ceil((high + step - low) / step), 0)
+    delta = (low + step) - low
+    if length >= 1 and low + (length - 1) * delta > high:
+        length -= 1
+    return length, delta
+
+
+def grid_values(param: Parameter) -> tuple[str, ...]:
+    """The values Katib's grid enumerates for one parameter, as the trial receives them."""
+    space = param.feasibleSpace
+    if param.parameterType in ("discrete", "categorical"):
+        return space.list or ()
+    if space.min is None or space.max is None:
+        raise ValueError(f"parameter {param.name} has no min/max")
+    if param.parameterType == "int":
+        step = int(space.step) if space.step else 1
+        return tuple(str(v) for v in range(int(space.min), int(space.max) + 1, step))
+    if not space.step:
+        raise ValueError(f"double parameter {param.name} needs a step for grid")
+    low = float(space.min)
+    length, delta = _double_grid(low, float(space.max), float(space.step))
+    # numpy stores start itself first (so -0.0 stays -0.0), then start + i * delta.
+    return tuple(repr(low if i == 0 else low + i * delta) for i in range(length))
+
+
+def grid_size(param: Parameter) -> int:
+    """len(grid_values(param)) without building the list."""
+    space = param.feasibleSpace
+    if param.parameterType in ("discrete", "categorical"):
+        return len(space.list or ())
+    if space.min is None or space.max is None:
+        raise ValueError(f"parameter {param.name} has no min/max")
+    if param.parameterType == "int":
+        step = int(space.step) if space.step else 1
+        return len(range(int(space.min), int(space.max) + 1, step))
+    if not space.step:
+        raise ValueError(f"double parameter {param.name} needs a step for grid")
+    return _double_grid(float(space.min), float(space.max), float(space.step))[0]
+
+
+def grid_combinations(parameters: Iterable[Parameter]) -> int:
+    """The number of grid points Katib's grid algorithm can suggest (product of the axes)."""
+    return math.prod(grid_size(param) for param in parameters)
+
+
+# --------------------------------------------------------------------------- counts
+
+
+@dataclass(frozen=True)
+class Counts:
+    """parallelTrialCount, maxTrialCount, maxFailedTrialCount as launch sets them (all set)."""
+
+    parallel: int
+    max_trials: int
+    max_failed: int
+
+
+def _max_trials(spec: LaunchSpec) -> tuple[int, str]:
+    """(maxTrialCount, where it comes from); the same before and after apply_seeds."""
+    seeds = len(spec.seed_values)
+    if not spec.parameters and seeds:
+        return spec.maxTrialCount or seeds, "the number of seeds"
+    if spec.algorithm.algorithmName == "grid":
+        if spec.maxTrialCount is not None:
+            base, why = spec.maxTrialCount, "maxTrialCount"
+        else:
+            base, why = grid_combinations(spec.parameters), "the number of grid combinations"
+        if seeds:
+            # maxTrialCount counts configs; every config runs once per seed.
+            return base * seeds, f"{why} x {seeds} seeds"
+        return base, why
+    if spec.maxTrialCount is not None:
+        return spec.maxTrialCount, "maxTrialCount"
+    return DEFAULT_MAX_TRIALS, "launch's default"
+
+
+def resolve_counts(spec: LaunchSpec) -> Counts:
+    """The counts launch always sets: explicit values, else the documented defaults.
+
+    maxTrialCount: grid combinations (x seeds) for grid, N for a pure seed sweep, else 12;
+    with seeds an explicit grid maxTrialCount counts configs and is multiplied by N.
+    parallelTrialCount and maxFailedTrialCount: min(3, maxTrialCount). Katib fails an
+    Experiment once `failed >= maxFailedTrialCount` (status_util.go), so 3 stops at the 3rd failure.
+    Gives the same answer for a spec and for apply_seeds(spec).
+    """
+    max_trials = _max_trials(spec)[0]
+    parallel = spec.parallelTrialCount
+    if parallel is None:
+        parallel = min(DEFAULT_PARALLEL_TRIALS, max_trials)
+    max_failed = spec.maxFailedTrialCount
+    if max_failed is None:
+        max_failed = min(DEFAULT_MAX_FAILED_TRIALS, max_trials)
+    return Counts(parallel=parallel, max_trials=max_trials, max_failed=max_failed)
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def _cli_seeds(seeds: int | list[int] | tuple[int, ...]) -> int | tuple[int, ...]:
+    """Validate --seeds the way the `seeds` field is validated."""
+    if isinstance(seeds, bool):
+        raise SpecError(f"--seeds: expected a number, got {seeds}", hint="pass --seeds N")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise SpecError(f"--seeds: expected N >= 1, got {seeds}", hint="pass --seeds N")
+        return seeds
+    values = tuple(seeds)
+    if not values or any(isinstance(v, bool) or v < 0 for v in values):
+        raise SpecError(
+            f"--seeds: expected non-negative seeds, got {list(values)}", hint="pass --seeds N"
+        )
+    if len(set(values)) != len(values):
+        raise SpecError("--seeds: the seed list has duplicates", hint="list each seed once")
+    return values
+
+
+def apply_seeds(
+    spec: LaunchSpec,
+    *,
+    seeds: int | list[int] | tuple[int, ...] | None = None,
+    seed_flag: str = "seed",
+) -> LaunchSpec:
+    """Fold seeds into the search space; `seeds` (from --seeds) overrides the spec's `seeds`.
+
+    A pure seed sweep becomes a grid over one parameter `seed_flag` (int 0..N-1, or a discrete
+    list), maxTrialCount N; grid x seeds gains a seed axis and maxTrialCount is multiplied by N.
+    The result has `seeds` cleared, so applying it twice is harmless. Other algorithms x seeds
+    are not one Katib Experiment: SpecError. A spec with no parameters and no seeds is refused.
+    """
+    source = source_of(spec) or SpecSource("search.yaml", {})
+    from_cli = seeds is not None
+    if seeds is not None:
+        spec = _with_source(spec.model_copy(update={"seeds": _cli_seeds(seeds)}), source_of(spec))
+    if spec.seeds is None:
+        if not spec.parameters:
+            raise source.error(
+                ("parameters",),
+                "nothing to search: no parameters and no seeds",
+                hint="add a parameter under `parameters:`, or pass --seeds N for a seed sweep",
+            )
+        return spec
+
+    def fail(message: str, hint: str) -> SpecError:
+        if from_cli:
+            return SpecError(f"--seeds: {message}", hint=hint)
+        return source.error(("seeds",), message, hint=hint)
+
+    _check_seed_flag(spec, seed_flag, fail)
+    values = spec.seed_values
+    if isinstance(spec.seeds, int) and spec.seeds > 1:
+        space = FeasibleSpace(min="0", max=str(spec.seeds - 1), step="1")
+        seed_param = Parameter(name=seed_flag, parameterType="int", feasibleSpace=space)
+    else:
+        # An explicit list, or one seed (an int range needs min < max).
+        seed_param = Parameter(
+            name=seed_flag,
+            parameterType="discrete",
+            feasibleSpace=FeasibleSpace(list=tuple(str(v) for v in values)),
+        )
+    max_trials, _ = _max_trials(spec)
+    if not spec.parameters:
+        algorithm = Algorithm(algorithmName="grid")
+        if max_trials > len(values):
+            raise fail(
+                f"maxTrialCount ({max_trials}) exceeds the number of seeds ({len(values)})",
+                hint="remove maxTrialCount (a seed sweep runs every seed once), or pass more --seeds",
+            )
+    elif spec.algorithm.algorithmName == "grid":
+        algorithm = spec.algorithm
+    else:
+        raise fail(
+            f"seeds with algorithm {spec.algorithm.algorithmName} cannot be one Katib Experiment "
+            "(each sampled config would need one trial per seed)",
+            hint="use algorithmName: grid to run every config once per seed, or drop seeds "
+            "and --seeds for this search",
+        )
+    if spec.parallelTrialCount is not None and spec.parallelTrialCount > max_trials:
+        raise fail(
+            f"parallelTrialCount ({spec.parallelTrialCount}) exceeds maxTrialCount "
+            f"({max_trials}) of the seed sweep",
+            hint=f"set parallelTrialCount to at most {max_trials}",
+        )
+    result = spec.model_copy(
+        update={
+            "parameters": (*spec.parameters, seed_param),
+            "algorithm": algorithm,
+            "maxTrialCount": max_trials,
+            "seeds": None,
+        }
+    )
+    return _with_source(result, source_of(spec))
+
+
+def _with_source(spec: LaunchSpec, source: SpecSource | None) -> LaunchSpec:
+    if source is not None:
+        _remember(spec, source)
+    return spec
+
+
+def _check_seed_flag(
+    spec: LaunchSpec, seed_flag: str, fail: Callable[[str, str], SpecError]
+) -> None:
+    """The seed parameter must be a usable flag distinct from every searched and fixed name."""
+    if not _FIELD_RE.match(seed_flag):
+        raise fail(f"seed flag `{seed_flag}` cannot be a Draccus flag", "use e.g. seed")
+    for name in (*(p.name for p in spec.parameters), *spec.fixed):
+        if _names_clash(name, seed_flag):
+            raise fail(
+                f"the seed flag `--{seed_flag}` clashes with `{name}` in the spec",
+                f"rename `{name}`, or drop seeds and search `{seed_flag}` as a parameter",
+            )
+
+
+def _names_clash(a: str, b: str) -> bool:
+    """Same flag, or one is a Draccus parent of the other (`optim` and `optim.lr`)."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
 
 # --------------------------------------------------------------------------- Katib rules
@@ -384,69 +907,116 @@ def _is_union_tag(part: str) -> bool:
 
 def check_rules(spec: LaunchSpec, source: SpecSource) -> None:
     """Katib's admission webhook rules and the runtime traps of DESIGN.md, with file:line: field."""
-    if not spec.parameters and not spec.seeds:
-        raise source.error(
-            ("parameters",),
-            "nothing to search: no parameters and no seeds",
-            hint="add a parameter under `parameters:` or pass --seeds N",
-        )
-    names: set[str] = set()
+    algorithm = spec.algorithm.algorithmName
+    _check_algorithm_name(algorithm, source)
+    # No parameters and no seeds is refused by apply_seeds: --seeds may still supply the sweep.
+    _check_names(spec, source)
     for index, param in enumerate(spec.parameters):
-        where = ("parameters", index)
-        if not _FIELD_RE.match(param.name):
+        _check_space(param, source, ("parameters", index))
+        _check_for_algorithm(param, algorithm, source, ("parameters", index))
+    _check_settings(spec.algorithm, source)
+    _check_objective(spec.objective, source)
+    _check_fixed_values(spec, source)
+    if algorithm == "cmaes" and spec.parameters:
+        numeric = sum(p.parameterType in ("double", "int") for p in spec.parameters)
+        if numeric < 2:
             raise source.error(
-                (*where, "name"),
-                f"`{param.name}` cannot be a Draccus flag",
-                hint="use letters, digits and `_`, with `.` for nested fields (e.g. optim.lr)",
+                ("parameters",),
+                f"cmaes needs at least 2 double or int parameters, got {numeric}",
+                hint="add a double/int parameter or use algorithmName: tpe",
             )
-        if param.name in names:
-            raise source.error(
-                (*where, "name"), f"parameter `{param.name}` is listed twice", hint="remove one"
-            )
-        names.add(param.name)
-        _check_space(param, source, where)
-    for key in spec.fixed:
-        if not _FIELD_RE.match(key):
-            raise source.error(
-                ("fixed", key),
-                f"`{key}` cannot be a Draccus flag",
-                hint="use a field path like optim.lr",
-            )
-        if key in names:
-            raise source.error(
-                ("fixed", key),
-                f"`{key}` is both fixed and searched",
-                hint=f"remove `{key}` from `fixed` or from `parameters`",
-            )
-    objective = spec.objective
-    if objective.objectiveMetricName in objective.additionalMetricNames:
+    # The seed flag's clash checks wait for apply_seeds: the flag name is a setting.
+    if spec.seeds is not None and spec.parameters and algorithm != "grid":
         raise source.error(
-            ("objective", "additionalMetricNames"),
-            f"the objective `{objective.objectiveMetricName}` must not be repeated in additionalMetricNames",
-            hint=f"remove `{objective.objectiveMetricName}` from additionalMetricNames",
+            ("seeds",),
+            f"seeds with algorithm {algorithm} cannot be one Katib Experiment "
+            "(each sampled config would need one trial per seed)",
+            hint="use algorithmName: grid to run every config once per seed, or remove seeds",
         )
-    if (
-        spec.parallelTrialCount is not None
-        and spec.maxTrialCount is not None
-        and spec.parallelTrialCount > spec.maxTrialCount
-    ):
+    _check_counts(spec, source)
+
+
+def _check_algorithm_name(algorithm: str, source: SpecSource) -> None:
+    where = ("algorithm", "algorithmName")
+    if algorithm in UNSUPPORTED_ALGORITHMS:
         raise source.error(
-            ("parallelTrialCount",),
-            f"parallelTrialCount ({spec.parallelTrialCount}) exceeds maxTrialCount ({spec.maxTrialCount})",
-            hint=f"set parallelTrialCount to at most {spec.maxTrialCount}",
+            where,
+            f"algorithm `{algorithm}` is not supported by launch: {UNSUPPORTED_ALGORITHMS[algorithm]}",
+            hint="use algorithmName: tpe, multivariate-tpe, random, grid, cmaes, sobol "
+            "or bayesianoptimization",
         )
-    if spec.algorithm.algorithmName not in KATIB_ALGORITHMS:
-        close = difflib.get_close_matches(spec.algorithm.algorithmName, KATIB_ALGORITHMS, n=1)
+    if algorithm not in KATIB_ALGORITHMS:
+        close = difflib.get_close_matches(algorithm, KATIB_ALGORITHMS, n=1)
         raise source.error(
-            ("algorithm", "algorithmName"),
-            f"unknown algorithm `{spec.algorithm.algorithmName}`",
+            where,
+            f"unknown algorithm `{algorithm}`",
             hint=f"did you mean `{close[0]}`?"
             if close
-            else f"use one of {', '.join(KATIB_ALGORITHMS)}",
+            else f"use one of {', '.join(a for a in KATIB_ALGORITHMS if a not in UNSUPPORTED_ALGORITHMS)}",
         )
 
 
-def _check_space(param: Parameter, source: SpecSource, where: tuple[str | int, ...]) -> None:
+def _check_names(spec: LaunchSpec, source: SpecSource) -> None:
+    """Every searched and fixed name is a Draccus flag, unique, and unique as a trialParameter."""
+    names: dict[str, Path] = {}
+    trial_names: dict[str, str] = {}
+    entries: list[tuple[str, Path]] = [
+        (param.name, ("parameters", index, "name")) for index, param in enumerate(spec.parameters)
+    ]
+    entries += [(key, ("fixed", key)) for key in spec.fixed]
+    for name, where in entries:
+        kind = "fixed flag" if where[0] == "fixed" else "parameter name"
+        if not _FIELD_RE.match(name) or any(keyword.iskeyword(part) for part in name.split(".")):
+            raise source.error(
+                where,
+                f"{kind} `{name}` cannot be a Draccus flag",
+                hint="use a dataclass field path: letters, digits and `_`, `.` for nesting "
+                "(e.g. optim.lr)",
+            )
+        for reserved in RESERVED_FLAGS:
+            if _names_clash(name, reserved):
+                raise source.error(
+                    where,
+                    f"{kind} `{name}` clashes with `--{reserved}`, which "
+                    + (
+                        "launch passes to every trial"
+                        if reserved == "tensorboard_dir"
+                        else "Draccus reserves"
+                    ),
+                    hint=f"rename the field in your config dataclass and here (not `{reserved}`)",
+                )
+        for other, other_where in names.items():
+            if name == other:
+                twice = "fixed and searched" if other_where[0] != where[0] else "listed twice"
+                raise source.error(
+                    where,
+                    f"`{name}` is {twice}",
+                    hint=f"remove `{name}` from `fixed` or from `parameters`"
+                    if other_where[0] != where[0]
+                    else "keep only one",
+                )
+            if _names_clash(name, other):
+                raise source.error(
+                    where,
+                    f"`{name}` and `{other}` set the same Draccus field twice (one nests in "
+                    "the other)",
+                    hint=f"keep only one of `{name}` and `{other}`",
+                )
+        names[name] = where
+        if where[0] == "parameters":
+            param = spec.parameters[int(where[1])]
+            trial_name = param.trial_parameter_name
+            if trial_name in trial_names:
+                raise source.error(
+                    where,
+                    f"`{name}` and `{trial_names[trial_name]}` map to the same Katib "
+                    f"trialParameter `{trial_name}` (`.` becomes `__`)",
+                    hint="rename one of them; avoid `__` in names next to dotted ones",
+                )
+            trial_names[trial_name] = name
+
+
+def _check_space(param: Parameter, source: SpecSource, where: Path) -> None:
     space = param.feasibleSpace
     at = (*where, "feasibleSpace")
     if param.parameterType in ("double", "int"):
@@ -455,7 +1025,7 @@ def _check_space(param: Parameter, source: SpecSource, where: tuple[str | int, .
             raise source.error(
                 (*at, missing),
                 f"{param.parameterType} parameter `{param.name}` needs `{missing}`",
-                hint=f"add `{missing}:`",
+                hint=f"add `{missing}:` under feasibleSpace",
             )
         if space.list is not None:
             raise source.error(
@@ -466,7 +1036,7 @@ def _check_space(param: Parameter, source: SpecSource, where: tuple[str | int, .
         if param.parameterType == "int":
             for key in ("min", "max", "step"):
                 text = getattr(space, key)
-                if text is not None and not re.fullmatch(r"[+-]?\d+", text):
+                if text is not None and not _INT_RE.match(text):
                     raise source.error(
                         (*at, key),
                         f"int parameter `{param.name}` needs an integer {key}, got {text!r}",
@@ -477,40 +1047,408 @@ def _check_space(param: Parameter, source: SpecSource, where: tuple[str | int, .
             raise source.error(
                 (*at, "min"),
                 f"min ({space.min}) must be less than max ({space.max})",
-                hint="swap min and max",
+                hint="swap min and max, or move a constant to `fixed:`"
+                if low > high
+                else f"move `{param.name}` to `fixed:` for a constant",
             )
-        if space.step is not None and float(space.step) <= 0:
+        if space.step is not None:
+            step = float(space.step)
+            if step <= 0:
+                raise source.error(
+                    (*at, "step"), f"step must be positive, got {space.step}", hint="use a step > 0"
+                )
+            if step > high - low:
+                raise source.error(
+                    (*at, "step"),
+                    f"step ({space.step}) is larger than max - min ({high - low:g})",
+                    hint="use a smaller step, or move the constant to `fixed:`",
+                )
+        if space.distribution in ("logUniform", "logNormal") and low <= 0:
             raise source.error(
-                (*at, "step"), f"step must be positive, got {space.step}", hint="use a step > 0"
+                (*at, "min"),
+                f"{space.distribution} needs min > 0, got {space.min} (hyperopt takes log(min); "
+                "optuna silently clamps it)",
+                hint="set min to a positive value such as 1e-5, or use distribution: uniform",
             )
     else:
         if not space.list:
             raise source.error(
                 (*at, "list"),
                 f"{param.parameterType} parameter `{param.name}` needs a non-empty `list`",
-                hint="add `list: [...]`",
+                hint="add `list: [...]` under feasibleSpace",
             )
-        for key in ("min", "max", "step"):
+        for key in ("min", "max", "step", "distribution"):
             if getattr(space, key) is not None:
                 raise source.error(
                     (*at, key),
                     f"{param.parameterType} parameter `{param.name}` takes a list, not {key}",
-                    hint="remove it, or use parameterType: double/int",
+                    hint=f"remove `{key}`, or use parameterType: double/int",
                 )
         if len(set(space.list)) != len(space.list):
             raise source.error(
                 (*at, "list"), "list has duplicate values", hint="remove the duplicates"
             )
-        if param.parameterType == "discrete":
-            for index, item in enumerate(space.list):
+        for index, item in enumerate(space.list):
+            if param.parameterType == "discrete":
                 try:
                     _number_text(item)
                 except ValueError:
                     raise source.error(
                         (*at, "list", index),
-                        f"discrete values must be numbers, got {item!r}",
+                        f"discrete values must be decimal numbers, got {item!r}",
                         hint="use parameterType: categorical for words",
                     ) from None
+            else:
+                problem = _categorical_problem(item)
+                if problem:
+                    raise source.error(
+                        (*at, "list", index),
+                        f"categorical value {item!r} {problem}",
+                        hint=f"use only {CATEGORICAL_VALUE_CHARS}; map a short name to the "
+                        "real value in your program",
+                    )
+
+
+def _categorical_problem(value: str) -> str | None:
+    """Why Katib's text substitution or Draccus would mangle this value, or None."""
+    if not CATEGORICAL_VALUE_RE.match(value):
+        return (
+            "has characters that are unsafe in the trial's shell command "
+            "(Katib substitutes values as plain text)"
+        )
+    if set(value) == {"-"}:
+        return "is read by Draccus as a list or an option terminator"
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return "is not valid YAML, and Draccus parses every flag value as YAML"
+    if isinstance(parsed, list | dict):
+        return f"is read by Draccus as a {type(parsed).__name__}"
+    return None
+
+
+def _check_for_algorithm(param: Parameter, algorithm: str, source: SpecSource, where: Path) -> None:
+    """Per-algorithm limits on a parameter (what each v0.19 suggestion service does with it)."""
+    space = param.feasibleSpace
+    at = (*where, "feasibleSpace")
+    numeric = param.parameterType in ("double", "int")
+    if algorithm == "grid" and param.parameterType == "double" and space.step is None:
+        raise source.error(
+            (*at, "step"),
+            f"grid needs `step` for double parameter `{param.name}`",
+            hint='add `step: "0.01"` (grid enumerates min, min+step, ... max) or use '
+            "algorithmName: random",
+        )
+    dist = space.distribution if numeric and space.distribution is not None else "uniform"
+    if algorithm == "grid" and numeric and dist != "uniform":
+        raise source.error(
+            (*at, "distribution"),
+            f"grid enumerates min, min+step, ... evenly and ignores distribution {dist}",
+            hint="remove `distribution`; for a log-spaced grid use parameterType: discrete "
+            "with `list: [1e-4, 1e-3, 1e-2]`",
+        )
+    if algorithm in OPTUNA_ALGORITHMS and dist not in ("uniform", "logUniform"):
+        # v0.19's optuna service drops such a parameter from the search space: trials never get
+        # it (fixed after v0.19 by kubeflow/katib#2666, which rejects it instead).
+        raise source.error(
+            (*at, "distribution"),
+            f"{algorithm} (Katib's optuna service) supports only uniform and logUniform, got {dist}",
+            hint="use distribution: uniform or logUniform, or algorithmName: tpe",
+        )
+    if algorithm in GOPTUNA_ALGORITHMS and numeric and dist != "uniform":
+        raise source.error(
+            (*at, "distribution"),
+            f"{algorithm} (Katib's goptuna service) ignores distribution and samples uniformly",
+            hint="remove `distribution`, or use algorithmName: multivariate-tpe for logUniform",
+        )
+    if algorithm == "bayesianoptimization" and numeric:
+        if param.parameterType == "double":
+            # skopt's Real(min, max, "log-uniform") for every double (skopt/base_service.py).
+            if float(space.min or 0) <= 0:
+                raise source.error(
+                    (*at, "min"),
+                    f"bayesianoptimization samples doubles log-uniformly: min must be > 0, "
+                    f"got {space.min}",
+                    hint="set min to a positive value such as 1e-5, or use algorithmName: tpe",
+                )
+            if dist not in ("uniform", "logUniform") or space.distribution == "uniform":
+                raise source.error(
+                    (*at, "distribution"),
+                    f"bayesianoptimization always samples doubles log-uniformly, not {dist}",
+                    hint="remove `distribution` (or write logUniform), or use algorithmName: tpe",
+                )
+        elif dist != "uniform":
+            raise source.error(
+                (*at, "distribution"),
+                f"bayesianoptimization samples ints uniformly and ignores {dist}",
+                hint="remove `distribution`, or use algorithmName: tpe",
+            )
+        if space.step is not None and not (param.parameterType == "int" and int(space.step) == 1):
+            raise source.error(
+                (*at, "step"),
+                "bayesianoptimization ignores `step` (skopt samples the whole range)",
+                hint="remove `step`, or use algorithmName: tpe or grid",
+            )
+
+
+def _check_settings(algorithm: Algorithm, source: SpecSource) -> None:
+    known = ALGORITHM_SETTINGS.get(algorithm.algorithmName, {})
+    seen: set[str] = set()
+    for index, setting in enumerate(algorithm.algorithmSettings):
+        where = ("algorithm", "algorithmSettings", index)
+        if setting.name in seen:
+            raise source.error(
+                (*where, "name"),
+                f"setting `{setting.name}` is listed twice",
+                hint="keep one",
+            )
+        seen.add(setting.name)
+        check = known.get(setting.name)
+        if check is None:
+            close = difflib.get_close_matches(setting.name, list(known), n=1, cutoff=0.5)
+            if close:
+                hint = f"did you mean `{close[0]}`?"
+            elif known:
+                hint = f"{algorithm.algorithmName} takes {', '.join(known)}"
+            else:
+                hint = f"remove it: {algorithm.algorithmName} takes no algorithmSettings"
+            raise source.error(
+                (*where, "name"),
+                f"unknown setting `{setting.name}` for algorithm {algorithm.algorithmName}",
+                hint=hint,
+            )
+        problem = check(setting.value)
+        if problem:
+            raise source.error(
+                (*where, "value"),
+                f"{setting.name}: {problem}",
+                hint=f"fix the value of {setting.name} (see docs/search-yaml.md)",
+            )
+    if algorithm.algorithmName == "bayesianoptimization":
+        estimator = algorithm.setting("base_estimator") or "GP"
+        if estimator != "GP" and algorithm.setting("acq_optimizer") == "lbfgs":
+            index = next(
+                i for i, s in enumerate(algorithm.algorithmSettings) if s.name == "acq_optimizer"
+            )
+            raise source.error(
+                ("algorithm", "algorithmSettings", index, "value"),
+                f"acq_optimizer lbfgs needs gradients; skopt refuses it with base_estimator {estimator}",
+                hint="use acq_optimizer: sampling (or auto)",
+            )
+
+
+def _check_objective(objective: Objective, source: SpecSource) -> None:
+    names = objective.metric_names
+    for index, name in enumerate(names):
+        where: Path = (
+            ("objective", "objectiveMetricName")
+            if index == 0
+            else ("objective", "additionalMetricNames", index - 1)
+        )
+        if not _METRIC_RE.match(name):
+            raise source.error(
+                where,
+                f"metric name {name!r} cannot match a TensorBoard tag",
+                hint="use the tag your program logs: letters, digits, `_.-`, and `dir/tag` to "
+                "pick the event files under a directory",
+            )
+        if index > 0 and name == objective.objectiveMetricName:
+            raise source.error(
+                ("objective", "additionalMetricNames"),
+                f"the objective `{name}` must not be repeated in additionalMetricNames",
+                hint=f"remove `{name}` from additionalMetricNames",
+            )
+        if name in names[:index]:
+            raise source.error(
+                where, f"metric `{name}` is listed twice", hint="remove the duplicate"
+            )
+    for index, name in enumerate(names):
+        for other in names:
+            if other != name and _tag_prefix_clash(name, other):
+                raise source.error(
+                    ("objective", "objectiveMetricName")
+                    if index == 0
+                    else ("objective", "additionalMetricNames", index - 1),
+                    f"metric `{name}` would also collect the tags of `{other}`: Katib's "
+                    "TensorFlowEvent collector matches tags by prefix",
+                    hint=f"log and name them so neither is a prefix of the other (e.g. "
+                    f"`train_{name.split('/')[-1]}`), or use `dir/tag` names",
+                )
+    strategies: set[str] = set()
+    for index, strategy in enumerate(objective.metricStrategies):
+        where = ("objective", "metricStrategies", index, "name")
+        if strategy.name not in names:
+            close = difflib.get_close_matches(strategy.name, names, n=1)
+            raise source.error(
+                where,
+                f"metricStrategies names `{strategy.name}`, which is not a metric of this objective",
+                hint=f"did you mean `{close[0]}`?" if close else f"use one of {', '.join(names)}",
+            )
+        if strategy.name in strategies:
+            raise source.error(
+                where, f"two metricStrategies for `{strategy.name}`", hint="keep one"
+            )
+        strategies.add(strategy.name)
+
+
+def _tag_prefix_clash(metric: str, other: str) -> bool:
+    """Whether Katib's `_should_consider` would record `other`'s tags as `metric` too.
+
+    tfevent_loader.py: a tag matches `dir/name` when it starts with `name` and the event file's
+    directory ends with `dir` (any directory when there is no `dir`).
+    """
+    directory, _, name = metric.rpartition("/")
+    other_directory, _, other_name = other.rpartition("/")
+    return other_name.startswith(name) and other_directory.endswith(directory)
+
+
+def _check_fixed_values(spec: LaunchSpec, source: SpecSource) -> None:
+    for key, value in spec.fixed.items():
+        if isinstance(value, str):
+            try:
+                yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise source.error(
+                    ("fixed", key),
+                    f"{value!r} is not valid YAML, and Draccus parses every flag value as YAML",
+                    hint="Draccus fails on values starting with `%`, `@`, `!`, `*` or `,`: "
+                    "change the value",
+                ) from None
+
+
+def _check_counts(spec: LaunchSpec, source: SpecSource) -> None:
+    seeds = len(spec.seed_values)
+    if spec.maxTrialCount is not None:
+        if spec.algorithm.algorithmName == "grid" and spec.parameters:
+            combinations = grid_combinations(spec.parameters)
+            if spec.maxTrialCount > combinations:
+                # optuna's GridSampler would sample some points twice; Katib's grid service
+                # refuses it (ValidateAlgorithmSettings) after the Experiment is created.
+                raise source.error(
+                    ("maxTrialCount",),
+                    f"grid has only {combinations} combinations, maxTrialCount is "
+                    f"{spec.maxTrialCount}",
+                    hint=f"set maxTrialCount to at most {combinations}, or remove it (launch "
+                    "then runs every combination)",
+                )
+        if not spec.parameters and seeds and spec.maxTrialCount > seeds:
+            raise source.error(
+                ("maxTrialCount",),
+                f"maxTrialCount ({spec.maxTrialCount}) exceeds the number of seeds ({seeds})",
+                hint="remove maxTrialCount (a seed sweep runs every seed once)",
+            )
+    if not spec.parameters and not seeds:
+        return  # apply_seeds decides once --seeds is known
+    counts = resolve_counts(spec)
+    max_trials, why = _max_trials(spec)
+    because = "" if why == "maxTrialCount" else f" ({why})"
+    if spec.parallelTrialCount is not None and counts.parallel > max_trials:
+        raise source.error(
+            ("parallelTrialCount",),
+            f"parallelTrialCount ({counts.parallel}) exceeds maxTrialCount ({max_trials}){because}",
+            hint=f"set parallelTrialCount to at most {max_trials}",
+        )
+    if spec.maxFailedTrialCount is not None and counts.max_failed > max_trials:
+        raise source.error(
+            ("maxFailedTrialCount",),
+            f"maxFailedTrialCount ({counts.max_failed}) exceeds maxTrialCount "
+            f"({max_trials}){because}",
+            hint=f"set maxFailedTrialCount to at most {max_trials}",
+        )
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def coercion_warnings(spec: LaunchSpec) -> list[str]:
+    """Categorical and fixed values that Draccus (YAML 1.1) turns into something else.
+
+    The program receives `--name=<value>` and Draccus parses `<value>` as YAML: `on` becomes
+    True, `null` None, `1:30` 90, `0x10` 16, and `1e3` stays a string that an int field rejects.
+    """
+    source = source_of(spec)
+    out: list[str] = []
+
+    def where(path: Path) -> str:
+        return source.where(path) if source is not None else _format_path(path)
+
+    for index, param in enumerate(spec.parameters):
+        if param.parameterType != "categorical":
+            continue
+        for position, item in enumerate(param.feasibleSpace.list or ()):
+            problem = _coercion(item)
+            if problem:
+                out.append(
+                    f"{where(('parameters', index, 'feasibleSpace', 'list', position))}: "
+                    f"`--{param.name}={item}` {problem}"
+                )
+    if spec.algorithm.algorithmName == "grid":
+        for index, param in enumerate(spec.parameters):
+            dropped = _grid_drops_max(param)
+            if dropped:
+                out.append(f"{where(('parameters', index, 'feasibleSpace', 'max'))}: {dropped}")
+    for key, value in spec.fixed.items():
+        text = value if isinstance(value, str) else None
+        if isinstance(value, bool):
+            out.append(
+                f"{where(('fixed', key))}: `{key}: {str(value).lower()}` is a YAML bool: "
+                f"the program gets --{key}={value}"
+            )
+        elif text is not None:
+            problem = _coercion(text)
+            if problem:
+                out.append(f"{where(('fixed', key))}: `--{key}={text}` {problem}")
+    return out
+
+
+def _grid_drops_max(param: Parameter) -> str | None:
+    """Katib's np.arange grid loses `max` to float rounding (0..0.3 step 0.1 gives 3 values)."""
+    space = param.feasibleSpace
+    if param.parameterType != "double" or not space.step or space.min is None or space.max is None:
+        return None
+    low, high, step = float(space.min), float(space.max), float(space.step)
+    steps = (high - low) / step
+    if abs(steps - round(steps)) > 1e-9 or grid_size(param) != round(steps):
+        return None
+    return (
+        f"Katib's grid stops at {grid_values(param)[-1]} and never tries max {space.max} "
+        f"(float rounding in np.arange); raise max by half a step (max: {high + step / 2:g}) "
+        "to include it"
+    )
+
+
+def _coercion(text: str) -> str | None:
+    """What Draccus makes of `text` when it is not the text itself, or None."""
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None  # refused by the rules already
+    if isinstance(parsed, bool) or parsed is None:
+        return (
+            f"reaches the program as {parsed} (Draccus parses flag values as YAML 1.1): fine "
+            f"for a {'bool' if parsed is not None else 'Optional'} field, but a str field "
+            f"gets {str(parsed)!r}; use another word if you meant the text"
+        )
+    if isinstance(parsed, int | float):
+        decimal = float(text) if _DECIMAL_RE.match(text) else None
+        if decimal is None or float(parsed) != decimal:
+            return (
+                f"reaches the program as {parsed!r} (YAML 1.1 reads it as a number); "
+                "if you meant the text, use another spelling"
+            )
+        return None
+    # PyYAML's float needs a dot and a signed exponent: `1e3` stays text.
+    if (
+        isinstance(parsed, str)
+        and _DECIMAL_RE.match(text)
+        and "e" in text.lower()
+        and float(text).is_integer()
+    ):
+        return (
+            "is a string to Draccus's YAML 1.1 parser: a float field reads it, an int "
+            f"field rejects it; write {int(float(text))} for an int field"
+        )
+    return None
 
 
 def numeric_value(text: str, parameter_type: str) -> int | float:
