@@ -39,7 +39,7 @@ app = typer.Typer(
 )
 
 # Subcommands; anything else as the first word means `run` (see `main`).
-COMMANDS = ("run", "render", "config")
+COMMANDS = ("run", "render", "config", "list", "status", "watch", "logs", "results", "cancel")
 
 _debug = False
 
@@ -133,6 +133,7 @@ AllowDirtyOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
 def _command_or_fail(command: list[str] | None) -> list[str]:
@@ -144,25 +145,32 @@ def _command_or_fail(command: list[str] | None) -> list[str]:
     return command
 
 
+def _settings(*, namespace: str | None, backend: str | None) -> Any:
+    from launch import config
+
+    return config.load_settings({"namespace": namespace, "backend": backend})
+
+
 def _prepare(
     spec_path: Path,
     command: list[str] | None,
     *,
     seeds: int | None,
-    namespace: str | None,
-    backend: str | None,
+    settings: Any,
     allow_dirty: bool,
+    local: bool = False,
 ) -> tuple[Any, list[str], Any, Any]:
-    """Every check that needs no cluster, in order: settings, spec, command, git state."""
-    from launch import config, git, spec
+    """Every check that needs no cluster, in order: spec, command, git state.
 
-    settings = config.load_settings({"namespace": namespace, "backend": backend})
+    Local trials run the commit, so a local run refuses a dirty tree too but needs no push."""
+    from launch import git, spec
+
     loaded = spec.apply_seeds(
         spec.load(str(spec_path)), seeds=seeds, seed_flag=settings["seed_flag"]
     )
     argv = _command_or_fail(command)
     snap = git.snapshot()
-    git.require_buildable(snap, allow_dirty=allow_dirty)
+    git.require_buildable(snap, allow_dirty=allow_dirty, require_pushed=not local)
     return settings, argv, loaded, snap
 
 
@@ -215,7 +223,7 @@ def _plan(
         tag = git.tree_hash(snap.root)
     facts = GitFacts(
         commit=tag,
-        branch=snap.branch,
+        branch=snap.remote_branch or snap.branch,
         remote_url=snap.remote_url if snap.clean and snap.pushed else None,
         repo_name=snap.repo_name,
         subdir=snap.subdir,
@@ -288,19 +296,24 @@ def run(
         bool, typer.Option("--dry-run", help="Print what would be created and run; touch nothing.")
     ] = False,
     as_json: JsonOpt = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
+    settings = _settings(namespace=namespace, backend=backend)
+    chosen, why = settings.backend()
     settings, argv, loaded, snap = _prepare(
         spec_path,
         command,
         seeds=seeds,
-        namespace=namespace,
-        backend=backend,
+        settings=settings,
         allow_dirty=allow_dirty,
+        local=chosen == "local",
     )
     _warn_coercions(loaded)
-    chosen, why = settings.backend()
     _stderr().print(f"backend: {chosen} ({why})", highlight=False)
+    if chosen == "local":
+        _run_local(settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty,
+                   dry_run=dry_run, as_json=as_json, quiet=quiet)  # fmt: skip
+        return
     if dry_run:
         _print_plan(
             _plan(settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty),
@@ -308,8 +321,361 @@ def run(
         )
         return
     raise UsageError(
-        f"the {chosen} backend cannot run sweeps yet in this version",
-        hint="use `launch render` or `--dry-run` to see what would run",
+        "the katib backend cannot submit experiments yet in this version",
+        hint="use `--backend local`, or `launch render` to see the manifests",
+    )
+
+
+def _run_local(
+    settings: Any, argv: list[str], loaded: Any, snap: Any, *, name: str | None, gpus: int,
+    allow_dirty: bool, dry_run: bool, as_json: bool, quiet: bool,
+) -> None:  # fmt: skip
+    import os
+    import secrets
+
+    from launch import katib, local, sampling, spec, state
+
+    sampling.check_local(loaded)
+    counts = spec.resolve_counts(loaded)
+    parallel, slices = local.plan_slots(
+        gpus_per_trial=gpus, visible=local.detect_gpus(os.environ), parallel=counts.parallel
+    )
+    if name is None:
+        name = katib.experiment_name(
+            stem=snap.repo_name, commit=snap.commit, suffix=secrets.token_hex(2)
+        )
+    else:
+        katib.validate_experiment_name(name)
+    home = state.home_dir(settings["home"])
+    in_place = allow_dirty and not snap.clean
+    if dry_run:
+        lines = katib.trial_command_lines(loaded, argv, seed_flag=settings["seed_flag"])
+        where = snap.root if in_place else state.experiments_dir(home) / name / "worktree"
+        plan = {
+            "backend": "local", "name": name, "commit": snap.commit, "workdir": str(where / snap.subdir),
+            "parallel": parallel, "maxTrialCount": counts.max_trials, "maxFailedTrialCount": counts.max_failed,
+            "gpuSlices": slices, "trials": lines, "trialsComplete": loaded.algorithm.algorithmName == "grid",
+        }  # fmt: skip
+        if as_json:
+            import json
+
+            sys.stdout.write(json.dumps(plan, indent=2) + "\n")
+            return
+        import shlex
+
+        out = sys.stdout
+        out.write(f"# local experiment {name} at {snap.commit[:12]}, in {plan['workdir']}\n")
+        out.write(
+            f"# {counts.max_trials} trials, {parallel} at a time, stop after {counts.max_failed} failures\n"
+        )
+        what = "every trial" if plan["trialsComplete"] else f"a sample of {len(lines)} trials"
+        out.write(f"# trial command lines ({what}; --tensorboard_dir is per trial):\n")
+        out.writelines(f"{shlex.join(line)}\n" for line in lines)
+        return
+    exp = local.create(
+        home=home, name=name, spec=loaded, command=argv, snap=snap, in_place=in_place,
+        gpus_per_trial=gpus, parallel=parallel, gpu_slices=slices, max_trials=counts.max_trials,
+        max_failed=counts.max_failed, env=os.environ,
+    )  # fmt: skip
+    where = "in place (--allow-dirty)" if in_place else f"in a worktree of {snap.commit[:12]}"
+    _stderr().print(
+        f"experiment {name}: {counts.max_trials} trials, {parallel} at a time, {where}; state in {exp.path}",
+        highlight=False,
+    )
+    _drive_local(exp, quiet=quiet)
+
+
+def _drive_local(exp: Any, *, quiet: bool) -> None:
+    """Run or resume a local experiment in the foreground, then print its results."""
+    from launch import local, state
+    from launch.errors import ExitCode
+    from launch.progress import Progress
+
+    job = local.LocalExperiment.from_meta(exp.meta())
+    progress = Progress(
+        experiment=exp.name, objective=job.spec.objective.objectiveMetricName,
+        minimize=job.spec.objective.type == "minimize", total=job.max_trials, quiet=quiet,
+    )  # fmt: skip
+    try:
+        local.ensure_worktree(exp)
+        status = local.Coordinator(exp, report=progress).run()
+    finally:
+        progress.close()
+    if status in (state.EXP_SUCCEEDED, state.EXP_FAILED, state.EXP_CANCELLED):
+        local.cleanup(exp)
+    _print_results(exp, fmt="table")
+    if status == state.EXP_INTERRUPTED:
+        _stderr().print(f"interrupted; resume with: launch watch {exp.name}", highlight=False)
+        raise typer.Exit(int(ExitCode.DETACHED))
+    if status == state.EXP_CANCELLED:
+        raise typer.Exit(int(ExitCode.DETACHED))
+    if status == state.EXP_FAILED:
+        raise typer.Exit(int(ExitCode.TRIAL_FAILED))
+
+
+def _local_trials(exp: Any) -> tuple[Any, list[Any]]:
+    from launch import local, results
+
+    job = local.LocalExperiment.from_meta(exp.meta())
+    objective = job.spec.objective.objectiveMetricName
+    rows = [results.from_local(r, objective) for r in exp.state().trials.values()]
+    return job, results.rank(rows, minimize=job.spec.objective.type == "minimize")
+
+
+def _print_results(exp: Any, *, fmt: str) -> None:
+    from launch import results
+
+    job, rows = _local_trials(exp)
+    objective = job.spec.objective.objectiveMetricName
+    if fmt == "json":
+        sys.stdout.write(results.to_json(rows) + "\n")
+        return
+    if fmt == "csv":
+        sys.stdout.write(results.to_csv(rows, objective))
+        return
+    from rich.table import Table
+
+    header, text_rows = results.to_rows(rows, objective)
+    keep = [
+        i
+        for i, h in enumerate(header)
+        if h not in ("start", "mlflow_run") or any(r[i] for r in text_rows)
+    ]
+    table = Table(
+        *(header[i] for i in keep), box=None, title=f"{exp.name} (best first)", title_justify="left"
+    )
+    for row in text_rows:
+        table.add_row(*(row[i] for i in keep))
+    _stdout().print(table)
+
+
+def _open_local(name: str) -> Any:
+    from launch import config, state
+
+    return state.Experiment.open(state.home_dir(config.load_settings()["home"]), name)
+
+
+ExpArg = Annotated[str, typer.Argument(help="Experiment name (see `launch list`).")]
+
+
+@app.command("list", help="List experiments (local ones in .launch/).")
+@_guard
+def list_cmd(as_json: JsonOpt = False) -> None:
+    import json
+
+    from launch import config, state
+
+    home = state.home_dir(config.load_settings()["home"])
+    items = []
+    for name in state.list_names(home):
+        exp = state.Experiment(state.experiments_dir(home) / name)
+        current = exp.state()
+        counts: dict[str, int] = {}
+        for record in current.trials.values():
+            counts[record.status] = counts.get(record.status, 0) + 1
+        status = current.status
+        if status == state.EXP_RUNNING and exp.coordinator_pid() is None:
+            status = state.EXP_INTERRUPTED  # its coordinator died: `launch watch` resumes it
+        items.append({"name": name, "backend": "local", "status": status, "trials": counts,
+                      "created": exp.meta().get("created")})  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(items, indent=2) + "\n")
+        return
+    if not items:
+        _stderr().print(f"no experiments in {state.experiments_dir(home)}", highlight=False)
+        return
+    from rich.table import Table
+
+    table = Table("name", "backend", "status", "trials", box=None)
+    for item in items:
+        trials = ", ".join(f"{n} {s.lower()}" for s, n in sorted(item["trials"].items()))
+        table.add_row(item["name"], item["backend"], item["status"], trials)
+    _stdout().print(table)
+
+
+@app.command("status", help="Show an experiment's state, trial counts and best trial.")
+@_guard
+def status_cmd(experiment: ExpArg, as_json: JsonOpt = False) -> None:
+    import json
+
+    from launch import state
+
+    exp = _open_local(experiment)
+    current = exp.state()
+    job, rows = _local_trials(exp)
+    alive = exp.coordinator_pid()
+    status = current.status
+    if status == state.EXP_RUNNING and alive is None:
+        status = state.EXP_INTERRUPTED
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    best = next((r for r in rows if r.objective is not None), None)
+    doc = {
+        "name": exp.name, "backend": "local", "status": status, "reason": current.reason,
+        "maxTrialCount": job.max_trials, "trials": counts, "coordinatorPid": alive,
+        "best": None if best is None else {"trial": best.name, "objective": best.objective, "params": dict(best.params)},
+    }  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    out = _stdout()
+    out.print(
+        f"{exp.name}: {status}" + (f" ({current.reason})" if current.reason else ""),
+        highlight=False,
+    )
+    out.print("trials: " + (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none yet")
+              + f" of {job.max_trials}", highlight=False)  # fmt: skip
+    if best is not None:
+        objective = job.spec.objective.objectiveMetricName
+        params = " ".join(f"{k}={v}" for k, v in best.params.items())
+        out.print(f"best: {best.name} {objective}={best.objective:.6g}  {params}", highlight=False)
+    if status == state.EXP_INTERRUPTED:
+        out.print(f"resume with: launch watch {exp.name}", highlight=False)
+
+
+@app.command("watch", help="Follow an experiment until it ends; resumes an interrupted local one.")
+@_guard
+def watch_cmd(experiment: ExpArg, quiet: QuietOpt = False) -> None:
+    from launch import local, state
+    from launch.errors import ExitCode
+    from launch.progress import Progress
+
+    exp = _open_local(experiment)
+    current = exp.state()
+    if current.status in (state.EXP_SUCCEEDED, state.EXP_FAILED, state.EXP_CANCELLED):
+        _stderr().print(
+            f"{exp.name} already ended: {current.status} ({current.reason})", highlight=False
+        )
+        _print_results(exp, fmt="table")
+        return
+    if exp.coordinator_pid() is None:
+        _stderr().print(f"resuming {exp.name}", highlight=False)
+        _drive_local(exp, quiet=quiet)
+        return
+    # Another process runs it: follow its journal.
+    import time
+
+    job = local.LocalExperiment.from_meta(exp.meta())
+    progress = Progress(
+        experiment=exp.name, objective=job.spec.objective.objectiveMetricName,
+        minimize=job.spec.objective.type == "minimize", total=job.max_trials, quiet=quiet,
+    )  # fmt: skip
+    offset, final = 0, None
+    try:
+        while final is None:
+            events, offset = exp.events(offset)
+            for event in events:
+                progress(event)
+                if event.get("event") == "experiment" and event.get("status") != state.EXP_RUNNING:
+                    final = event["status"]
+            if final is None and exp.coordinator_pid() is None:
+                final = exp.state().status
+                break
+            time.sleep(0.2)
+    finally:
+        progress.close()
+    _print_results(exp, fmt="table")
+    if final == state.EXP_FAILED:
+        raise typer.Exit(int(ExitCode.TRIAL_FAILED))
+
+
+def _pick_trial(exp: Any, trial: int | None) -> Any:
+    trials = sorted(exp.state().trials.values(), key=lambda r: r.number)
+    if not trials:
+        raise UsageError(
+            f"{exp.name} has no trials yet", hint=f"follow it with `launch watch {exp.name}`"
+        )
+    if trial is None:
+        return trials[-1]
+    for record in trials:
+        if record.number == trial:
+            return record
+    raise UsageError(
+        f"{exp.name} has no trial {trial}", hint=f"trials are numbered 1 to {trials[-1].number}"
+    )
+
+
+@app.command(
+    "logs", help="Print a trial's output (stdout and stderr); the latest trial by default."
+)
+@_guard
+def logs_cmd(
+    experiment: ExpArg,
+    trial: Annotated[
+        int | None, typer.Option("--trial", "-t", help="Trial number (see `launch results`).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the trial ends.")
+    ] = False,
+) -> None:
+    import time
+
+    from launch import state
+
+    exp = _open_local(experiment)
+    record = _pick_trial(exp, trial)
+    path = exp.trial_dir(record.name) / "output.log"
+    _stderr().print(f"== {record.name} ({record.status}) {path}", highlight=False)
+    out = sys.stdout.buffer
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(65536)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                continue
+            if not follow:
+                break
+            current = exp.state().trials.get(record.name)
+            if current is None or current.status != state.RUNNING or exp.coordinator_pid() is None:
+                out.write(handle.read())
+                break
+            time.sleep(0.2)
+
+
+@app.command("results", help="Trial results, best first: table, CSV or JSON on stdout.")
+@_guard
+def results_cmd(
+    experiment: ExpArg,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    as_json: JsonOpt = False,
+) -> None:
+    if fmt not in ("table", "csv", "json"):
+        raise UsageError(f"unknown format {fmt!r}", hint="use --format table, csv or json")
+    _print_results(_open_local(experiment), fmt="json" if as_json else fmt)
+
+
+@app.command("cancel", help="Stop an experiment: running trials are stopped, results are kept.")
+@_guard
+def cancel_cmd(experiment: ExpArg) -> None:
+    import os
+    import signal
+    import time
+
+    from launch import local, state
+
+    exp = _open_local(experiment)
+    current = exp.state()
+    if current.status in (state.EXP_SUCCEEDED, state.EXP_FAILED, state.EXP_CANCELLED):
+        _stderr().print(f"{exp.name} already ended: {current.status}", highlight=False)
+        return
+    pid = exp.coordinator_pid()
+    if pid and pid > 0:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + local.DEFAULT_GRACE_S + 10
+        while exp.coordinator_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    if exp.state().status not in (state.EXP_CANCELLED,):
+        # No coordinator (or it did not answer): stop leftovers and record the end ourselves.
+        with exp.coordinator_lock():
+            local.Coordinator(exp).reap_orphans()
+            exp.append(
+                {"event": "experiment", "status": state.EXP_CANCELLED, "reason": "cancelled"}
+            )
+    local.cleanup(exp)
+    _stderr().print(
+        f"cancelled {exp.name}; results kept: launch results {exp.name}", highlight=False
     )
 
 

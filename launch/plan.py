@@ -20,7 +20,7 @@ class GitFacts:
     """The git facts a plan needs (a subset of git.Snapshot, so the plan stays pure and testable)."""
 
     commit: str
-    branch: str | None
+    branch: str | None  # the branch on the remote that holds the commit
     remote_url: str | None
     repo_name: str
     subdir: str = ""

@@ -1,0 +1,596 @@
+"""The local backend: the same experiment as on Katib, as subprocesses on this machine.
+
+One coordinator per experiment (a kernel lock), trials started with the trial contract's argv and
+env in a git worktree of the commit, GPU slices via CUDA_VISIBLE_DEVICES, every event appended to
+the journal before it is shown. A killed coordinator is resumed by `launch watch`: finished trials
+are kept, trials that were running are marked Killed and their parameters run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launch import katib, state
+from launch.errors import UsageError
+from launch.spec import LaunchSpec
+
+Reporter = Callable[[dict[str, Any]], None]
+
+DEFAULT_GRACE_S = 10.0
+
+
+# --------------------------------------------------------------------------- GPUs
+
+
+def detect_gpus(env: Mapping[str, str], *, nvidia_smi: str = "nvidia-smi") -> list[str]:
+    """Visible GPU ids: CUDA_VISIBLE_DEVICES when set, else `nvidia-smi -L`, else none."""
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [item.strip() for item in visible.split(",") if item.strip()]
+        return [] if ids in (["-1"], ["NoDevFiles"]) else ids
+    try:
+        out = subprocess.run(
+            [nvidia_smi, "-L"], capture_output=True, text=True, timeout=20, env=dict(env)
+        )
+    except (FileNotFoundError, PermissionError, subprocess.TimeoutExpired):
+        return []
+    if out.returncode != 0:
+        return []
+    return [
+        str(i)
+        for i, line in enumerate(ln for ln in out.stdout.splitlines() if ln.startswith("GPU "))
+    ]
+
+
+def plan_slots(
+    *, gpus_per_trial: int, visible: Sequence[str], parallel: int
+) -> tuple[int, list[list[str]]]:
+    """(parallelism, GPU slices): never more trials at once than whole slices of the visible GPUs."""
+    if gpus_per_trial == 0:
+        return parallel, []
+    if not visible:
+        raise UsageError(
+            f"--gpus {gpus_per_trial} asks for GPUs, but none are visible on this machine "
+            "(no CUDA_VISIBLE_DEVICES, no nvidia-smi)",
+            hint="pass --gpus 0 to run trials on the CPU",
+        )
+    if gpus_per_trial > len(visible):
+        raise UsageError(
+            f"--gpus {gpus_per_trial} per trial, but only {len(visible)} GPU(s) are visible: {','.join(visible)}",
+            hint=f"pass --gpus {len(visible)} or fewer",
+        )
+    slices = [
+        list(visible[i : i + gpus_per_trial])
+        for i in range(0, len(visible) - gpus_per_trial + 1, gpus_per_trial)
+    ]
+    return min(parallel, len(slices)), slices
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of a process, to tell a pid from a reused one."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+@dataclass
+class _Running:
+    record: state.TrialRecord
+    proc: subprocess.Popen[bytes]
+    handle: int
+    gpus: list[str]
+    tb_dir: Path
+    fd: int | None = None
+
+
+@dataclass
+class LocalExperiment:
+    """Everything experiment.json holds for the local backend."""
+
+    name: str
+    spec: LaunchSpec
+    command: list[str]
+    workdir: Path
+    commit: str
+    gpus_per_trial: int
+    parallel: int
+    max_trials: int
+    max_failed: int
+    tracking_uri: str
+    gpu_slices: list[list[str]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "backend": "local",
+            "name": self.name,
+            "spec": self.spec.model_dump(mode="json"),
+            "command": self.command,
+            "workdir": str(self.workdir),
+            "commit": self.commit,
+            "gpus_per_trial": self.gpus_per_trial,
+            "parallel": self.parallel,
+            "max_trials": self.max_trials,
+            "max_failed": self.max_failed,
+            "tracking_uri": self.tracking_uri,
+            "gpu_slices": self.gpu_slices,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> LocalExperiment:
+        known = {
+            "backend", "name", "spec", "command", "workdir", "commit", "gpus_per_trial", "parallel",
+            "max_trials", "max_failed", "tracking_uri", "gpu_slices",
+        }  # fmt: skip
+        return cls(
+            name=meta["name"],
+            spec=LaunchSpec.model_validate(meta["spec"]),
+            command=list(meta["command"]),
+            workdir=Path(meta["workdir"]),
+            commit=meta["commit"],
+            gpus_per_trial=meta["gpus_per_trial"],
+            parallel=meta["parallel"],
+            max_trials=meta["max_trials"],
+            max_failed=meta["max_failed"],
+            tracking_uri=meta["tracking_uri"],
+            gpu_slices=[list(s) for s in meta.get("gpu_slices", [])],
+            extra={k: v for k, v in meta.items() if k not in known},
+        )
+
+
+def trial_env(
+    base: Mapping[str, str], job: LocalExperiment, trial: str, gpus: Sequence[str] | None
+) -> dict[str, str]:
+    """The trial contract's environment (the same variables a Katib trial gets)."""
+    env = dict(base)
+    env.update(
+        {
+            "KATIB_TRIAL_NAME": trial,
+            "KATIB_EXPERIMENT_NAME": job.name,
+            "KATIB_NAMESPACE": "local",
+            "LAUNCH_GIT_COMMIT": job.commit,
+            "MLFLOW_TRACKING_URI": job.tracking_uri,
+            "MLFLOW_EXPERIMENT_NAME": job.name,
+            "PYTHONUNBUFFERED": "1",  # so `launch logs -f` shows output as it happens
+        }
+    )
+    # A trial sees exactly the GPUs it asked for, as on the cluster: none when --gpus 0.
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus or [])
+    return env
+
+
+class Coordinator:
+    """Runs (or resumes) one local experiment until it ends, is interrupted, or is cancelled."""
+
+    def __init__(
+        self,
+        exp: state.Experiment,
+        *,
+        report: Reporter = lambda event: None,
+        grace_s: float = DEFAULT_GRACE_S,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.exp = exp
+        self.job = LocalExperiment.from_meta(exp.meta())
+        self.report = report
+        self.grace_s = grace_s
+        self.base_env = dict(os.environ if base_env is None else base_env)
+        self.running: dict[str, _Running] = {}
+        self._stop: str | None = None  # experiment status to end with, once asked to stop
+        self._pidfds = True
+
+    # -- journal + report in one place, journal first ------------------------------------------
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.exp.append(event)
+        self.report({"t": time.time(), **event})
+
+    def run(self) -> str:
+        """Run to the end; returns the experiment's final status."""
+        with self.exp.coordinator_lock(), self._signals() as wakeup:
+            return self._run(wakeup)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Any:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+
+        def stop(signum: int, _frame: Any) -> None:
+            self._stop = state.EXP_INTERRUPTED if signum == signal.SIGINT else state.EXP_CANCELLED
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        try:
+            yield read_fd
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(read_fd)
+            os.close(write_fd)
+
+    def _run(self, wakeup: int) -> str:
+        from launch.sampling import Suggester
+
+        job, spec = self.job, self.job.spec
+        current = self.exp.state()
+        if current.status in (state.EXP_SUCCEEDED, state.EXP_FAILED, state.EXP_CANCELLED):
+            return current.status
+        self.reap_orphans(current)
+        current = self.exp.state()
+        trials = sorted(current.trials.values(), key=lambda r: r.number)
+        retried = {r.retry_of for r in trials if r.retry_of}
+        # Killed trials (Ctrl-C, cancel, a lost coordinator) run again with the same parameters.
+        requeue = [
+            (r.name, r.params) for r in trials if r.status == state.KILLED and r.name not in retried
+        ]
+        finished = [
+            r for r in trials if r.status in state.FINISHED_STATES and r.status != state.KILLED
+        ]
+        objective = spec.objective.objectiveMetricName
+        history = [
+            (r.params, r.metrics.get(objective) if r.status == state.SUCCEEDED else None)
+            for r in finished
+        ]
+        suggester = Suggester(spec, history)
+        number = max((r.number for r in trials), default=0)
+        tally = _Tally(job, finished)
+        free = [list(s) for s in job.gpu_slices]
+        self._emit({"event": "experiment", "status": state.EXP_RUNNING, "resumed": bool(trials)})
+
+        selector = selectors.DefaultSelector()
+        selector.register(wakeup, selectors.EVENT_READ, None)
+        try:
+            while True:
+                # Start trials while there is room, trials left and no reason to stop.
+                while (
+                    self._stop is None
+                    and tally.end_status is None
+                    and len(self.running) < job.parallel
+                    and tally.counted + len(self.running) < job.max_trials
+                ):
+                    retry_of = None
+                    if requeue:
+                        retry_of, params = requeue.pop(0)
+                        handle = suggester.enqueue(params)
+                    else:
+                        asked = suggester.ask()
+                        if asked is None:
+                            break
+                        handle, params = asked
+                    number += 1
+                    gpus = free.pop(0) if job.gpus_per_trial else []
+                    started = self._start(number, params, handle, gpus, retry_of, selector)
+                    if started is not None:  # it could not even start
+                        free.extend([gpus] if gpus else [])
+                        suggester.tell(handle, tally.add(started))
+                if not self.running:
+                    break
+                if self._stop is not None:
+                    self._stop_all(selector)
+                    break
+                # pidfds make select() return the moment a trial exits; poll() covers old kernels.
+                for key, _ in selector.select(timeout=1.0 if self._pidfds else 0.05):
+                    if key.data is None:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(wakeup, 512)
+                for name in [
+                    name for name, run in self.running.items() if run.proc.poll() is not None
+                ]:
+                    run = self.running.pop(name)
+                    if run.fd is not None:
+                        selector.unregister(run.fd)
+                        os.close(run.fd)
+                    record = self._finish(run)
+                    free.extend([run.gpus] if run.gpus else [])
+                    suggester.tell(run.handle, tally.add(record))
+        finally:
+            selector.close()
+        if self._stop is not None:
+            status = self._stop
+            reason = "interrupted (Ctrl-C)" if status == state.EXP_INTERRUPTED else "cancelled"
+        elif tally.end_status is not None:
+            status, reason = tally.end_status, tally.end_reason
+        elif tally.succeeded:
+            status, reason = (
+                state.EXP_SUCCEEDED,
+                f"{tally.counted} trials finished (maxTrialCount {job.max_trials})",
+            )
+        else:
+            status, reason = state.EXP_FAILED, f"none of {tally.counted} trials succeeded"
+        self._emit({"event": "experiment", "status": status, "reason": reason})
+        return status
+
+    def reap_orphans(self, current: state.JournalState | None = None) -> None:
+        """Trials a dead coordinator left Running: stop what still runs (same pid *and* start time,
+        so a reused pid is never hit) and mark them Killed; `_run` runs them again."""
+        current = current or self.exp.state()
+        for record in sorted(current.trials.values(), key=lambda r: r.number):
+            if record.status != state.RUNNING:
+                continue
+            if record.pid and record.proc_start and _start_time(record.pid) == record.proc_start:
+                _kill_group(record.pid, signal.SIGKILL)
+            self._emit(
+                {
+                    "event": "trial_finished",
+                    "trial": record.name,
+                    "status": state.KILLED,
+                    "reason": "its coordinator stopped; run again",
+                }
+            )
+
+    def _start(
+        self,
+        number: int,
+        params: dict[str, Any],
+        handle: int,
+        gpus: list[str],
+        retry_of: str | None,
+        selector: selectors.BaseSelector,
+    ) -> state.TrialRecord | None:
+        """Start one trial; a trial whose program cannot start comes back finished (Failed)."""
+        job = self.job
+        name = f"{job.name}-{number:04d}"
+        trial_dir = self.exp.trial_dir(name)
+        tb_dir = trial_dir / "tfevent"
+        tb_dir.mkdir(parents=True)
+        argv = katib.trial_argv(
+            job.command, katib.merge_params(job.spec.fixed, params), str(tb_dir)
+        )
+        log = (trial_dir / "output.log").open("wb")
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=job.workdir,
+                env=trial_env(self.base_env, job, name, gpus),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: Ctrl-C reaches us, we stop it
+            )
+        except OSError as exc:
+            # A missing program fails like a trial that exits 127, visible in its log and status.
+            log.write(f"launch: cannot start {argv[0]!r}: {exc.strerror}\n".encode())
+            log.close()
+            started = {"event": "trial_started", "trial": name, "number": number, "params": params}
+            self._emit({**started, "argv": argv, "retry_of": retry_of})
+            reason = f"cannot start {argv[0]!r}: {exc.strerror}"
+            self._emit({"event": "trial_finished", "trial": name, "status": state.FAILED, "exit_code": 127,
+                        "reason": reason})  # fmt: skip
+            return state.TrialRecord(
+                name, number, params, status=state.FAILED, exit_code=127, reason=reason
+            )
+        log.close()
+        self._emit(
+            {
+                "event": "trial_started",
+                "trial": name,
+                "number": number,
+                "params": params,
+                "argv": argv,
+                "pid": proc.pid,
+                "proc_start": _start_time(proc.pid),
+                "gpus": ",".join(gpus),
+                "retry_of": retry_of,
+            }
+        )
+        run = _Running(
+            state.TrialRecord(name=name, number=number, params=params), proc, handle, gpus, tb_dir
+        )
+        try:
+            run.fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
+            run.fd, self._pidfds = None, False
+        self.running[name] = run
+        if run.fd is not None:
+            selector.register(run.fd, selectors.EVENT_READ, name)
+        return None
+
+    def _finish(self, run: _Running) -> state.TrialRecord:
+        from launch import tfevents
+
+        code = run.proc.wait()
+        spec = self.job.spec
+        names = list(spec.objective.metric_names)
+        result = tfevents.collect_metrics(
+            run.tb_dir, names, {m: spec.objective.strategy(m) for m in names}
+        )
+        objective = spec.objective.objectiveMetricName
+        record = run.record
+        record.exit_code = code
+        record.metrics = dict(result.values)
+        record.found_tags = list(result.found_tags)
+        if code != 0:
+            record.status = state.FAILED
+            record.reason = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
+        elif objective not in result.values:
+            record.status = state.METRICS_UNAVAILABLE
+            record.reason = f"objective `{objective}` not found: {result.describe_missing()}"
+        else:
+            record.status = state.SUCCEEDED
+        self._emit(
+            {
+                "event": "trial_finished",
+                "trial": record.name,
+                "status": record.status,
+                "exit_code": code,
+                "metrics": record.metrics,
+                "found_tags": record.found_tags,
+                "reason": record.reason,
+            }
+        )
+        return record
+
+    def _stop_all(self, selector: selectors.BaseSelector) -> None:
+        """SIGTERM every running trial, SIGKILL what is left after the grace period; record Killed."""
+        for run in self.running.values():
+            _kill_group(run.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s
+        for run in self.running.values():
+            try:
+                run.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_group(run.proc.pid, signal.SIGKILL)
+                run.proc.wait()
+        for name, run in list(self.running.items()):
+            if run.fd is not None:
+                selector.unregister(run.fd)
+                os.close(run.fd)
+            self._emit(
+                {
+                    "event": "trial_finished",
+                    "trial": name,
+                    "status": state.KILLED,
+                    "exit_code": run.proc.returncode,
+                    "reason": "stopped by Ctrl-C"
+                    if self._stop == state.EXP_INTERRUPTED
+                    else "cancelled",
+                }
+            )
+        self.running.clear()
+
+
+class _Tally:
+    """Counts finished trials and decides when the experiment ends (Katib's rules)."""
+
+    def __init__(self, job: LocalExperiment, finished: Sequence[state.TrialRecord]) -> None:
+        self.job = job
+        self.objective = job.spec.objective
+        self.counted = self.failures = self.succeeded = 0
+        self.best: float | None = None
+        self.end_status: str | None = None
+        self.end_reason = ""
+        for record in finished:
+            self.add(record)
+
+    def add(self, record: state.TrialRecord) -> float | None:
+        """Count one finished trial; returns its objective value (None unless Succeeded)."""
+        self.counted += 1
+        if record.status in (state.FAILED, state.METRICS_UNAVAILABLE):
+            self.failures += 1
+            if self.failures > self.job.max_failed and self.end_status is None:
+                self.end_status = state.EXP_FAILED
+                self.end_reason = (
+                    f"{self.failures} trials failed (maxFailedTrialCount is {self.job.max_failed})"
+                )
+            return None
+        value = record.metrics.get(self.objective.objectiveMetricName)
+        if record.status != state.SUCCEEDED or value is None:
+            return None
+        self.succeeded += 1
+        if self.best is None or _better(self.job.spec, value, self.best):
+            self.best = value
+        goal = self.objective.goal
+        if (
+            goal is not None
+            and _reached(self.job.spec, self.best, goal)
+            and self.end_status is None
+        ):
+            self.end_status = state.EXP_SUCCEEDED
+            self.end_reason = f"objective goal {goal} reached ({self.objective.objectiveMetricName} = {self.best})"
+        return value
+
+
+def _better(spec: LaunchSpec, a: float, b: float) -> bool:
+    return a < b if spec.objective.type == "minimize" else a > b
+
+
+def _reached(spec: LaunchSpec, value: float, goal: float) -> bool:
+    return value <= goal if spec.objective.type == "minimize" else value >= goal
+
+
+def create(
+    *,
+    home: Path,
+    name: str,
+    spec: LaunchSpec,
+    command: Sequence[str],
+    snap: Any,
+    in_place: bool,
+    gpus_per_trial: int,
+    parallel: int,
+    gpu_slices: list[list[str]],
+    max_trials: int,
+    max_failed: int,
+    env: Mapping[str, str],
+) -> state.Experiment:
+    """Create the experiment directory, its worktree of the commit (or run in place) and metadata.
+
+    On any failure nothing is left behind: the directory is removed again.
+    """
+    import shutil
+
+    from launch import git
+
+    path = state.experiments_dir(home) / name
+    worktree = None if in_place else path / "worktree"
+    base = snap.root if worktree is None else worktree
+    job = LocalExperiment(
+        name=name,
+        spec=spec,
+        command=list(command),
+        workdir=base / snap.subdir if snap.subdir else base,
+        commit=snap.commit,
+        gpus_per_trial=gpus_per_trial,
+        parallel=parallel,
+        max_trials=max_trials,
+        max_failed=max_failed,
+        tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        gpu_slices=gpu_slices,
+        extra={
+            "repo_root": str(snap.root),
+            "worktree": None if worktree is None else str(worktree),
+            "branch": snap.branch,
+            "created": time.time(),
+        },
+    )
+    exp = state.Experiment.create(home, name, job.to_meta())
+    try:
+        if worktree is not None:
+            git.add_worktree(snap.root, snap.commit, worktree)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return exp
+
+
+def ensure_worktree(exp: state.Experiment) -> None:
+    """Before resuming: put back a worktree that was removed (its commit is still in the repo)."""
+    from launch import git
+
+    meta = exp.meta()
+    worktree = meta.get("worktree")
+    if worktree and not Path(worktree).is_dir():
+        git.add_worktree(Path(meta["repo_root"]), meta["commit"], Path(worktree))
+
+
+def cleanup(exp: state.Experiment) -> None:
+    """After the experiment ended for good: remove its worktree (logs and events stay)."""
+    from launch import git
+
+    meta = exp.meta()
+    worktree = meta.get("worktree")
+    if worktree and Path(worktree).is_dir():
+        with contextlib.suppress(Exception):
+            git.remove_worktree(Path(meta["repo_root"]), Path(worktree))

@@ -1,0 +1,145 @@
+"""One results schema for both backends: `Trial` rows, and their table / CSV / JSON forms.
+
+Pure (no I/O): backends turn their records into rows; the CLI prints what these functions return.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ParamValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial, whichever backend ran it."""
+
+    name: str
+    number: int
+    params: Mapping[str, ParamValue]
+    status: (
+        str  # Katib's trial conditions: Running, Succeeded, Failed, MetricsUnavailable, Killed, ...
+    )
+    objective: float | None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    start: float | None = None  # epoch seconds
+    end: float | None = None
+    reason: str = ""
+    exit_code: int | None = None
+    mlflow_run_id: str | None = None
+    mlflow_url: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.start is None or self.end is None else self.end - self.start
+
+
+def from_local(record: Any, objective_name: str) -> Trial:
+    """A row from the local backend's journal record (`state.TrialRecord`)."""
+    return Trial(
+        name=record.name,
+        number=record.number,
+        params=dict(record.params),
+        status=record.status,
+        objective=record.metrics.get(objective_name),
+        metrics=dict(record.metrics),
+        start=record.start,
+        end=record.end,
+        reason=record.reason,
+        exit_code=record.exit_code,
+    )
+
+
+def rank(trials: Iterable[Trial], *, minimize: bool) -> list[Trial]:
+    """Trials with an objective first, best first; then the rest by number."""
+    rows = list(trials)
+    scored = sorted(
+        (t for t in rows if t.objective is not None),
+        key=lambda t: t.objective if minimize else -t.objective,
+    )  # type: ignore[operator]
+    rest = sorted((t for t in rows if t.objective is None), key=lambda t: t.number)
+    return scored + rest
+
+
+def _iso(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def format_number(value: float | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    return f"{value:.6g}"
+
+
+def param_names(trials: Sequence[Trial]) -> list[str]:
+    names: list[str] = []
+    for trial in trials:
+        names.extend(n for n in trial.params if n not in names)
+    return names
+
+
+def metric_names(trials: Sequence[Trial], objective_name: str) -> list[str]:
+    names: list[str] = []
+    for trial in trials:
+        names.extend(n for n in trial.metrics if n != objective_name and n not in names)
+    return names
+
+
+def to_rows(trials: Sequence[Trial], objective_name: str) -> tuple[list[str], list[list[str]]]:
+    """Header and text rows, shared by the table and CSV forms."""
+    params, metrics = param_names(trials), metric_names(trials, objective_name)
+    header = [
+        "trial",
+        "status",
+        objective_name,
+        *metrics,
+        *params,
+        "duration_s",
+        "start",
+        "mlflow_run",
+    ]
+    rows = []
+    for t in trials:
+        duration = t.duration_s
+        rows.append(
+            [
+                str(t.number),
+                t.status,
+                format_number(t.objective),
+                *(format_number(t.metrics.get(m)) for m in metrics),
+                *("" if t.params.get(p) is None else str(t.params[p]) for p in params),
+                "" if duration is None else f"{duration:.1f}",
+                _iso(t.start),
+                t.mlflow_url or t.mlflow_run_id or "",
+            ]
+        )
+    return header, rows
+
+
+def to_csv(trials: Sequence[Trial], objective_name: str) -> str:
+    header, rows = to_rows(trials, objective_name)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_json(trials: Sequence[Trial]) -> str:
+    return json.dumps(
+        [{**asdict(t), "params": dict(t.params), "metrics": dict(t.metrics)} for t in trials],
+        indent=2,
+    )
+
+
+def from_json(text: str) -> list[Trial]:
+    return [Trial(**item) for item in json.loads(text)]

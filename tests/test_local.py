@@ -1,0 +1,419 @@
+"""The local backend end to end: real git repos, real trainer processes (a Draccus program writing
+TensorBoard scalars with tensorboardX), the real `launch` console script, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from launch import local, state
+from launch.errors import ExitCode, UsageError
+from tests.gitrepo import make_repo
+
+LAUNCH = str(Path(sys.executable).with_name("launch"))
+
+TRAINER = '''
+"""Test trainer: echoes what it received, then behaves as --mode says."""
+import json, os, sys, time
+from dataclasses import dataclass, field
+import draccus
+
+@dataclass
+class Optim:
+    lr: float = 0.1
+    nesterov: bool = False
+
+@dataclass
+class Config:
+    optim: Optim = field(default_factory=Optim)
+    layers: int = 1
+    act: str = "relu"
+    seed: int = 0
+    mode: str = "ok"
+    sleep: float = 0.0
+    tensorboard_dir: str = "tb"
+
+cfg = draccus.parse(config_class=Config)
+os.makedirs(cfg.tensorboard_dir, exist_ok=True)
+with open(os.path.join(cfg.tensorboard_dir, "received.json"), "w") as f:
+    json.dump({"argv": sys.argv[1:], "lr": cfg.optim.lr, "nesterov": cfg.optim.nesterov,
+               "layers": cfg.layers, "act": cfg.act, "seed": cfg.seed, "cwd": os.getcwd(),
+               "env": {k: os.environ.get(k) for k in ("KATIB_TRIAL_NAME", "KATIB_EXPERIMENT_NAME",
+                       "KATIB_NAMESPACE", "LAUNCH_GIT_COMMIT", "MLFLOW_TRACKING_URI",
+                       "MLFLOW_EXPERIMENT_NAME", "CUDA_VISIBLE_DEVICES")},
+               "pid": os.getpid()}, f)
+print("training", cfg, flush=True)
+time.sleep(float(os.environ.get("TRAINER_SLEEP", cfg.sleep)))
+if cfg.mode == "crash":
+    print("boom: something broke", file=sys.stderr)
+    sys.exit(3)
+from tensorboardX import SummaryWriter
+w = SummaryWriter(cfg.tensorboard_dir)
+if cfg.mode == "nometric":
+    w.add_scalar("accuracy", 0.5, 1)
+else:
+    for step in range(3):
+        w.add_scalar("loss", cfg.optim.lr * cfg.layers + cfg.seed / 100 + (2 - step), step)
+w.close()
+'''
+
+SEARCH_RANDOM = """
+objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: random, algorithmSettings: [{name: random_state, value: 3}]}
+parameters:
+  - {name: optim.lr, parameterType: double, feasibleSpace: {min: 0.001, max: 0.5}}
+  - {name: layers, parameterType: int, feasibleSpace: {min: 1, max: 4}}
+  - {name: act, parameterType: categorical, feasibleSpace: {list: [relu, tanh]}}
+maxTrialCount: 4
+parallelTrialCount: 2
+"""
+
+ONE_TRIAL = SEARCH_RANDOM.replace("maxTrialCount: 4", "maxTrialCount: 1").replace(
+    "parallelTrialCount: 2", "parallelTrialCount: 1"
+)
+
+SEARCH_GRID = """
+objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: grid}
+parameters:
+  - {name: optim.lr, parameterType: double, feasibleSpace: {min: "0.1", max: "0.3", step: "0.1"}}
+  - {name: optim.nesterov, parameterType: categorical, feasibleSpace: {list: ["true", "false"]}}
+fixed: {layers: 2}
+"""
+
+
+def project(tmp_path: Path, search: str = SEARCH_RANDOM, **extra: str) -> Path:
+    repo = make_repo(tmp_path, files={"train.py": TRAINER, "search.yaml": search, **extra})
+    return repo.path
+
+
+def launch(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [LAUNCH, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def experiment(cwd: Path, name: str) -> state.Experiment:
+    return state.Experiment.open(cwd / ".launch", name)
+
+
+def received(exp: state.Experiment, trial: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        (exp.trial_dir(trial) / "tfevent" / "received.json").read_text()
+    )
+    return data
+
+
+def test_random_sweep_end_to_end(tmp_path: Path) -> None:
+    cwd = project(tmp_path)
+    done = launch(
+        cwd, "--backend", "local", "--name", "rnd", "search.yaml", "--", sys.executable, "train.py"
+    )
+    assert done.returncode == 0, done.stderr
+    exp = experiment(cwd, "rnd")
+    current = exp.state()
+    assert current.status == state.EXP_SUCCEEDED
+    assert [t.status for t in current.trials.values()] == [state.SUCCEEDED] * 4
+    for record in current.trials.values():
+        got = received(exp, record.name)
+        # Draccus parsed exactly the sampled values (floats in repr form, dotted names).
+        assert got["lr"] == record.params["optim.lr"]
+        assert got["layers"] == record.params["layers"] and got["act"] == record.params["act"]
+        assert got["argv"][-1] == f"--tensorboard_dir={exp.trial_dir(record.name) / 'tfevent'}"
+        assert got["env"]["KATIB_TRIAL_NAME"] == record.name
+        assert got["env"]["KATIB_EXPERIMENT_NAME"] == "rnd"
+        assert got["env"]["LAUNCH_GIT_COMMIT"] == exp.meta()["commit"]
+        assert got["env"]["MLFLOW_EXPERIMENT_NAME"] == "rnd"
+        assert got["env"]["CUDA_VISIBLE_DEVICES"] == ""
+        # Trials run in a worktree of the commit, not in the user's checkout.
+        assert got["cwd"] == str(exp.path / "worktree")
+        expected = record.params["optim.lr"] * record.params["layers"]  # latest step's loss
+        assert record.metrics["loss"] == pytest.approx(expected, rel=1e-6)
+    # Results on stdout, best first; the worktree is gone once the experiment ended.
+    assert done.stdout.splitlines()[0].startswith("rnd")
+    assert not (exp.path / "worktree").exists()
+    table = launch(cwd, "results", "rnd", "--format", "json")
+    rows = json.loads(table.stdout)
+    assert [r["objective"] for r in rows] == sorted(r["objective"] for r in rows)
+    # The user's tree stays clean: .launch/ ignores itself.
+    assert (
+        subprocess.run(
+            ["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True
+        ).stdout
+        == ""
+    )
+
+
+def test_grid_sweep_runs_every_point_with_fixed_flags(tmp_path: Path) -> None:
+    cwd = project(tmp_path, SEARCH_GRID)
+    done = launch(
+        cwd, "--backend", "local", "--name", "grid", "search.yaml", "--", sys.executable, "train.py"
+    )
+    assert done.returncode == 0, done.stderr
+    exp = experiment(cwd, "grid")
+    records = list(exp.state().trials.values())
+    # Katib's grid is numpy's arange, so 0.1 + 2 * 0.1 is 0.30000000000000004, as on the cluster.
+    points = sorted((round(r.params["optim.lr"], 9), r.params["optim.nesterov"]) for r in records)
+    assert points == [
+        (0.1, "false"),
+        (0.1, "true"),
+        (0.2, "false"),
+        (0.2, "true"),
+        (0.3, "false"),
+        (0.3, "true"),
+    ]
+    for record in records:
+        got = received(exp, record.name)
+        assert got["layers"] == 2  # from `fixed`
+        assert got["nesterov"] is (
+            record.params["optim.nesterov"] == "true"
+        )  # Draccus parses the bool
+        assert got["argv"][0] == "--layers=2"
+
+
+def test_seed_sweep_passes_seeds(tmp_path: Path) -> None:
+    search = "objective: {type: minimize, objectiveMetricName: loss}\nfixed: {optim.lr: 0.25}\n"
+    cwd = project(tmp_path, search)
+    done = launch(
+        cwd,
+        "--backend",
+        "local",
+        "--name",
+        "seeds",
+        "--seeds",
+        "3",
+        "search.yaml",
+        "--",
+        sys.executable,
+        "train.py",
+    )
+    assert done.returncode == 0, done.stderr
+    exp = experiment(cwd, "seeds")
+    seeds = sorted(received(exp, r.name)["seed"] for r in exp.state().trials.values())
+    assert seeds == [0, 1, 2]
+
+
+def test_crashing_trainer_fails_the_experiment_after_max_failed(tmp_path: Path) -> None:
+    search = SEARCH_RANDOM.replace(
+        "maxTrialCount: 4", "maxTrialCount: 8\nmaxFailedTrialCount: 2"
+    ).replace("parallelTrialCount: 2", "parallelTrialCount: 1")
+    cwd = project(tmp_path, search)
+    done = launch(
+        cwd,
+        "--backend",
+        "local",
+        "--name",
+        "crash",
+        "search.yaml",
+        "--",
+        sys.executable,
+        "train.py",
+        "--mode=crash",
+    )
+    assert done.returncode == ExitCode.TRIAL_FAILED
+    exp = experiment(cwd, "crash")
+    current = exp.state()
+    assert current.status == state.EXP_FAILED
+    # Katib ends the experiment once failures exceed maxFailedTrialCount: 3 trials, not 8.
+    assert [t.status for t in current.trials.values()] == [state.FAILED] * 3
+    assert "exit code 3" in done.stderr and "launch logs crash --trial 1" in done.stderr
+    logs = launch(cwd, "logs", "crash", "--trial", "2")
+    assert "boom: something broke" in logs.stdout
+
+
+def test_missing_objective_is_metrics_unavailable_with_found_tags(tmp_path: Path) -> None:
+    cwd = project(tmp_path, ONE_TRIAL)
+    done = launch(
+        cwd,
+        "--backend",
+        "local",
+        "--name",
+        "nomet",
+        "search.yaml",
+        "--",
+        sys.executable,
+        "train.py",
+        "--mode=nometric",
+    )
+    assert done.returncode == ExitCode.TRIAL_FAILED
+    (record,) = experiment(cwd, "nomet").state().trials.values()
+    assert record.status == state.METRICS_UNAVAILABLE
+    assert "`accuracy`" in record.reason and "`loss`" in record.reason
+    assert "MetricsUnavailable" in done.stderr
+
+
+def test_missing_program_is_a_failed_trial(tmp_path: Path) -> None:
+    cwd = project(tmp_path, ONE_TRIAL)
+    done = launch(
+        cwd, "--backend", "local", "--name", "noprog", "search.yaml", "--", "no-such-program-xyz"
+    )
+    assert done.returncode == ExitCode.TRIAL_FAILED
+    (record,) = experiment(cwd, "noprog").state().trials.values()
+    assert record.exit_code == 127 and "no-such-program-xyz" in record.reason
+
+
+def _wait_for(predicate: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def _finished(cwd: Path, name: str) -> int:
+    path = cwd / ".launch" / "experiments" / name
+    if not (path / "journal.jsonl").exists():
+        return 0
+    return sum(r.status == state.SUCCEEDED for r in state.Experiment(path).state().trials.values())
+
+
+def test_kill_9_coordinator_then_watch_resumes_without_rerunning(tmp_path: Path) -> None:
+    search = SEARCH_RANDOM.replace("maxTrialCount: 4", "maxTrialCount: 6")
+    cwd = project(tmp_path, search)
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [LAUNCH, "--backend", "local", "--name", "kill9", "search.yaml", "--", sys.executable, "train.py", "--sleep=0.6"],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _wait_for(lambda: _finished(cwd, "kill9") >= 2)
+    proc.kill()
+    proc.wait()
+    exp = experiment(cwd, "kill9")
+    before = exp.state()
+    finished_before = {n: r for n, r in before.trials.items() if r.status == state.SUCCEEDED}
+    orphans = [r for r in before.trials.values() if r.status == state.RUNNING]
+    assert exp.coordinator_pid() is None
+    listed = json.loads(launch(cwd, "list", "--json").stdout)
+    assert listed[0]["status"] == state.EXP_INTERRUPTED
+    done = launch(cwd, "watch", "kill9")
+    assert done.returncode == 0, done.stderr
+    after = exp.state()
+    assert after.status == state.EXP_SUCCEEDED
+    # Finished trials are kept as they were, never re-run.
+    for name, record in finished_before.items():
+        assert (
+            after.trials[name].status == state.SUCCEEDED
+            and after.trials[name].metrics == record.metrics
+        )
+    # Trials that were running are Killed and their parameters run again.
+    for orphan in orphans:
+        assert after.trials[orphan.name].status == state.KILLED
+        retries = [r for r in after.trials.values() if r.retry_of == orphan.name]
+        assert len(retries) == 1 and retries[0].params == orphan.params
+    assert sum(r.status == state.SUCCEEDED for r in after.trials.values()) == 6
+
+
+def test_ctrl_c_stops_trials_exits_130_and_resumes(tmp_path: Path) -> None:
+    cwd = project(tmp_path, SEARCH_RANDOM)
+    env = {**os.environ, "NO_COLOR": "1", "TRAINER_SLEEP": "30"}
+    proc = subprocess.Popen(
+        [LAUNCH, "--backend", "local", "--name", "ctrlc", "search.yaml", "--", sys.executable, "train.py"],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def running_pids() -> list[int]:
+        path = cwd / ".launch" / "experiments" / "ctrlc"
+        if not (path / "journal.jsonl").exists():
+            return []
+        trials = state.Experiment(path).state().trials.values()
+        return [r.pid for r in trials if r.status == state.RUNNING and r.pid]
+
+    _wait_for(lambda: len(running_pids()) == 2)
+    pids = running_pids()
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.DETACHED, err
+    assert "launch watch ctrlc" in err
+    exp = experiment(cwd, "ctrlc")
+    current = exp.state()
+    assert current.status == state.EXP_INTERRUPTED
+    assert sorted(r.status for r in current.trials.values()) == [state.KILLED, state.KILLED]
+    for pid in pids:  # the trials' processes are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert (exp.path / "worktree").is_dir()  # kept for the resume
+    killed = {r.name: r.params for r in current.trials.values()}
+    done = launch(cwd, "watch", "ctrlc", env={"TRAINER_SLEEP": "0"})
+    assert done.returncode == 0, done.stderr
+    after = exp.state()
+    assert after.status == state.EXP_SUCCEEDED
+    assert sum(r.status == state.SUCCEEDED for r in after.trials.values()) == 4
+    for name, params in killed.items():
+        assert [r.params for r in after.trials.values() if r.retry_of == name] == [params]
+
+
+def test_gpu_slices_from_fake_nvidia_smi(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(
+        '#!/bin/sh\nfor i in 0 1 2 3 4; do echo "GPU $i: Fake GPU (UUID: GPU-$i)"; done\n'
+    )
+    smi.chmod(0o755)
+    search = SEARCH_RANDOM.replace("maxTrialCount: 4", "maxTrialCount: 4").replace(
+        "parallelTrialCount: 2", "parallelTrialCount: 3"
+    )
+    cwd = project(tmp_path, search)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    done = launch(cwd, "--backend", "local", "--name", "gpus", "--gpus", "2", "search.yaml", "--",
+                  sys.executable, "train.py", "--sleep=0.5", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    exp = experiment(cwd, "gpus")
+    assert exp.meta()["parallel"] == 2  # 5 GPUs hold two slices of 2: never oversubscribed
+    records = sorted(exp.state().trials.values(), key=lambda r: r.number)
+    seen = [received(exp, r.name)["env"]["CUDA_VISIBLE_DEVICES"] for r in records]
+    assert set(seen) <= {"0,1", "2,3"}
+    # Trials that overlapped in time had different slices.
+    for a in records:
+        for b in records:
+            if (
+                a.number < b.number
+                and a.end is not None
+                and b.start is not None
+                and b.start < a.end
+            ):
+                assert a.gpus != b.gpus
+
+
+def test_gpus_without_gpus_is_a_clear_error(tmp_path: Path) -> None:
+    cwd = project(tmp_path)
+    done = launch(cwd, "--backend", "local", "--gpus", "1", "search.yaml", "--", sys.executable, "train.py",
+                  env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert done.returncode == ExitCode.USAGE
+    assert "error:" in done.stderr and "--gpus 0" in done.stderr
+    assert not (cwd / ".launch" / "experiments").exists() or not list(
+        (cwd / ".launch" / "experiments").iterdir()
+    )
+
+
+def test_plan_slots_and_detect_gpus() -> None:
+    assert local.detect_gpus({"CUDA_VISIBLE_DEVICES": "3,5"}) == ["3", "5"]
+    assert local.detect_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+    assert local.detect_gpus({"PATH": "/nonexistent"}) == []
+    assert local.plan_slots(gpus_per_trial=0, visible=[], parallel=3) == (3, [])
+    assert local.plan_slots(gpus_per_trial=2, visible=["0", "1", "2"], parallel=3) == (
+        1,
+        [["0", "1"]],
+    )
+    with pytest.raises(UsageError, match="only 1 GPU"):
+        local.plan_slots(gpus_per_trial=2, visible=["0"], parallel=1)
+
+
+def test_dirty_tree_is_refused_for_local_too(tmp_path: Path) -> None:
+    cwd = project(tmp_path)
+    (cwd / "train.py").write_text((cwd / "train.py").read_text() + "\n# edit\n")
+    done = launch(cwd, "--backend", "local", "search.yaml", "--", sys.executable, "train.py")
+    assert done.returncode == ExitCode.GIT_STATE
+    assert "--allow-dirty" in done.stderr
+    assert not (cwd / ".launch" / "experiments").exists()
