@@ -81,6 +81,17 @@ def _guard(func: F) -> F:
         except KeyboardInterrupt:
             _stderr().print("interrupted")
             raise typer.Exit(int(ExitCode.DETACHED)) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: say so in one line, the traceback only with --debug
+            if _debug:
+                raise
+            _fail(
+                LaunchError(
+                    f"unexpected {type(exc).__name__}: {exc}",
+                    hint="run again with `launch --debug ...` for the traceback, and report it",
+                )
+            )
 
     return wrapper  # type: ignore[return-value]
 
@@ -190,10 +201,10 @@ def _print_plan(plan: Any, *, as_json: bool) -> None:
         }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
-    import yaml
+    from launch import katib
 
     docs = [d for d in (plan.build_job, plan.experiment) if d is not None]
-    out = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=1000)
+    out = "---\n".join(katib.to_yaml(doc) for doc in docs)
     what = "every trial" if plan.complete else f"a sample of {len(plan.trial_lines)} trials"
     out += f"# trial command lines ({what}):\n"
     out += "".join(f"#   {shlex.join(line)}\n" for line in plan.trial_lines)
@@ -259,8 +270,9 @@ def render(
     allow_dirty: AllowDirtyOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
+    settings = _settings(namespace=namespace, backend="katib")
     settings, argv, loaded, snap = _prepare(
-        spec_path, command, seeds=seeds, namespace=namespace, backend=None, allow_dirty=allow_dirty
+        spec_path, command, seeds=seeds, settings=settings, allow_dirty=allow_dirty
     )
     _warn_coercions(loaded)
     _print_plan(
@@ -466,7 +478,7 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     from launch import config, state
 
     home = state.home_dir(config.load_settings()["home"])
-    items = []
+    items: list[dict[str, Any]] = []
     for name in state.list_names(home):
         exp = state.Experiment(state.experiments_dir(home) / name)
         current = exp.state()

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from launch.errors import UsageError
+from launch.kaniko import DEFAULT_KANIKO_IMAGE
 
 # Defaults match deploy/ (names shared with deploy/ are checked by a contract test once deploy/ lands).
 REGISTRY_PUSH = "registry.launch-system.svc.cluster.local:5000"  # in-cluster Service, for Kaniko
 REGISTRY_PULL = "127.0.0.1:30500"  # NodePort: containerd on nodes cannot resolve *.svc names
-KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.0"
+KANIKO_IMAGE = DEFAULT_KANIKO_IMAGE
 
 
 @dataclass(frozen=True)

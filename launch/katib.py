@@ -213,7 +213,10 @@ def _placeholder(param: Parameter) -> str:
 
 
 def _trial_args(
-    command: Sequence[str], fixed: Mapping[str, Scalar], parameters: Sequence[Parameter]
+    command: Sequence[str],
+    fixed: Mapping[str, Scalar],
+    parameters: Sequence[Parameter],
+    workdir: str = "",
 ) -> str:
     """The one `sh -c` string: quoted user text, `${trialParameters.X}` for the swept flags.
 
@@ -232,7 +235,9 @@ def _trial_args(
         flag = f"--{param.name}={_placeholder(param)}"
         words.append(f"'{flag}'" if param.parameterType == "categorical" else flag)
     words.append(shlex.quote(f"--tensorboard_dir={TFEVENT_DIR}"))
-    return " ".join(words)
+    # Run from the same subdirectory of the repo as the user did (the image's WORKDIR is its root).
+    prefix = f"cd {_escape_dollar(shlex.quote(workdir))} && " if workdir else ""
+    return prefix + " ".join(words)
 
 
 def _feasible_space(param: Parameter) -> dict[str, Any]:
@@ -255,8 +260,11 @@ def _quantity(value: float | int | str) -> str:
     return str(value)
 
 
-def _env(items: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    return [{"name": key, "value": _escape_dollar(value)} for key, value in items]
+def _env(items: Sequence[tuple[str, str | None]]) -> list[dict[str, Any]]:
+    """Container env; a variable without a value (e.g. no MLflow configured) is left out."""
+    return [
+        {"name": key, "value": _escape_dollar(value)} for key, value in items if value is not None
+    ]
 
 
 def render_experiment(
@@ -270,7 +278,8 @@ def render_experiment(
     commit: str,
     branch: str | None,
     user: str,
-    mlflow_tracking_uri: str,
+    mlflow_tracking_uri: str | None,
+    workdir: str = "",
     mlflow_experiment_name: str | None = None,
     seed_flag: str = "seed",
     cpus: float | int | str | None = None,
@@ -345,7 +354,7 @@ def render_experiment(
         "name": PRIMARY_CONTAINER,
         "image": image,
         "command": ["sh", "-c"],
-        "args": [_trial_args(command, spec.fixed, spec.parameters)],
+        "args": [_trial_args(command, spec.fixed, spec.parameters, workdir)],
         "env": _env(env),
     }
     if resources:

@@ -353,11 +353,17 @@ class Coordinator:
         job = self.job
         name = f"{job.name}-{number:04d}"
         trial_dir = self.exp.trial_dir(name)
+        if trial_dir.exists():
+            # Left by a coordinator killed between creating it and journaling: keep it aside.
+            trial_dir.rename(trial_dir.with_name(f"{name}.stale-{int(time.time())}"))
         tb_dir = trial_dir / "tfevent"
         tb_dir.mkdir(parents=True)
         argv = katib.trial_argv(
             job.command, katib.merge_params(job.spec.fixed, params), str(tb_dir)
         )
+        # Journal the trial before its process exists, so a crash can never leave an unknown one.
+        self._emit({"event": "trial_started", "trial": name, "number": number, "params": params,
+                    "argv": argv, "gpus": ",".join(gpus), "retry_of": retry_of})  # fmt: skip
         log = (trial_dir / "output.log").open("wb")
         try:
             proc = subprocess.Popen(
@@ -371,11 +377,9 @@ class Coordinator:
             )
         except OSError as exc:
             # A missing program fails like a trial that exits 127, visible in its log and status.
-            log.write(f"launch: cannot start {argv[0]!r}: {exc.strerror}\n".encode())
-            log.close()
-            started = {"event": "trial_started", "trial": name, "number": number, "params": params}
-            self._emit({**started, "argv": argv, "retry_of": retry_of})
             reason = f"cannot start {argv[0]!r}: {exc.strerror}"
+            log.write(f"launch: {reason}\n".encode())
+            log.close()
             self._emit({"event": "trial_finished", "trial": name, "status": state.FAILED, "exit_code": 127,
                         "reason": reason})  # fmt: skip
             return state.TrialRecord(
@@ -384,15 +388,10 @@ class Coordinator:
         log.close()
         self._emit(
             {
-                "event": "trial_started",
+                "event": "trial_running",
                 "trial": name,
-                "number": number,
-                "params": params,
-                "argv": argv,
                 "pid": proc.pid,
                 "proc_start": _start_time(proc.pid),
-                "gpus": ",".join(gpus),
-                "retry_of": retry_of,
             }
         )
         run = _Running(
@@ -414,7 +413,9 @@ class Coordinator:
         spec = self.job.spec
         names = list(spec.objective.metric_names)
         result = tfevents.collect_metrics(
-            run.tb_dir, names, {m: spec.objective.strategy(m) for m in names}
+            run.tb_dir,
+            names,
+            {m: spec.objective.strategy(m) for m in names},  # type: ignore[misc]
         )
         objective = spec.objective.objectiveMetricName
         record = run.record
@@ -489,7 +490,9 @@ class _Tally:
         self.counted += 1
         if record.status in (state.FAILED, state.METRICS_UNAVAILABLE):
             self.failures += 1
-            if self.failures > self.job.max_failed and self.end_status is None:
+            # Katib: the experiment fails once failed >= maxFailedTrialCount (and failed != 0),
+            # MetricsUnavailable included (pkg/controller.v1beta1/experiment/util/status_util.go).
+            if self.failures >= max(self.job.max_failed, 1) and self.end_status is None:
                 self.end_status = state.EXP_FAILED
                 self.end_reason = (
                     f"{self.failures} trials failed (maxFailedTrialCount is {self.job.max_failed})"

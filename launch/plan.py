@@ -61,9 +61,11 @@ def make_plan(
     build_job = None
     if image_digest is None:
         if not git.remote_url:
-            context = "dir:///workspace"  # --allow-dirty without a remote: the caller streams a tar
+            context = kaniko.STDIN_CONTEXT  # --allow-dirty: the caller streams the working tree
+            pull_method = "https"
         else:
             context = kaniko.git_context(git.remote_url, git.branch, git.commit)
+            pull_method = kaniko.git_pull_method(git.remote_url)
         build_job = kaniko.render_build_job(
             name=f"build-{git.repo_name.lower()[:40]}-{git.commit[:12]}".replace("_", "-"),
             namespace=namespace,
@@ -74,19 +76,17 @@ def make_plan(
             insecure_registry=settings["registry"] if settings["registry_insecure"] else None,
             platform=settings["platform"],
             git_secret=settings["git_secret"],
+            git_pull_method=pull_method,
             service_account=settings["build_service_account"],
             labels={"app.kubernetes.io/managed-by": "launch"},
         )
-    workdir_command = list(command)
-    if git.subdir:
-        # Trials start in the image's WORKDIR (the repo root); run from the same subdir as locally.
-        workdir_command = ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", git.subdir, *command]
     experiment = katib.render_experiment(
         spec=spec,
         name=name,
         namespace=namespace,
         image=image,
-        command=workdir_command,
+        command=list(command),
+        workdir=git.subdir,
         gpus=gpus,
         commit=git.commit,
         branch=git.branch or "detached",

@@ -60,10 +60,10 @@ def from_local(record: Any, objective_name: str) -> Trial:
 def rank(trials: Iterable[Trial], *, minimize: bool) -> list[Trial]:
     """Trials with an objective first, best first; then the rest by number."""
     rows = list(trials)
+    sign = 1.0 if minimize else -1.0
     scored = sorted(
-        (t for t in rows if t.objective is not None),
-        key=lambda t: t.objective if minimize else -t.objective,
-    )  # type: ignore[operator]
+        (t for t in rows if t.objective is not None), key=lambda t: sign * (t.objective or 0.0)
+    )
     rest = sorted((t for t in rows if t.objective is None), key=lambda t: t.number)
     return scored + rest
 

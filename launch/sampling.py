@@ -44,7 +44,7 @@ def check_local(spec: LaunchSpec) -> None:
             )
     if name == "bayesianoptimization":
         try:
-            import torch  # noqa: F401
+            import torch  # type: ignore[import-not-found]  # noqa: F401
         except ImportError:
             raise SpecError(
                 "algorithm `bayesianoptimization` runs locally with Optuna's GPSampler, which needs torch",
@@ -146,8 +146,7 @@ class Suggester:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        direction = "minimize" if spec.objective.type == "minimize" else "maximize"
-        self._study = optuna.create_study(direction=direction, sampler=_sampler(spec))
+        self._study = optuna.create_study(direction=spec.objective.type, sampler=_sampler(spec))
         self._dists = _distributions(spec)
         for params, value in history:
             self._study.add_trial(

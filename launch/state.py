@@ -231,11 +231,12 @@ def reduce_events(events: list[dict[str, Any]]) -> JournalState:
                 number=event["number"],
                 params=event["params"],
                 start=event["t"],
-                pid=event.get("pid"),
-                proc_start=event.get("proc_start"),
                 gpus=event.get("gpus", ""),
                 retry_of=event.get("retry_of"),
             )
+        elif kind == "trial_running" and event["trial"] in trials:
+            trials[event["trial"]].pid = event.get("pid")
+            trials[event["trial"]].proc_start = event.get("proc_start")
         elif kind == "trial_finished" and event["trial"] in trials:
             record = trials[event["trial"]]
             record.status = event["status"]
