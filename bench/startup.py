@@ -114,21 +114,19 @@ def main() -> None:
             medians["launch --help"] / floor,
             medians["launch render"] / floor,
         )
-        probe = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys, runpy; sys.argv="
-                + repr(render[0:1] + render[1:])
-                + "; from launch.cli import main\ntry:\n main()\nexcept SystemExit: pass\n"
-                f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))",
-            ],
-            cwd=repo,
-            env=env,
-            capture_output=True,
-            text=True,
+        probe_code = (
+            "import sys\nfrom launch.cli import main\n"
+            f"sys.argv = {render!r}\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            f"print('heavy:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
         )
-        heavy = probe.stdout.strip().splitlines()[-1] if probe.stdout.strip() else ""
+        probe = subprocess.run(
+            [sys.executable, "-c", probe_code], cwd=repo, env=env, capture_output=True, text=True
+        )
+        marks = [ln for ln in probe.stdout.splitlines() if ln.startswith("heavy:")]
+        if not marks:
+            raise SystemExit(f"render probe failed:\n{probe.stderr}")
+        heavy = marks[-1][len("heavy:") :]
         print(f"goal --help <= 1.2x: {'ok' if help_ratio <= 1.2 else 'MISSED'} ({help_ratio:.2f}x)")
         print(
             f"goal render <= 2.0x: {'ok' if render_ratio <= 2.0 else 'MISSED'} ({render_ratio:.2f}x)"

@@ -1,0 +1,234 @@
+"""The command line through Typer's CliRunner (in-process) on real git repos."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from launch import cli, git, spec
+from launch.errors import ExitCode, LaunchError
+from tests.gitrepo import make_repo
+from tests.test_spec_bad_input import CASES
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, args: list[str]) -> Any:
+    return runner.invoke(cli.app, cli._with_default_command(args), prog_name="launch")
+
+
+@pytest.fixture
+def quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The quickstart example as a user's clean, pushed project (https remote, no network)."""
+    files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+    repo = make_repo(tmp_path, "lab-project", files=files, remote=False)
+    repo.git("remote", "add", "origin", "https://git.example.com/lab/lab-project.git")
+    repo.git("update-ref", "refs/remotes/origin/main", "HEAD")
+    repo.git("branch", "--set-upstream-to=origin/main")
+    monkeypatch.chdir(repo.path)
+    for key in (
+        "LAUNCH_BACKEND",
+        "LAUNCH_NAMESPACE",
+        "LAUNCH_HOME",
+        "LAUNCH_KATIB_URL",
+        "LAUNCH_CONTEXT",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    return repo.path
+
+
+def test_help_lists_commands_examples_and_exit_codes(runner: CliRunner) -> None:
+    result = invoke(runner, ["--help"])
+    assert result.exit_code == 0
+    for word in ("run", "render", "results", "watch", "cancel", "logs", "list", "status", "config"):
+        assert re.search(rf"^\s+{word}\s", result.output, re.M), word
+    assert "launch --gpus 8 search.yaml -- python train.py" in result.output
+    assert "130" in result.output and "Exit codes" in result.output
+    assert invoke(runner, []).exit_code in (0, 2)  # no args: help
+
+
+def test_default_command_is_run() -> None:
+    assert cli._with_default_command(["--gpus", "8", "s.yaml", "--", "python", "t.py"])[0] == "run"
+    assert cli._with_default_command(["s.yaml"]) == ["run", "s.yaml"]
+    assert cli._with_default_command(["--debug", "s.yaml"]) == ["--debug", "run", "s.yaml"]
+    assert cli._with_default_command(["render", "s.yaml"]) == ["render", "s.yaml"]
+    assert cli._with_default_command(["--help"]) == ["--help"]
+
+
+def test_render_prints_job_experiment_and_trials(runner: CliRunner, quickstart: Path) -> None:
+    result = invoke(
+        runner,
+        ["render", "search.yaml", "--name", "qs-1", "--gpus", "2", "--", "python", "train.py"],
+    )
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.stdout))
+    assert [d["kind"] for d in docs] == ["Job", "Experiment"]
+    job, experiment = docs
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    sha = git.snapshot(quickstart).commit
+    assert f"--context=git://git.example.com/lab/lab-project.git#refs/heads/main#{sha}" in args
+    assert experiment["metadata"]["name"] == "qs-1"
+    container = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"  # a quantity string
+    assert container["image"].endswith(f"/lab-project:{sha}")
+    trial_lines = [
+        line for line in result.stdout.splitlines() if line.startswith("#   python train.py")
+    ]
+    assert len(trial_lines) == 5  # a sample for random search
+    assert all("--tensorboard_dir=/var/log/katib/tfevent/" in line for line in trial_lines)
+
+
+def test_render_json(runner: CliRunner, quickstart: Path) -> None:
+    result = invoke(runner, ["render", "search.yaml", "--json", "--", "python", "train.py"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["experiment"]["kind"] == "Experiment" and doc["buildJob"]["kind"] == "Job"
+    assert len(doc["experiment"]["metadata"]["name"]) <= 40
+
+
+def test_grid_and_seed_dry_run_lists_every_trial(runner: CliRunner, quickstart: Path) -> None:
+    (quickstart / "seeds.yaml").write_text(
+        "objective: {type: minimize, objectiveMetricName: val_loss}\n"
+    )
+    result = invoke(
+        runner,
+        ["render", "seeds.yaml", "--allow-dirty", "--seeds", "4", "--", "python", "train.py"],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("#   python")]
+    assert [re.search(r"--seed=(\d+)", line).group(1) for line in lines] == ["0", "1", "2", "3"]  # type: ignore[union-attr]
+    assert "every trial" in result.stdout
+
+
+def test_local_dry_run_touches_nothing(runner: CliRunner, quickstart: Path) -> None:
+    result = invoke(
+        runner, ["--backend", "local", "--dry-run", "search.yaml", "--", "python", "train.py"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "backend: local" in result.stderr
+    assert "# 6 trials, 2 at a time" in result.stdout
+    assert not (quickstart / ".launch").exists()
+
+
+def test_backend_auto_says_why(runner: CliRunner, quickstart: Path) -> None:
+    result = invoke(runner, ["--dry-run", "search.yaml", "--", "python", "train.py"])
+    assert "backend: local (no cluster configured" in result.stderr
+
+
+def test_spec_error_is_error_hint_exit_2(runner: CliRunner, quickstart: Path) -> None:
+    (quickstart / "bad.yaml").write_text(
+        "objective: {type: minimize, objectiveMetricName: loss}\n"
+        "parameters:\n  - name: lr\n    parameterType: double\n    feasibleSpace: {min: 0.1, max: 1, stp: 0.1}\n"
+    )
+    result = invoke(runner, ["render", "bad.yaml", "--", "python", "train.py"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "error: bad.yaml:5: parameters[0].feasibleSpace.stp" in result.stderr
+    assert "hint: did you mean `step`?" in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_command_and_missing_file(runner: CliRunner, quickstart: Path) -> None:
+    result = invoke(runner, ["render", "search.yaml"])
+    assert result.exit_code == ExitCode.USAGE and "no training command" in result.stderr
+    result = invoke(runner, ["render", "nope.yaml", "--", "python", "train.py"])
+    assert result.exit_code == ExitCode.USAGE and "nope.yaml" in result.stderr
+
+
+def test_dirty_tree_exit_3_with_a_real_flag(runner: CliRunner, quickstart: Path) -> None:
+    (quickstart / "train.py").write_text("# changed\n")
+    result = invoke(runner, ["render", "search.yaml", "--", "python", "train.py"])
+    assert result.exit_code == ExitCode.GIT_STATE
+    assert "--allow-dirty" in result.stderr
+    assert (
+        invoke(
+            runner, ["render", "search.yaml", "--allow-dirty", "--", "python", "train.py"]
+        ).exit_code
+        == 0
+    )
+
+
+def test_bad_name(runner: CliRunner, quickstart: Path) -> None:
+    result = invoke(
+        runner, ["render", "search.yaml", "--name", "Bad_Name", "--", "python", "train.py"]
+    )
+    assert result.exit_code == ExitCode.USAGE and "hint:" in result.stderr
+
+
+def test_config_shows_sources(
+    runner: CliRunner, quickstart: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAUNCH_NAMESPACE", "team-a")
+    (quickstart / ".launch.toml").write_text('katib_url = "http://katib.lab"\n')
+    result = invoke(runner, ["config", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["namespace"] == {"value": "team-a", "source": "env LAUNCH_NAMESPACE"}
+    assert doc["katib_url"]["source"].endswith(".launch.toml")
+    assert doc["registry"]["source"] == "default"
+
+
+def _all_options() -> set[str]:
+    command = typer.main.get_command(cli.app)
+    assert hasattr(command, "commands")  # Typer vendors its own click: duck-type the group
+    names: set[str] = set()
+    for group_param in command.params:
+        names.update(group_param.opts)
+    for sub in command.commands.values():
+        for param in sub.params:
+            names.update(getattr(param, "opts", []))
+    return names
+
+
+def _hints_from_spec_errors() -> list[str]:
+    hints = []
+    for case in CASES:
+        text = case.values[0]
+        try:
+            spec.apply_seeds(spec.parse(text, filename="search.yaml"))
+        except LaunchError as exc:
+            hints.append(exc.hint or "")
+    return hints
+
+
+def test_every_flag_a_hint_names_exists(runner: CliRunner, quickstart: Path) -> None:
+    hints = _hints_from_spec_errors()
+    # Hints from the CLI paths themselves.
+    (quickstart / "train.py").write_text("# changed\n")
+    for args in (
+        ["render", "search.yaml", "--", "python", "train.py"],
+        [
+            "--backend",
+            "local",
+            "--gpus",
+            "3",
+            "search.yaml",
+            "--allow-dirty",
+            "--",
+            "python",
+            "train.py",
+        ],
+        ["render", "search.yaml", "--allow-dirty"],
+    ):
+        result = invoke(runner, args)
+        hints += [line for line in result.stderr.splitlines() if line.startswith("hint:")]
+    flags = {
+        flag for hint in hints for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*(?![\w.=])", hint)
+    }
+    assert flags, "expected some hints to name flags"
+    missing = flags - _all_options()
+    assert not missing, f"hints name flags that do not exist: {missing}"
