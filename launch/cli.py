@@ -63,7 +63,11 @@ def _stderr() -> Any:
 def _stdout() -> Any:
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        # A pipe or a file gets whole rows: never cut table cells to an assumed 80 columns.
+        console = Console(soft_wrap=True, width=1000)
+    return console
 
 
 def _guard(func: F) -> F:
@@ -447,11 +451,12 @@ def _print_results(exp: Any, *, fmt: str) -> None:
         return
     from rich.table import Table
 
-    header, text_rows = results.to_rows(rows, objective)
+    header, text_rows = results.to_rows(rows, objective, precise=False)
+    # The table is for reading: start times and empty link columns live in --format csv/json.
     keep = [
         i
         for i, h in enumerate(header)
-        if h not in ("start", "mlflow_run") or any(r[i] for r in text_rows)
+        if h != "start" and (h != "mlflow_run" or any(r[i] for r in text_rows))
     ]
     table = Table(
         *(header[i] for i in keep), box=None, title=f"{exp.name} (best first)", title_justify="left"

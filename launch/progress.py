@@ -98,7 +98,7 @@ class Progress:
                     or (value < self.best[0] if self.minimize else value > self.best[0])
                 )
             ):
-                self.best = (value, event["trial"])
+                self.best = (value, f"trial {self.numbers.get(event['trial'], 0)}")
             shown = "  " + " ".join(f"{k}={v:.6g}" for k, v in metrics.items()) if metrics else ""
             if status == "Succeeded":
                 self._line(f"{event['trial']} Succeeded{took}{shown}", "green")

@@ -94,8 +94,18 @@ def metric_names(trials: Sequence[Trial], objective_name: str) -> list[str]:
     return names
 
 
-def to_rows(trials: Sequence[Trial], objective_name: str) -> tuple[list[str], list[list[str]]]:
-    """Header and text rows, shared by the table and CSV forms."""
+def _param_text(value: ParamValue | None, *, precise: bool) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not precise:
+        return format_number(value)
+    return str(value)
+
+
+def to_rows(
+    trials: Sequence[Trial], objective_name: str, *, precise: bool = True
+) -> tuple[list[str], list[list[str]]]:
+    """Header and text rows, shared by the table (precise=False: short numbers) and CSV forms."""
     params, metrics = param_names(trials), metric_names(trials, objective_name)
     header = [
         "trial",
@@ -116,7 +126,7 @@ def to_rows(trials: Sequence[Trial], objective_name: str) -> tuple[list[str], li
                 t.status,
                 format_number(t.objective),
                 *(format_number(t.metrics.get(m)) for m in metrics),
-                *("" if t.params.get(p) is None else str(t.params[p]) for p in params),
+                *(_param_text(t.params.get(p), precise=precise) for p in params),
                 "" if duration is None else f"{duration:.1f}",
                 _iso(t.start),
                 t.mlflow_url or t.mlflow_run_id or "",
