@@ -31,5 +31,9 @@ goldens: setup
 demo: setup
 	cd examples/quickstart && $(UV) run launch --backend local search.yaml -- python train.py
 
+## dist: dist/launch, one executable file for this platform (see docs/dist.md)
+dist: setup
+	$(UV) run python packaging/build.py
+
 clean:
 	rm -rf .venv dist build .pytest_cache .mypy_cache .ruff_cache
