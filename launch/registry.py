@@ -1,0 +1,440 @@
+"""The Distribution (OCI registry) API: does `<repo>:<tag>` exist, and what is its digest.
+
+The only module speaking registry HTTP. A reuse check is ONE request,
+`HEAD /v2/<repo>/manifests/<tag>` with an `Accept` header listing all four manifest media types;
+the digest is the `Docker-Content-Digest` response header. Observed with CNCF Distribution 2.8
+(tests/test_registry.py pins each of these):
+
+- an OCI manifest or OCI index asked for without the OCI types answers **404** (MANIFEST_UNKNOWN,
+  "OCI manifest found, but accept header does not support OCI manifests"): launch would believe
+  the image absent and rebuild on every run;
+- a Docker v2 manifest asked for without the Docker type (no Accept, or OCI types only) answers
+  **400** (the registry tries to down-convert to schema1);
+- a Docker manifest list asked for with the v2 manifest type but not the list type answers 200
+  with the digest of the *amd64 platform manifest*, not of the list.
+
+Two ways to reach the registry, one code path: a `Transport` does the HTTP. `HttpTransport` goes
+to a direct URL (the `registry_url` setting, e.g. `http://127.0.0.1:30500`); `launch.cluster`
+provides one going through the API server's service proxy, so a kubeconfig is all a user needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from launch.errors import LaunchError
+
+if TYPE_CHECKING:
+    import requests as _requests
+
+__all__ = [
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "MANIFEST_ACCEPT",
+    "MANIFEST_MEDIA_TYPES",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "PROXY_HINT",
+    "HttpTransport",
+    "RegistryError",
+    "Transport",
+    "image_exists",
+    "manifest_digest",
+    "parse_image",
+    "ping",
+    "pinned",
+]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
+MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+
+DIGEST_HEADER = "Docker-Content-Digest"
+API_VERSION_HEADER = "Docker-Distribution-API-Version"
+DEFAULT_REGISTRY = "docker.io"  # the Docker convention for references without a registry host
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# distribution/reference grammar: path components, tag, digest.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_ANY_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}$")
+
+_HINT_DIRECT = (
+    "check that the registry runs and that `registry_url` is right (`launch config` shows it; "
+    "unset it to go through the API server's service proxy)"
+)
+PROXY_HINT = (
+    "check the in-cluster registry: `kubectl -n launch-system get svc,pods` (Service and its "
+    "endpoints), or set `registry_url` to a direct URL (`launch config`)"
+)
+_HINT_AUTH = (
+    "the registry refused launch's credentials: launch reads anonymously; allow anonymous "
+    "pulls or reach the registry through a URL that does (`registry_url`, `launch config`)"
+)
+
+
+class RegistryError(LaunchError):
+    """The registry could not answer the question (unreachable, refused, or not a registry).
+
+    Exit code 1 (unexpected): nothing was built or created when it is raised.
+    """
+
+
+# --- transports --------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """How registry requests reach the registry: directly (`HttpTransport`) or through the API
+    server's service proxy (`launch.cluster`).
+
+    `request("HEAD", "/v2/<repo>/manifests/<tag>", {"Accept": ...})` returns (status, headers,
+    body) for any HTTP answer, and raises `RegistryError` (or another `LaunchError`) with a hint
+    when no HTTP answer came back (refused, timed out, TLS failure). Headers may come in any
+    case; readers here look them up case-insensitively. A HEAD's body may be empty.
+
+    Optional attributes, read with getattr for messages: `base_url` (str, what `path` is appended
+    to, e.g. `https://<apiserver>/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy`) and
+    `hint` (str, the `hint:` line for an unreachable registry; a service-proxy transport should
+    use `PROXY_HINT`). Count requests in the transport: benchmarks read them.
+    """
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]: ...
+
+
+def _describe(transport: Transport) -> str:
+    """Where requests go, for messages: a transport may expose `base_url` (both of ours do)."""
+    base = getattr(transport, "base_url", None)
+    return str(base).rstrip("/") if base else "the registry"
+
+
+def _hint(transport: Transport) -> str:
+    hint = getattr(transport, "hint", None)
+    return str(hint) if hint else _HINT_DIRECT
+
+
+@dataclass
+class HttpTransport:
+    """Direct HTTP(S) to `base_url` with requests. One attempt per call, no retries, no redirects.
+
+    `requests` lists every (method, path) sent, so callers and benchmarks can count them.
+    `verify` is requests' TLS verification (True, False or a CA bundle path).
+    """
+
+    base_url: str
+    timeout_s: float = 10.0
+    session: _requests.Session | None = None
+    verify: bool | str = True
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    hint: str = _HINT_DIRECT
+
+    def __post_init__(self) -> None:
+        url = self.base_url.strip().rstrip("/")
+        if "://" not in url:
+            raise RegistryError(
+                f"registry URL {self.base_url!r} has no scheme (http:// or https://)",
+                hint="write it as http://HOST:PORT (plain HTTP) or https://HOST:PORT in "
+                "`registry_url` (`launch config`)",
+            )
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise RegistryError(
+                f"registry URL {self.base_url!r}: scheme {scheme!r} is not http or https",
+                hint="set `registry_url` to http://HOST:PORT or https://HOST:PORT (`launch config`)",
+            )
+        self.base_url = url
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        import requests  # lazy: `launch --help` and the local backend never pay for it
+
+        url = self.base_url + path
+        self.requests.append((method, path))
+        session = self.session if self.session is not None else requests.Session()
+        try:
+            response = session.request(
+                method,
+                url,
+                headers=headers,
+                timeout=self.timeout_s,
+                allow_redirects=False,
+                verify=self.verify,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise _tls_error(url, exc) from exc
+        except requests.exceptions.Timeout as exc:
+            raise RegistryError(
+                f"registry {self.base_url} did not answer within {self.timeout_s:g}s ({method} {path})",
+                hint=self.hint,
+            ) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise RegistryError(
+                f"cannot connect to the registry at {self.base_url} ({_reason(exc)})",
+                hint=self.hint,
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise RegistryError(
+                f"request to the registry at {url} failed: {exc}", hint=self.hint
+            ) from exc
+        finally:
+            if self.session is None:
+                session.close()
+        body = b"" if method == "HEAD" else response.content
+        return response.status_code, dict(response.headers), body
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "No route to host"):
+        if marker in text:
+            return marker.lower()
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the server closed the connection without answering"
+    return text
+
+
+def _tls_error(url: str, exc: Exception) -> RegistryError:
+    text = str(exc)
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text or "record layer" in text:
+        plain = "http://" + url.split("://", 1)[1].split("/", 1)[0]
+        return RegistryError(
+            f"{url}: the registry does not speak TLS (it answered plain HTTP to an HTTPS request)",
+            hint=f"use {plain} as `registry_url` (`launch config`); the in-cluster registry "
+            "speaks plain HTTP",
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return RegistryError(
+            f"{url}: the registry's TLS certificate is not trusted ({text.split('(', 1)[0].strip()})",
+            hint="point REQUESTS_CA_BUNDLE at the CA that signed it, or use the registry's "
+            "plain-HTTP address",
+        )
+    return RegistryError(
+        f"{url}: TLS handshake failed: {text}",
+        hint="check the scheme of `registry_url` (http:// for a plain-HTTP registry)",
+    )
+
+
+# --- references --------------------------------------------------------------------------------
+
+
+def parse_image(ref: str) -> tuple[str, str, str]:
+    """`host[:port]/repo/name[:tag][@digest]` -> (registry host, repository, tag or digest).
+
+    Docker's rules: the first path component is a registry host when it contains `.` or `:` or is
+    `localhost`; otherwise the host is docker.io (and a one-component name gets `library/`).
+    A digest wins over a tag; with neither, the tag is `latest`.
+    """
+    text = ref.strip()
+    if not text or "://" in text:
+        raise ValueError(f"invalid image reference {ref!r}")
+    reference: str | None = None
+    if "@" in text:
+        text, reference = text.split("@", 1)
+        if not _ANY_DIGEST_RE.match(reference):
+            raise ValueError(f"invalid digest in image reference {ref!r}")
+    host, _, rest = text.partition("/")
+    if not rest or not ("." in host or ":" in host or host == "localhost"):
+        host, rest = DEFAULT_REGISTRY, text
+    tag = "latest"
+    last_slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > last_slash:
+        rest, tag = rest[:colon], rest[colon + 1 :]
+        if not _TAG_RE.match(tag):
+            raise ValueError(f"invalid tag {tag!r} in image reference {ref!r}")
+    if host == DEFAULT_REGISTRY and "/" not in rest:
+        rest = f"library/{rest}"
+    if not _REPOSITORY_RE.match(rest):
+        raise ValueError(f"invalid repository {rest!r} in image reference {ref!r}")
+    return host, rest, reference if reference is not None else tag
+
+
+def pinned(image_ref_without_tag: str, digest: str) -> str:
+    """`<registry>/<repo>@sha256:…`, the form trials run. A tag on the input is dropped."""
+    if not _DIGEST_RE.match(digest):
+        raise ValueError(f"not a sha256 digest: {digest!r}")
+    name = image_ref_without_tag.strip()
+    if "@" in name:
+        name, existing = name.split("@", 1)
+        if existing != digest:
+            raise ValueError(f"{image_ref_without_tag!r} is already pinned to another digest")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash and slash != -1:
+        name = name[:colon]
+    if not name or name.endswith("/"):
+        raise ValueError(f"invalid image name {image_ref_without_tag!r}")
+    return f"{name}@{digest}"
+
+
+# --- the API -----------------------------------------------------------------------------------
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _check_names(repository: str, tag: str) -> None:
+    if not _REPOSITORY_RE.match(repository):
+        raise ValueError(f"invalid repository name {repository!r}")
+    if not (_TAG_RE.match(tag) or _DIGEST_RE.match(tag)):
+        raise ValueError(f"invalid tag or digest {tag!r}")
+
+
+def _resolve(base_url: str | None, transport: Transport | None, timeout_s: float) -> Transport:
+    if (base_url is None) == (transport is None):
+        raise TypeError("pass exactly one of base_url or transport")
+    if transport is not None:
+        return transport
+    assert base_url is not None
+    return HttpTransport(base_url, timeout_s=timeout_s)
+
+
+def manifest_digest(
+    *,
+    repository: str,
+    tag: str,
+    base_url: str | None = None,
+    transport: Transport | None = None,
+    timeout_s: float = 10,
+) -> str | None:
+    """The digest of `repository:tag`, or None when the registry has no such manifest.
+
+    One request: `HEAD /v2/<repository>/manifests/<tag>` with `Accept` listing the OCI manifest
+    and index and the Docker v2 manifest and list, so the answer is the digest of whatever was
+    pushed (never a down-converted or per-platform manifest). Reach the registry with `base_url`
+    (direct) or `transport` (e.g. the API server's service proxy); `timeout_s` applies to
+    `base_url` only. `tag` may also be a `sha256:` digest.
+
+    - 200: the `Docker-Content-Digest` header. Registries that omit it (the OCI distribution spec
+      makes it optional) cost a second request: GET the manifest and hash its bytes.
+    - 404 from a Distribution registry (it sets `Docker-Distribution-API-Version`): None. A 404
+      without that header may come from something else (a proxy, or the API server when the
+      Service is missing): `GET /v2/` decides, and a registry that answers it means None.
+    - 401/403, 5xx, anything else, or no answer: `RegistryError` naming the URL, with a hint.
+    """
+    _check_names(repository, tag)
+    transport = _resolve(base_url, transport, timeout_s)
+    path = f"/v2/{repository}/manifests/{tag}"
+    where = f"{_describe(transport)}{path}"
+    status, headers, body = transport.request("HEAD", path, {"Accept": MANIFEST_ACCEPT})
+    if status == 200:
+        digest = _header(headers, DIGEST_HEADER)
+        if digest is None:
+            return _digest_from_body(transport, path, where)
+        digest = digest.strip()
+        if not _DIGEST_RE.match(digest):
+            raise RegistryError(
+                f"{where}: unexpected {DIGEST_HEADER} header {digest!r} (want sha256:<64 hex>)",
+                hint="launch pins images by sha256 digest; is this a Distribution/OCI registry?",
+            )
+        return digest
+    if status == 404:
+        if _header(headers, API_VERSION_HEADER) is None:
+            ping(transport)  # raises when no registry is behind this address
+        return None
+    raise _status_error(transport, "HEAD", where, status, headers, body)
+
+
+def _digest_from_body(transport: Transport, path: str, where: str) -> str:
+    status, headers, body = transport.request("GET", path, {"Accept": MANIFEST_ACCEPT})
+    if status != 200:
+        raise _status_error(transport, "GET", where, status, headers, body)
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _status_error(
+    transport: Transport,
+    method: str,
+    where: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> RegistryError:
+    detail = _error_detail(body)
+    suffix = f": {detail}" if detail else ""
+    if status in (401, 403):
+        verb = "requires authentication" if status == 401 else "refused access"
+        return RegistryError(
+            f"{method} {where}: the registry {verb} ({status}){suffix}", hint=_HINT_AUTH
+        )
+    if status == 400 and b"HTTP request to an HTTPS server" in body:
+        return _scheme_error(where)
+    # HEAD hides the body Go's TLS listener sends to plain HTTP ("Client sent an HTTP request to
+    # an HTTPS server"), so a 400 without the registry's API header most likely is that.
+    if (
+        status == 400
+        and method == "HEAD"
+        and where.startswith("http://")
+        and _header(headers, API_VERSION_HEADER) is None
+    ):
+        return _scheme_error(where)
+    if status >= 500:
+        return RegistryError(
+            f"{method} {where}: the registry answered {status}{suffix}", hint=_hint(transport)
+        )
+    return RegistryError(
+        f"{method} {where}: unexpected answer {status}{suffix}",
+        hint="is this address a Distribution/OCI registry? " + _hint(transport),
+    )
+
+
+def _scheme_error(where: str) -> RegistryError:
+    https = "https://" + where.split("://", 1)[1].split("/", 1)[0]
+    return RegistryError(
+        f"{where}: the registry speaks HTTPS but was asked in plain HTTP",
+        hint=f"use {https} as `registry_url` (`launch config`)",
+    )
+
+
+def _error_detail(body: bytes) -> str:
+    """The first Distribution error (`{"errors": [{"code", "message"}]}`) or a short text."""
+    if not body:
+        return ""
+    import json
+
+    try:
+        errors = json.loads(body).get("errors")
+        first = errors[0]
+        return f"{first.get('code', '')} {first.get('message', '')}".strip()
+    except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+        text = body.decode(errors="replace").strip().replace("\n", " ")
+        return text[:200]
+
+
+def image_exists(
+    *,
+    repository: str,
+    tag: str,
+    base_url: str | None = None,
+    transport: Transport | None = None,
+    timeout_s: float = 10,
+) -> bool:
+    """Whether `repository:tag` is in the registry (`manifest_digest(...) is not None`)."""
+    digest = manifest_digest(
+        repository=repository, tag=tag, base_url=base_url, transport=transport, timeout_s=timeout_s
+    )
+    return digest is not None
+
+
+def ping(transport: Transport) -> None:
+    """`GET /v2/` for `launch doctor`: 200 or 401 (auth needed, but a registry) is fine."""
+    status, headers, body = transport.request("GET", "/v2/", {})
+    if status in (200, 401):
+        return
+    raise _status_error(transport, "GET", f"{_describe(transport)}/v2/", status, headers, body)
