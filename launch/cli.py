@@ -181,7 +181,7 @@ def _prepare(
     from launch import git, spec
 
     loaded = spec.apply_seeds(
-        spec.load(str(spec_path)), seeds=seeds, seed_flag=settings["seed_flag"]
+        spec.load(str(spec_path)), seeds=seeds, seed_flag=settings["seed_flag"], local=local
     )
     argv = _command_or_fail(command)
     snap = git.snapshot()
@@ -391,7 +391,7 @@ def _run_local(
     exp = local.create(
         home=home, name=name, spec=loaded, command=argv, snap=snap, in_place=in_place,
         gpus_per_trial=gpus, parallel=parallel, gpu_slices=slices, max_trials=counts.max_trials,
-        max_failed=counts.max_failed, env=os.environ,
+        max_failed=counts.max_failed, env=os.environ, seed_flag=settings["seed_flag"],
     )  # fmt: skip
     where = "in place (--allow-dirty)" if in_place else f"in a worktree of {snap.commit[:12]}"
     _stderr().print(

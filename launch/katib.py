@@ -490,7 +490,10 @@ def trial_command_lines(
     service picks. Other algorithms: a deterministic sample of `sample_size` (at most
     maxTrialCount) uniform draws, to show the shape of the command, not Katib's choices.
     """
-    spec = spec_module.apply_seeds(spec, seed_flag=seed_flag)
+    # A spec that still carries seeds is a local search x seeds: each sampled config once per seed.
+    searched = spec.parameters and spec.algorithm.algorithmName != "grid"
+    seeds = spec.seed_values if spec.seeds and searched else ()
+    spec = spec if seeds else spec_module.apply_seeds(spec, seed_flag=seed_flag)
     names = [param.name for param in spec.parameters]
     combos: list[tuple[ParamValue, ...]]
     if spec.algorithm.algorithmName == "grid":
@@ -501,10 +504,14 @@ def trial_command_lines(
     else:
         rng = random.Random(rng_seed)
         max_trials = spec_module.resolve_counts(spec).max_trials
-        combos = [
+        configs = [
             tuple(_sample(param, rng) for param in spec.parameters)
             for _ in range(min(sample_size, max_trials))
         ]
+        if seeds:
+            names.append(seed_flag)
+            configs = [(*config, seed) for config in configs[:2] for seed in seeds]
+        combos = configs
     return [
         trial_argv(
             command, merge_params(spec.fixed, dict(zip(names, combo, strict=True))), TFEVENT_DIR

@@ -116,6 +116,7 @@ class LocalExperiment:
     max_trials: int
     max_failed: int
     tracking_uri: str
+    seed_flag: str = "seed"
     gpu_slices: list[list[str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -132,6 +133,7 @@ class LocalExperiment:
             "max_trials": self.max_trials,
             "max_failed": self.max_failed,
             "tracking_uri": self.tracking_uri,
+            "seed_flag": self.seed_flag,
             "gpu_slices": self.gpu_slices,
             **self.extra,
         }
@@ -140,7 +142,7 @@ class LocalExperiment:
     def from_meta(cls, meta: dict[str, Any]) -> LocalExperiment:
         known = {
             "backend", "name", "spec", "command", "workdir", "commit", "gpus_per_trial", "parallel",
-            "max_trials", "max_failed", "tracking_uri", "gpu_slices",
+            "max_trials", "max_failed", "tracking_uri", "seed_flag", "gpu_slices",
         }  # fmt: skip
         return cls(
             name=meta["name"],
@@ -153,6 +155,7 @@ class LocalExperiment:
             max_trials=meta["max_trials"],
             max_failed=meta["max_failed"],
             tracking_uri=meta["tracking_uri"],
+            seed_flag=meta.get("seed_flag", "seed"),
             gpu_slices=[list(s) for s in meta.get("gpu_slices", [])],
             extra={k: v for k, v in meta.items() if k not in known},
         )
@@ -231,29 +234,19 @@ class Coordinator:
             os.close(write_fd)
 
     def _run(self, wakeup: int) -> str:
-        from launch.sampling import Suggester
+        from launch.sampling import make_suggester
 
         job, spec = self.job, self.job.spec
         current = self.exp.state()
         if current.status in (state.EXP_SUCCEEDED, state.EXP_FAILED, state.EXP_CANCELLED):
             return current.status
         self.reap_orphans(current)
-        current = self.exp.state()
-        trials = sorted(current.trials.values(), key=lambda r: r.number)
-        retried = {r.retry_of for r in trials if r.retry_of}
-        # Killed trials (Ctrl-C, cancel, a lost coordinator) run again with the same parameters.
-        requeue = [
-            (r.name, r.params) for r in trials if r.status == state.KILLED and r.name not in retried
-        ]
+        trials = sorted(self.exp.state().trials.values(), key=lambda r: r.number)
+        # Finished trials are history; Killed ones (Ctrl-C, cancel, a lost coordinator) run again.
+        suggester = make_suggester(spec, trials, seed_flag=job.seed_flag)
         finished = [
             r for r in trials if r.status in state.FINISHED_STATES and r.status != state.KILLED
         ]
-        objective = spec.objective.objectiveMetricName
-        history = [
-            (r.params, r.metrics.get(objective) if r.status == state.SUCCEEDED else None)
-            for r in finished
-        ]
-        suggester = Suggester(spec, history)
         number = max((r.number for r in trials), default=0)
         tally = _Tally(job, finished)
         free = [list(s) for s in job.gpu_slices]
@@ -270,15 +263,10 @@ class Coordinator:
                     and len(self.running) < job.parallel
                     and tally.counted + len(self.running) < job.max_trials
                 ):
-                    retry_of = None
-                    if requeue:
-                        retry_of, params = requeue.pop(0)
-                        handle = suggester.enqueue(params)
-                    else:
-                        asked = suggester.ask()
-                        if asked is None:
-                            break
-                        handle, params = asked
+                    asked = suggester.ask()
+                    if asked is None:
+                        break
+                    handle, params, retry_of = asked
                     number += 1
                     gpus = free.pop(0) if job.gpus_per_trial else []
                     started = self._start(number, params, handle, gpus, retry_of, selector)
@@ -537,6 +525,7 @@ def create(
     max_trials: int,
     max_failed: int,
     env: Mapping[str, str],
+    seed_flag: str = "seed",
 ) -> state.Experiment:
     """Create the experiment directory, its worktree of the commit (or run in place) and metadata.
 
@@ -561,6 +550,7 @@ def create(
         max_failed=max_failed,
         tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
         gpu_slices=gpu_slices,
+        seed_flag=seed_flag,
         extra={
             "repo_root": str(snap.root),
             "worktree": None if worktree is None else str(worktree),

@@ -1,13 +1,16 @@
 """Suggestions for the local backend: Optuna samplers mapped from Katib algorithm names.
 
-Optuna is imported only when a suggester is built (it costs ~0.6 s). Grid sweeps need no Optuna:
-they enumerate the grid in order, which also makes resuming trivial.
+Optuna is imported only when a sampler is built (it costs ~0.6 s). Grid sweeps need no Optuna:
+they enumerate the grid in order, which also makes resuming trivial. A suggester is rebuilt from
+the journal's trial records on resume: finished trials are history, Killed ones run again.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+import json
+import statistics
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from launch.errors import SpecError
@@ -26,6 +29,8 @@ LOCAL_ALGORITHMS = (
     "bayesianoptimization",
 )
 
+SUCCEEDED, KILLED = "Succeeded", "Killed"
+
 
 def check_local(spec: LaunchSpec) -> None:
     """Fail before anything runs when the algorithm or a distribution has no local equivalent."""
@@ -33,7 +38,8 @@ def check_local(spec: LaunchSpec) -> None:
     if name not in LOCAL_ALGORITHMS:
         raise SpecError(
             f"algorithm `{name}` has no local equivalent",
-            hint=f"use one of {', '.join(LOCAL_ALGORITHMS)} with --backend local, or run it on a cluster (--backend katib)",
+            hint=f"use one of {', '.join(LOCAL_ALGORITHMS)} with --backend local, "
+            "or run it on a cluster (--backend katib)",
         )
     for param in spec.parameters:
         dist = param.feasibleSpace.distribution
@@ -47,18 +53,17 @@ def check_local(spec: LaunchSpec) -> None:
             import torch  # type: ignore[import-not-found]  # noqa: F401
         except ImportError:
             raise SpecError(
-                "algorithm `bayesianoptimization` runs locally with Optuna's GPSampler, which needs torch",
+                "algorithm `bayesianoptimization` runs locally with Optuna's GPSampler, "
+                "which needs torch",
                 hint="pip install torch (CPU is fine), or use algorithmName: tpe",
             ) from None
 
 
 def _typed(param: Parameter, text: str) -> ParamValue:
     """Katib's value text as the trial gets it: ints and doubles as numbers, lists verbatim."""
-    return (
-        numeric_value(text, param.parameterType)
-        if param.parameterType in ("int", "double")
-        else text
-    )
+    if param.parameterType in ("int", "double"):
+        return numeric_value(text, param.parameterType)
+    return text
 
 
 def grid_points(spec: LaunchSpec) -> list[dict[str, ParamValue]]:
@@ -66,6 +71,10 @@ def grid_points(spec: LaunchSpec) -> list[dict[str, ParamValue]]:
     names = [p.name for p in spec.parameters]
     axes = [[_typed(p, v) for v in grid_values(p)] for p in spec.parameters]
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+def _key(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
 
 
 def _distributions(spec: LaunchSpec) -> dict[str, Any]:
@@ -91,9 +100,12 @@ def _distributions(spec: LaunchSpec) -> dict[str, Any]:
     return out
 
 
-def _int_setting(spec: LaunchSpec, name: str) -> int | None:
-    value = spec.algorithm.setting(name)
-    return int(value) if value is not None else None
+def _int_setting(spec: LaunchSpec, *names: str) -> int | None:
+    for name in names:
+        value = spec.algorithm.setting(name)
+        if value is not None:
+            return int(value)
+    return None
 
 
 def _sampler(spec: LaunchSpec) -> Any:
@@ -105,10 +117,10 @@ def _sampler(spec: LaunchSpec) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
     if name in ("tpe", "multivariate-tpe"):
         kwargs: dict[str, Any] = {"seed": seed, "multivariate": name == "multivariate-tpe"}
-        startup = _int_setting(spec, "n_startup_trials") or _int_setting(spec, "n_initial_points")
+        startup = _int_setting(spec, "n_startup_trials", "n_initial_points")
         if startup is not None:
             kwargs["n_startup_trials"] = startup
-        candidates = _int_setting(spec, "n_ei_candidates") or _int_setting(spec, "n_EI_candidates")
+        candidates = _int_setting(spec, "n_ei_candidates", "n_EI_candidates")
         if candidates is not None:
             kwargs["n_ei_candidates"] = candidates
         return optuna.samplers.TPESampler(**kwargs)
@@ -123,73 +135,174 @@ def _sampler(spec: LaunchSpec) -> Any:
     if name == "sobol":
         return optuna.samplers.QMCSampler(qmc_type="sobol", seed=seed, scramble=seed is not None)
     if name == "bayesianoptimization":
-        return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=_int_setting(spec, "n_initial_points") or 10
-        )
+        startup = _int_setting(spec, "n_initial_points") or 10
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
     raise SpecError(f"algorithm `{name}` has no local equivalent", hint="use tpe or random")
 
 
 class Suggester:
-    """Asks for the next parameters and learns from finished trials (ask/tell)."""
+    """ask() the next trial's parameters, tell() its objective (None = failed / no metric)."""
+
+    def ask(self) -> tuple[int, dict[str, ParamValue], str | None] | None:
+        """(handle, params, retry_of) or None when the space is exhausted."""
+        raise NotImplementedError
+
+    def tell(self, handle: int, value: float | None) -> None:
+        raise NotImplementedError
+
+
+def _killed_unretried(records: Sequence[Any]) -> list[Any]:
+    """Killed trials (Ctrl-C, cancel, a lost coordinator) no later trial has run again."""
+    retried = {r.retry_of for r in records if r.retry_of}
+    return [r for r in records if r.status == KILLED and r.name not in retried]
+
+
+def _finished(records: Sequence[Any]) -> list[Any]:
+    return [r for r in records if r.status not in (KILLED, "Running")]
+
+
+class GridSuggester(Suggester):
+    """Every grid point not yet finished, in order; Killed points run again (linked)."""
+
+    def __init__(self, spec: LaunchSpec, records: Sequence[Any]) -> None:
+        done = {_key(r.params) for r in _finished(records)}
+        self.retry = {_key(r.params): r.name for r in _killed_unretried(records)}
+        self.queue = [p for p in grid_points(spec) if _key(p) not in done]
+
+    def ask(self) -> tuple[int, dict[str, ParamValue], str | None] | None:
+        if not self.queue:
+            return None
+        params = self.queue.pop(0)
+        return -1, params, self.retry.pop(_key(params), None)
+
+    def tell(self, handle: int, value: float | None) -> None:
+        """The grid does not learn."""
+
+
+class OptunaSuggester(Suggester):
+    """An Optuna study rebuilt from history; Killed trials' parameters are enqueued first."""
 
     def __init__(
-        self, spec: LaunchSpec, history: Iterable[tuple[Mapping[str, Any], float | None]] = ()
+        self,
+        spec: LaunchSpec,
+        history: Sequence[tuple[Mapping[str, Any], float | None]],
+        requeue: Sequence[tuple[Mapping[str, Any], str | None]] = (),
     ) -> None:
-        self.spec = spec
-        self._grid: list[dict[str, ParamValue]] | None = None
-        self._pending: dict[int, Any] = {}
-        history = list(history)
-        if spec.algorithm.algorithmName == "grid":
-            done = [dict(params) for params, _ in history]
-            self._grid = [point for point in grid_points(spec) if point not in done]
-            return
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._study = optuna.create_study(direction=spec.objective.type, sampler=_sampler(spec))
         self._dists = _distributions(spec)
+        self._pending: dict[int, Any] = {}
+        self._requeue = list(requeue)
+        state = optuna.trial.TrialState
         for params, value in history:
             self._study.add_trial(
                 optuna.trial.create_trial(
                     params=dict(params),
                     distributions=self._dists,
                     value=value,
-                    state=optuna.trial.TrialState.COMPLETE
-                    if value is not None
-                    else optuna.trial.TrialState.FAIL,
+                    state=state.COMPLETE if value is not None else state.FAIL,
                 )
             )
 
-    def ask(self) -> tuple[int, dict[str, ParamValue]] | None:
-        """(handle, params) for the next trial, or None when the space is exhausted (grid)."""
-        if self._grid is not None:
-            if not self._grid:
-                return None
-            return -1, self._grid.pop(0)
+    def ask(self) -> tuple[int, dict[str, ParamValue], str | None] | None:
+        retry_of = None
+        if self._requeue:
+            params, retry_of = self._requeue.pop(0)
+            self._study.enqueue_trial(dict(params), skip_if_exists=False)
         trial = self._study.ask(self._dists)
         self._pending[trial.number] = trial
-        return trial.number, dict(trial.params)
-
-    def enqueue(self, params: Mapping[str, Any]) -> int:
-        """Run these parameters next (a killed trial's, again); returns the handle for `tell`."""
-        if self._grid is not None:
-            point = dict(params)
-            if point in self._grid:
-                self._grid.remove(point)
-            return -1
-        self._study.enqueue_trial(dict(params), skip_if_exists=False)
-        trial = self._study.ask(self._dists)
-        self._pending[trial.number] = trial
-        return int(trial.number)
+        return int(trial.number), dict(trial.params), retry_of
 
     def tell(self, handle: int, value: float | None) -> None:
-        """Report a finished trial's objective (None = failed or no metric)."""
+        import optuna
+
         trial = self._pending.pop(handle, None)
         if trial is None:
             return
-        import optuna
-
         if value is None:
             self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             self._study.tell(trial, value)
+
+
+def _objective(record: Any, objective: str) -> float | None:
+    value = record.metrics.get(objective) if record.status == SUCCEEDED else None
+    return None if value is None else float(value)
+
+
+class SeededSuggester(Suggester):
+    """Search x seeds: every sampled config runs once per seed; the sampler learns the mean."""
+
+    def __init__(self, spec: LaunchSpec, records: Sequence[Any], seed_flag: str) -> None:
+        self.seed_flag = seed_flag
+        self.seeds = list(spec.seed_values)
+        objective = spec.objective.objectiveMetricName
+        retry = {_key(r.params): r.name for r in _killed_unretried(records)}
+        # Group the journal by config (all params but the seed).
+        groups: dict[str, dict[str, Any]] = {}
+        for record in records:
+            config = {k: v for k, v in record.params.items() if k != seed_flag}
+            group = groups.setdefault(_key(config), {"config": config, "values": {}, "seen": set()})
+            seed = record.params.get(seed_flag)
+            group["seen"].add(seed)
+            if record.status != KILLED and record.status != "Running":
+                group["values"][seed] = _objective(record, objective)
+        history, partial = [], []
+        for group in groups.values():
+            if len(group["values"]) == len(self.seeds):
+                history.append((group["config"], _mean(list(group["values"].values()))))
+            else:
+                partial.append(group)
+        self.inner = OptunaSuggester(spec, history, [(g["config"], None) for g in partial])
+        # handle -> {"left": seeds still to run, "values": {seed: value}, "config": ...}
+        self.groups: dict[int, dict[str, Any]] = {}
+        self.queue: list[tuple[int, dict[str, ParamValue], str | None]] = []
+        self._partial = partial
+        self._retry = retry
+
+    def ask(self) -> tuple[int, dict[str, ParamValue], str | None] | None:
+        if not self.queue:
+            asked = self.inner.ask()
+            if asked is None:
+                return None
+            handle, config, _ = asked
+            done: dict[Any, float | None] = {}
+            if self._partial:  # a config a dead coordinator left half-run: finish its seeds
+                group = self._partial.pop(0)
+                config, done = group["config"], dict(group["values"])
+            todo = [s for s in self.seeds if s not in done]
+            self.groups[handle] = {"left": len(todo), "values": list(done.values())}
+            for seed in todo:
+                params = {**config, self.seed_flag: seed}
+                self.queue.append((handle, params, self._retry.pop(_key(params), None)))
+        return self.queue.pop(0)
+
+    def tell(self, handle: int, value: float | None) -> None:
+        group = self.groups.get(handle)
+        if group is None:
+            return
+        group["left"] -= 1
+        group["values"].append(value)
+        if group["left"] == 0:
+            self.inner.tell(handle, _mean(group["values"]))
+            del self.groups[handle]
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    """The config's objective for the sampler: the mean over seeds that produced one."""
+    finished = [v for v in values if v is not None]
+    return statistics.fmean(finished) if finished else None
+
+
+def make_suggester(spec: LaunchSpec, records: Sequence[Any], *, seed_flag: str) -> Suggester:
+    """The suggester for a (possibly resumed) local experiment; `records` are its journal's trials."""
+    if spec.algorithm.algorithmName == "grid":
+        return GridSuggester(spec, records)
+    if spec.seeds:
+        return SeededSuggester(spec, records, seed_flag)
+    objective = spec.objective.objectiveMetricName
+    history = [(r.params, _objective(r, objective)) for r in _finished(records)]
+    requeue = [(r.params, r.name) for r in _killed_unretried(records)]
+    return OptunaSuggester(spec, history, requeue)

@@ -755,9 +755,15 @@ def _max_trials(spec: LaunchSpec) -> tuple[int, str]:
             # maxTrialCount counts configs; every config runs once per seed.
             return base * seeds, f"{why} x {seeds} seeds"
         return base, why
-    if spec.maxTrialCount is not None:
-        return spec.maxTrialCount, "maxTrialCount"
-    return DEFAULT_MAX_TRIALS, "launch's default"
+    base, why = (
+        (spec.maxTrialCount, "maxTrialCount")
+        if spec.maxTrialCount
+        else (DEFAULT_MAX_TRIALS, "launch's default")
+    )
+    if seeds:
+        # Search x seeds (local backend): maxTrialCount counts configs, each run once per seed.
+        return base * seeds, f"{why} x {seeds} seeds"
+    return base, why
 
 
 def resolve_counts(spec: LaunchSpec) -> Counts:
@@ -805,8 +811,12 @@ def apply_seeds(
     *,
     seeds: int | list[int] | tuple[int, ...] | None = None,
     seed_flag: str = "seed",
+    local: bool = False,
 ) -> LaunchSpec:
     """Fold seeds into the search space; `seeds` (from --seeds) overrides the spec's `seeds`.
+
+    `local=True` (the local backend): a non-grid search x seeds keeps `seeds` on the spec, and
+    the local coordinator runs every sampled config once per seed (maxTrialCount counts configs).
 
     A pure seed sweep becomes a grid over one parameter `seed_flag` (int 0..N-1, or a discrete
     list), maxTrialCount N; grid x seeds gains a seed axis and maxTrialCount is multiplied by N.
@@ -853,12 +863,14 @@ def apply_seeds(
             )
     elif spec.algorithm.algorithmName == "grid":
         algorithm = spec.algorithm
+    elif local:
+        return _with_source(spec.model_copy(update={"seeds": tuple(values)}), source_of(spec))
     else:
         raise fail(
             f"seeds with algorithm {spec.algorithm.algorithmName} cannot be one Katib Experiment "
             "(each sampled config would need one trial per seed)",
-            hint="use algorithmName: grid to run every config once per seed, or drop seeds "
-            "and --seeds for this search",
+            hint="use algorithmName: grid to run every config once per seed, or --backend local "
+            "(which runs every sampled config once per seed)",
         )
     if spec.parallelTrialCount is not None and spec.parallelTrialCount > max_trials:
         raise fail(

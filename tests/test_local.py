@@ -417,3 +417,39 @@ def test_dirty_tree_is_refused_for_local_too(tmp_path: Path) -> None:
     assert done.returncode == ExitCode.GIT_STATE
     assert "--allow-dirty" in done.stderr
     assert not (cwd / ".launch" / "experiments").exists()
+
+
+def test_search_times_seeds_runs_each_config_once_per_seed(tmp_path: Path) -> None:
+    search = SEARCH_RANDOM.replace("maxTrialCount: 4", "maxTrialCount: 2")
+    cwd = project(tmp_path, search)
+    done = launch(cwd, "--backend", "local", "--name", "sxs", "--seeds", "3", "search.yaml", "--",
+                  sys.executable, "train.py")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    records = list(experiment(cwd, "sxs").state().trials.values())
+    assert len(records) == 6  # maxTrialCount counts configs: 2 configs x 3 seeds
+    by_config: dict[str, list[int]] = {}
+    for record in records:
+        config = json.dumps({k: v for k, v in record.params.items() if k != "seed"}, sort_keys=True)
+        by_config.setdefault(config, []).append(record.params["seed"])
+    assert sorted(sorted(seeds) for seeds in by_config.values()) == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_seeded_suggester_finishes_a_half_run_config_first() -> None:
+    from launch import sampling, spec
+
+    loaded = spec.apply_seeds(spec.parse(SEARCH_RANDOM), seeds=3, local=True)
+    config = {"optim.lr": 0.01, "layers": 2, "act": "tanh"}
+
+    def rec(number: int, seed: int, status: str) -> state.TrialRecord:
+        metrics = {"loss": 1.0 + seed} if status == state.SUCCEEDED else {}
+        return state.TrialRecord(
+            f"e-{number}", number, {**config, "seed": seed}, status=status, metrics=metrics
+        )
+
+    records = [rec(1, 0, state.SUCCEEDED), rec(2, 1, state.SUCCEEDED), rec(3, 2, state.KILLED)]
+    suggester = sampling.make_suggester(loaded, records, seed_flag="seed")
+    handle, params, retry_of = suggester.ask() or (0, {}, None)
+    assert params == {**config, "seed": 2} and retry_of == "e-3"
+    suggester.tell(handle, 3.0)
+    _, params, retry_of = suggester.ask() or (0, {}, None)
+    assert params["seed"] == 0 and retry_of is None and params != {**config, "seed": 0}
