@@ -251,6 +251,7 @@ class _Fault:
     code: int | None = None  # answer with this Status code
     message: str | None = None
     drop: str | None = None  # "before": close without applying; "after": apply, then close
+    dry_run: bool | None = None  # only dry-run (True) or only real (False) requests; None: both
     watch_events: int | None = None  # for watches: drop after this many events
 
 
@@ -416,18 +417,36 @@ class KubeEmulator:
         code: int = 500,
         count: int = 1,
         message: str | None = None,
+        dry_run: bool | None = None,
     ) -> None:
-        """Answer the next `count` requests matching (verb, resource) with a `code` Status."""
+        """Answer the next `count` requests matching (verb, resource) with a `code` Status.
+
+        `dry_run`: match only dry-run (True) or only real (False) requests; None matches both.
+        """
         with self._lock:
-            self._faults.append(_Fault(verb, resource, count, code=code, message=message))
+            self._faults.append(
+                _Fault(verb, resource, count, code=code, message=message, dry_run=dry_run)
+            )
 
     def drop_next(
-        self, verb: str, resource: str, *, after_apply: bool = False, count: int = 1
+        self,
+        verb: str,
+        resource: str,
+        *,
+        after_apply: bool = False,
+        count: int = 1,
+        dry_run: bool | None = None,
     ) -> None:
         """Close the connection of the next matching requests; `after_apply`: once the write is done."""
         with self._lock:
             self._faults.append(
-                _Fault(verb, resource, count, drop="after" if after_apply else "before")
+                _Fault(
+                    verb,
+                    resource,
+                    count,
+                    drop="after" if after_apply else "before",
+                    dry_run=dry_run,
+                )
             )
 
     def drop_watch_after(self, resource: str, *, events: int, count: int = 1) -> None:
@@ -688,7 +707,9 @@ class KubeEmulator:
 
     # ----------------------------------------------------------------- request handling (internal)
 
-    def _take_fault(self, verb: str, resource: str, *, watch: bool = False) -> _Fault | None:
+    def _take_fault(
+        self, verb: str, resource: str, *, watch: bool = False, dry_run: bool = False
+    ) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
                 is_watch_fault = fault.watch_events is not None
@@ -697,6 +718,7 @@ class KubeEmulator:
                     and fault.verb == verb
                     and fault.resource == resource
                     and is_watch_fault == watch
+                    and fault.dry_run in (None, dry_run)
                 ):
                     fault.count -= 1
                     if fault.count == 0:
@@ -956,7 +978,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._pod_log(kube, ns or "", name or "", query)
             return
         if sub == "proxy" and res.plural == "services":
-            verb = method.lower()
+            # RBAC verbs of a proxied request (apiserver requestinfo): HEAD and GET are `get`.
+            verb = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update"}.get(
+                method, method.lower()
+            )
             self._record(query, "proxy", "services/proxy", ns, name)
             kube._check_rbac(verb, "services/proxy", ns, name)
             self._fault_or_pass("proxy", "services/proxy")
@@ -992,7 +1017,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._fault_or_pass("watch", res.plural)
             self._watch(kube, res, ns, query, drop_after=fault.watch_events if fault else None)
             return
-        fault = kube._take_fault(verb, resource_name)
+        fault = kube._take_fault(verb, resource_name, dry_run=query.get("dryRun") == "All")
         if fault is not None and fault.drop == "before":
             raise _Drop()
         if fault is not None and fault.code is not None:

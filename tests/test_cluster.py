@@ -1,0 +1,469 @@
+"""cluster.py through the real `kubernetes` client against the API emulator (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import kubernetes.config  # noqa: F401 - the client imports slowly: pay at collection, not in a test
+import pytest
+
+from launch import katib, spec
+from launch.cluster import (
+    REQUEST_ID_ANNOTATION,
+    AlreadyExistsError,
+    Cluster,
+    ClusterError,
+    NotFoundError,
+)
+from launch.errors import ExitCode
+from tests.kube_emulator import (
+    LABEL_EXPERIMENT,
+    KatibController,
+    KubeEmulator,
+    free_port,
+    running,
+)
+
+NS = "default"
+SPECS = Path(__file__).parent / "specs"
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeEmulator]:
+    with running() as emulator:
+        yield emulator
+
+
+class Clock:
+    """Injected sleep/now: sleeping advances the clock and is recorded."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+    def now(self) -> float:
+        return self.t + time.monotonic()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def connect(kube: KubeEmulator, tmp_path: Path, clock: Clock, **kwargs: Any) -> Cluster:
+    path = kube.write_kubeconfig(tmp_path / "kubeconfig", context="lab", namespace="ml")
+    return Cluster.connect(
+        "lab", kubeconfig=str(path), request_timeout_s=5, sleep=clock.sleep, now=clock.now, **kwargs
+    )
+
+
+@pytest.fixture
+def cluster(kube: KubeEmulator, tmp_path: Path, clock: Clock) -> Iterator[Cluster]:
+    with connect(kube, tmp_path, clock) as c:
+        yield c
+
+
+def experiment(name: str = "exp", namespace: str = NS) -> dict[str, Any]:
+    return katib.render_experiment(
+        spec=spec.load(str(SPECS / "random.yaml")),
+        name=name,
+        namespace=namespace,
+        image="127.0.0.1:30500/repo@sha256:" + "0" * 64,
+        command=["python", "train.py"],
+        gpus=1,
+        commit="a" * 40,
+        branch="main",
+        user="ada",
+        mlflow_tracking_uri=None,
+    )
+
+
+def posts(kube: KubeEmulator) -> list[dict[str, str]]:
+    return [dict(r.query) for r in kube.matching(method="POST")]
+
+
+# --------------------------------------------------------------------------- connect and facts
+
+
+def test_connect_reads_the_kubeconfig_context(cluster: Cluster, kube: KubeEmulator) -> None:
+    assert cluster.namespace == "ml" and cluster.host == kube.url
+    assert cluster.namespace_labels(NS) == {
+        "katib.kubeflow.org/metrics-collector-injection": "enabled"
+    }
+    assert cluster.katib_installed() and cluster.kueue_installed()
+    assert all(r.authorization == "Bearer emulator-token" for r in kube.requests)
+
+
+def test_unknown_context_is_a_cluster_error(kube: KubeEmulator, tmp_path: Path) -> None:
+    path = kube.write_kubeconfig(tmp_path / "kubeconfig", context="lab")
+    with pytest.raises(ClusterError) as info:
+        Cluster.connect("nope", kubeconfig=str(path))
+    assert "nope" in info.value.message and "launch config" in (info.value.hint or "")
+
+
+def test_unreachable_cluster_fails_fast(tmp_path: Path, clock: Clock) -> None:
+    port = free_port()  # nothing listens there
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    start = time.monotonic()
+    with (
+        Cluster.connect(kubeconfig=str(path), sleep=clock.sleep) as cluster,
+        pytest.raises(ClusterError) as info,
+    ):
+        cluster.namespace_labels(NS)
+    assert time.monotonic() - start < 1.0 and clock.sleeps == []  # refused is not retried
+    assert (
+        f"cannot reach the Kubernetes API server at http://127.0.0.1:{port}" in info.value.message
+    )
+    assert "kubeconfig context" in (info.value.hint or "")
+    assert info.value.exit_code == ExitCode.UNEXPECTED
+
+
+def test_katib_missing_is_explained(tmp_path: Path, clock: Clock) -> None:
+    with running(katib=False) as kube, connect(kube, tmp_path, clock) as cluster:
+        assert not cluster.katib_installed()
+        with pytest.raises(NotFoundError) as info:
+            cluster.create(experiment())
+    assert info.value.message.startswith("Katib is not installed on this cluster")
+    assert "katib-standalone?ref=v0.19.0" in (info.value.hint or "")
+
+
+# --------------------------------------------------------------------------- create
+
+
+def test_create_dry_runs_first_then_creates(cluster: Cluster, kube: KubeEmulator) -> None:
+    created = cluster.create(experiment())
+    assert posts(kube) == [{"dryRun": "All"}, {}]
+    stored = kube.get_object("experiments", NS, "exp")
+    assert stored is not None and stored["metadata"]["uid"] == created["metadata"]["uid"]
+    assert stored["metadata"]["annotations"][REQUEST_ID_ANNOTATION]
+    assert cluster.get("Experiment", NS, "exp")["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+def test_webhook_denial_keeps_its_words_and_creates_nothing(
+    cluster: Cluster, kube: KubeEmulator
+) -> None:
+    kube.put("namespaces", {"metadata": {"name": "plain"}})
+    with pytest.raises(ClusterError) as info:
+        cluster.create(experiment(namespace="plain"))
+    assert 'admission webhook "validator.experiment.katib.kubeflow.org" denied the request' in (
+        info.value.message
+    )
+    assert 'lacks label "katib.kubeflow.org/metrics-collector-injection: enabled"' in (
+        info.value.message
+    )
+    assert info.value.status == 400
+    assert posts(kube) == [{"dryRun": "All"}] and kube.objects("experiments") == []
+
+
+def test_a_500_on_create_is_retried_without_a_second_object(
+    cluster: Cluster, kube: KubeEmulator, clock: Clock
+) -> None:
+    kube.fail_next("create", "experiments", code=500, count=2, dry_run=False)
+    cluster.create(experiment())
+    assert len(kube.objects("experiments")) == 1
+    assert clock.sleeps == [0.5, 1.0] and kube.count(verb="create") == 4
+
+
+def test_persistent_500_gives_up_with_the_servers_words(
+    cluster: Cluster, kube: KubeEmulator, clock: Clock
+) -> None:
+    kube.fail_next(
+        "create", "experiments", code=503, count=10, message="etcdserver: leader changed"
+    )
+    with pytest.raises(ClusterError) as info:
+        cluster.create(experiment())
+    assert "etcdserver: leader changed" in info.value.message and info.value.status == 503
+    assert len(clock.sleeps) == 3 and kube.objects("experiments") == []
+
+
+def test_dropped_create_after_apply_gives_one_object(
+    kube: KubeEmulator, tmp_path: Path, clock: Clock
+) -> None:
+    with connect(kube, tmp_path, clock) as cluster:
+        kube.drop_next("create", "experiments", after_apply=True, dry_run=False)
+        created = cluster.create(experiment())
+    assert len(kube.objects("experiments")) == 1
+    assert created["metadata"]["name"] == "exp"
+    # dry-run, create (applied, answer lost), create again (409), get (ours): success.
+    assert [(r.verb, r.query.get("dryRun")) for r in kube.requests] == [
+        ("create", "All"),
+        ("create", None),
+        ("create", None),
+        ("get", None),
+    ]
+    assert clock.sleeps == [0.5]
+
+
+def test_already_exists_for_someone_elses_object(cluster: Cluster, kube: KubeEmulator) -> None:
+    cluster.create(experiment())
+    with pytest.raises(AlreadyExistsError) as info:
+        cluster.create(experiment(), dry_run_first=False)
+    assert 'experiments.kubeflow.org "exp" already exists' in info.value.message
+    assert "--name" in (info.value.hint or "") and "launch cancel exp" in (info.value.hint or "")
+    assert len(kube.objects("experiments")) == 1
+
+
+def test_forbidden_names_the_missing_rbac_verb(cluster: Cluster, kube: KubeEmulator) -> None:
+    kube.forbid("create", "experiments", NS)
+    with pytest.raises(ClusterError) as info:
+        cluster.create(experiment())
+    assert info.value.status == 403
+    assert 'cannot create resource "experiments" in API group "kubeflow.org"' in info.value.message
+    assert "`create` on `experiments.kubeflow.org` in namespace default" in (info.value.hint or "")
+    assert "kubectl auth can-i create experiments.kubeflow.org -n default" in (
+        info.value.hint or ""
+    )
+
+
+def test_invalid_object_is_a_422(cluster: Cluster, kube: KubeEmulator) -> None:
+    doc = experiment()
+    doc["metadata"].pop("name")
+    with pytest.raises(ClusterError) as info:
+        cluster.create(doc)
+    assert info.value.status == 422 and "metadata.name: Required value" in info.value.message
+
+
+def test_get_missing_and_delete(cluster: Cluster, kube: KubeEmulator) -> None:
+    with pytest.raises(NotFoundError) as info:
+        cluster.get("Experiment", NS, "nope")
+    assert 'experiments.kubeflow.org "nope" not found' in info.value.message
+    assert cluster.find("Experiment", NS, "nope") is None
+    cluster.create(experiment())
+    cluster.delete("Experiment", NS, "exp")
+    assert kube.objects("experiments") == []
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def _trial(kube: KubeEmulator, name: str, **status: Any) -> None:
+    kube.put(
+        "trials",
+        {
+            "metadata": {"name": name, "namespace": NS, "labels": {LABEL_EXPERIMENT: "exp"}},
+            "status": status,
+        },
+    )
+
+
+def test_watch_lists_then_streams_and_resumes_after_a_drop(
+    cluster: Cluster, kube: KubeEmulator, clock: Clock
+) -> None:
+    _trial(kube, "exp-a")
+    kube.drop_watch_after("trials", events=1)
+    seen: list[tuple[str, str, str]] = []
+
+    def writer() -> None:
+        time.sleep(0.05)
+        _trial(kube, "exp-b")
+        _trial(kube, "exp-c")  # sent after the drop: the resumed watch must deliver it
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    for event in cluster.watch(
+        "Trial", NS, label_selector=f"{LABEL_EXPERIMENT}=exp", timeout_s=1.5
+    ):
+        seen.append((event.type, event.name, event.object["metadata"]["resourceVersion"]))
+        if event.name == "exp-c":
+            break
+    thread.join()
+    assert [(t, n) for t, n, _ in seen] == [
+        ("ADDED", "exp-a"),
+        ("ADDED", "exp-b"),
+        ("ADDED", "exp-c"),
+    ]
+    watches = kube.matching(verb="watch", resource="trials")
+    assert len(watches) == 2 and len(clock.sleeps) == 1
+    assert watches[1].query["resourceVersion"] == seen[1][2]  # resumed where it stopped
+
+
+def test_watch_relists_on_410_gone(cluster: Cluster, kube: KubeEmulator) -> None:
+    _trial(kube, "exp-a")
+    _trial(kube, "exp-b")
+    old = str(kube.resource_version)
+    _trial(kube, "exp-a", phase="changed")
+    kube.remove("trials", NS, "exp-b")
+    kube.compact()
+    events = []
+    for event in cluster.watch("Trial", NS, resource_version=str(int(old) - 5), timeout_s=0.5):
+        events.append((event.type, event.name))
+        if len(events) == 1:
+            break
+    # Relist: what exists now, as ADDED (nothing known before).
+    assert events == [("ADDED", "exp-a")]
+    assert [r.verb for r in kube.requests] == ["watch", "list"]
+
+
+def test_watch_by_name_ends_at_timeout(cluster: Cluster, kube: KubeEmulator) -> None:
+    cluster.create(experiment())
+    start = time.monotonic()
+    events = list(cluster.watch("Experiment", NS, name="exp", timeout_s=0.3))
+    assert [e.type for e in events] == ["ADDED"] and time.monotonic() - start < 1.5
+    watch = kube.matching(verb="watch")[0]
+    assert watch.query["fieldSelector"] == "metadata.name=exp"
+
+
+def test_watch_sees_katib_progress(cluster: Cluster, kube: KubeEmulator) -> None:
+    cluster.create(experiment())
+    controller = KatibController(kube)
+
+    def drive() -> None:
+        time.sleep(0.05)
+        (trial,) = controller.create_trials(NS, "exp", [{"lr": 0.1}])
+        controller.run_trial(NS, trial.name)
+        controller.succeed_trial(NS, trial.name, {"accuracy": 0.25})
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    succeeded = None
+    for event in cluster.watch("Experiment", NS, name="exp", timeout_s=1.5):
+        if event.object.get("status", {}).get("trialsSucceeded"):
+            succeeded = event.object["status"]["currentOptimalTrial"]
+            break
+    thread.join()
+    assert succeeded is not None and succeeded["observation"]["metrics"][0]["latest"] == "0.25"
+    # One list and one long watch request, however many changes there were.
+    assert kube.count(verb="watch") == 1 and kube.count(verb="list") == 1
+
+
+# --------------------------------------------------------------------------- logs, events, proxy, Kueue
+
+
+def test_logs_tail_follow_and_events(cluster: Cluster, kube: KubeEmulator) -> None:
+    cluster.create(experiment())
+    controller = KatibController(kube)
+    (trial,) = controller.create_trials(NS, "exp", [{"lr": 0.1}])
+    controller.fail_trial(NS, trial.name, log="a\nb\nTraceback\nValueError: boom\n")
+    assert cluster.pod_logs(NS, trial.pod, tail_lines=2) == "Traceback\nValueError: boom\n"
+    assert list(cluster.stream_pod_logs(NS, trial.pod, tail_lines=1)) == ["ValueError: boom"]
+    reasons = [e["reason"] for e in cluster.events_for(NS, trial.name)]
+    assert reasons == ["JobCreated", "JobFailed"]
+    kube.forbid("get", "pods/log", NS)
+    with pytest.raises(ClusterError) as info:
+        cluster.pod_logs(NS, trial.pod)
+    assert "`get` on `pods/log`" in (info.value.hint or "")
+
+
+def test_pending_trial_reasons_and_kueue_workload(cluster: Cluster, kube: KubeEmulator) -> None:
+    cluster.create(experiment())
+    controller = KatibController(kube)
+    (trial,) = controller.create_trials(NS, "exp", [{"lr": 0.1}])
+    assert cluster.workload_for_job(NS, trial.job) is None
+    controller.unschedulable(NS, trial.name)
+    pod = cluster.list("Pod", NS, label_selector=f"katib.kubeflow.org/trial={trial.name}")[0]
+    assert pod["status"]["conditions"][0]["reason"] == "Unschedulable"
+    events = cluster.events_for(NS, pod["metadata"]["name"], kind="Pod")
+    assert events[0]["reason"] == "FailedScheduling"
+    workload = controller.kueue_pending(NS, trial.name)
+    found = cluster.workload_for_job(NS, trial.job)
+    assert found is not None and found["metadata"]["name"] == workload["metadata"]["name"]
+    assert {c["type"]: c["status"] for c in found["status"]["conditions"]} == {
+        "QuotaReserved": "False",
+        "Admitted": "False",
+    }
+
+
+def test_workload_lookup_without_kueue(tmp_path: Path, clock: Clock) -> None:
+    with running(kueue=False) as kube, connect(kube, tmp_path, clock) as cluster:
+        kube.put("jobs", {"metadata": {"name": "j", "namespace": NS}, "spec": {}})
+        assert not cluster.kueue_installed()
+        assert cluster.workload_for_job(NS, "j") is None
+
+
+class _Registry(BaseHTTPRequestHandler):
+    def do_HEAD(self) -> None:
+        found = self.path == "/v2/repo/manifests/abc"
+        self.send_response(200 if found else 404)
+        self.send_header("Docker-Content-Digest", "sha256:" + "2" * 64)
+        self.send_header("X-Accept", self.headers.get("Accept", ""))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        body = json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN"}]}).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_service_proxy_request(cluster: Cluster, kube: KubeEmulator) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        kube.register_proxy(
+            "launch-system", "registry", 5000, ("127.0.0.1", server.server_address[1])
+        )
+        proxy = cluster.service_proxy("launch-system", "registry", 5000)
+        assert proxy.base_url == (
+            f"{kube.url}/api/v1/namespaces/launch-system/services/registry:5000/proxy/"
+        )
+        status, headers, body = proxy.request(
+            "HEAD", "/v2/repo/manifests/abc", {"Accept": "application/vnd.oci.image.index.v1+json"}
+        )
+        assert status == 200 and headers["docker-content-digest"] == "sha256:" + "2" * 64
+        assert headers["x-accept"] == "application/vnd.oci.image.index.v1+json"
+        status, _, body = proxy.request("GET", "/v2/repo/manifests/other")
+        assert status == 404 and b"MANIFEST_UNKNOWN" in body  # the registry's answer, untouched
+        assert kube.matching(verb="proxy")[0].authorization == "Bearer emulator-token"
+        with pytest.raises(NotFoundError):
+            cluster.service_proxy("launch-system", "nope", 5000).request("HEAD", "/v2/")
+        kube.forbid("get", "services/proxy", "launch-system")
+        with pytest.raises(ClusterError) as info:
+            proxy.request("HEAD", "/v2/")
+        assert "`get` on `services/proxy`" in (info.value.hint or "")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_dropped_log_stream_is_a_cluster_error(cluster: Cluster, kube: KubeEmulator) -> None:
+    kube.put(
+        "pods",
+        {
+            "metadata": {"name": "p", "namespace": NS},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Running"},
+        },
+    )
+    kube.set_pod_log(NS, "p", "x\n")
+    kube.drop_next("get", "pods/log")
+    with pytest.raises(ClusterError) as info:
+        cluster.pod_logs(NS, "p")
+    assert "lost the connection" in info.value.message
+
+
+def test_socket_is_free_after_close(kube: KubeEmulator, tmp_path: Path, clock: Clock) -> None:
+    cluster = connect(kube, tmp_path, clock)
+    cluster.namespace_labels(NS)
+    cluster.close()
+    with socket.create_connection(("127.0.0.1", kube.port), timeout=1):
+        pass
