@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import re
 import time
 import uuid
@@ -339,10 +340,9 @@ class Cluster:
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], float] = time.monotonic,
     ) -> Cluster:
-        """Load the kubeconfig (`kubeconfig` or $KUBECONFIG or ~/.kube/config; in-cluster config
-        when there is none) for `context` (default: the current one). No request is made."""
-        import os
-
+        """Load the kubeconfig (`kubeconfig`, else $KUBECONFIG merged as kubectl does, else
+        ~/.kube/config; the in-cluster service account when there is none) for `context`
+        (default: the current one). The namespace is the context's. No request is made."""
         from kubernetes import client
         from kubernetes import config as kube_config
         from kubernetes.config.config_exception import ConfigException
@@ -352,11 +352,12 @@ class Cluster:
         namespace = "default"
         configuration = client.Configuration()
         try:
-            path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
-            default_path = os.path.expanduser("~/.kube/config")
+            # The client merges a `:`-separated $KUBECONFIG list like kubectl (read now: the
+            # client's own default is frozen when it is imported).
+            path = kubeconfig or os.environ.get("KUBECONFIG") or None
             if (
                 path is None
-                and not os.path.exists(default_path)
+                and not os.path.exists(os.path.expanduser("~/.kube/config"))
                 and os.environ.get("KUBERNETES_SERVICE_HOST")
             ):
                 config.load_incluster_config(client_configuration=configuration)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -103,6 +104,29 @@ def test_connect_reads_the_kubeconfig_context(cluster: Cluster, kube: KubeEmulat
     }
     assert cluster.katib_installed() and cluster.kueue_installed()
     assert all(r.authorization == "Bearer emulator-token" for r in kube.requests)
+
+
+def test_kubeconfig_list_in_the_environment(
+    kube: KubeEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = kube.write_kubeconfig(tmp_path / "lab", context="lab", namespace="team")
+    other = tmp_path / "other"
+    other.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "x", "cluster": {"server": "http://127.0.0.1:1"}}],
+                "users": [{"name": "x", "user": {"token": "x"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", f"{other}{os.pathsep}{lab}")
+    with Cluster.connect("lab") as cluster:
+        assert cluster.namespace == "team" and cluster.host == kube.url
+        assert cluster.namespace_labels(NS)
 
 
 def test_unknown_context_is_a_cluster_error(kube: KubeEmulator, tmp_path: Path) -> None:
@@ -359,6 +383,11 @@ def test_logs_tail_follow_and_events(cluster: Cluster, kube: KubeEmulator) -> No
     controller.fail_trial(NS, trial.name, log="a\nb\nTraceback\nValueError: boom\n")
     assert cluster.pod_logs(NS, trial.pod, tail_lines=2) == "Traceback\nValueError: boom\n"
     assert list(cluster.stream_pod_logs(NS, trial.pod, tail_lines=1)) == ["ValueError: boom"]
+    kube.set_pod_log(NS, trial.pod, "first\n", closed=False)
+    threading.Timer(
+        0.05, kube.append_pod_log, (NS, trial.pod, "second\nlast"), {"close": True}
+    ).start()
+    assert list(cluster.stream_pod_logs(NS, trial.pod)) == ["first", "second", "last"]
     reasons = [e["reason"] for e in cluster.events_for(NS, trial.name)]
     assert reasons == ["JobCreated", "JobFailed"]
     kube.forbid("get", "pods/log", NS)
