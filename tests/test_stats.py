@@ -341,3 +341,17 @@ def test_rerun_command_runs_the_same_argv(tmp_path: object) -> None:
     )
     out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['--x=a b', '--flag=true', '--tensorboard_dir=/tb']"
+
+
+def test_text_table_aligns_and_scales() -> None:
+    text = stats.text_table(
+        ["rank", "act", "n", "mean"], [["1", "relu", "8/10", "0.35"], ["10", "gelu", "10/10", ""]]
+    )
+    assert text.splitlines() == [
+        "rank  act       n  mean",
+        "   1  relu   8/10  0.35",
+        "  10  gelu  10/10",
+    ]
+    groups = stats.group_by_config(search_x_seeds(), minimize=True, objective_name="loss")
+    lines = stats.text_table(*stats.to_table_rows(groups)).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("rank")
