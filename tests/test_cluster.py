@@ -341,6 +341,35 @@ def test_watch_relists_on_410_gone(cluster: Cluster, kube: KubeEmulator) -> None
     assert [r.verb for r in kube.requests] == ["watch", "list"]
 
 
+def test_watch_relist_reports_what_changed_while_away(kube: KubeEmulator, tmp_path: Path) -> None:
+    _trial(kube, "exp-a")
+    _trial(kube, "exp-b")
+    kube.drop_watch_after("trials", events=0)
+
+    class Away(Clock):
+        def sleep(self, seconds: float) -> None:
+            # While the client backs off: a change, a deletion, and history compacted.
+            super().sleep(seconds)
+            _trial(kube, "exp-a", phase="changed")
+            kube.remove("trials", NS, "exp-b")
+            kube.compact()
+
+    away = Away()
+    events = []
+    with connect(kube, tmp_path, away) as cluster:
+        for event in cluster.watch("Trial", NS, timeout_s=1.5):
+            events.append((event.type, event.name))
+            if len(events) == 4:
+                break
+    assert events == [
+        ("ADDED", "exp-a"),
+        ("ADDED", "exp-b"),
+        ("MODIFIED", "exp-a"),
+        ("DELETED", "exp-b"),
+    ]
+    assert [r.verb for r in kube.requests] == ["list", "watch", "watch", "list"]
+
+
 def test_watch_by_name_ends_at_timeout(cluster: Cluster, kube: KubeEmulator) -> None:
     cluster.create(experiment())
     start = time.monotonic()
