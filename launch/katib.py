@@ -36,6 +36,12 @@ _NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 JOB_SUCCESS_CONDITION = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 JOB_FAILURE_CONDITION = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 
+# Katib's pod webhook injects the metrics collector only in namespaces with this label.
+NAMESPACE_LABEL = ("katib.kubeflow.org/metrics-collector-injection", "enabled")
+# Kueue (v0.19 pkg/controller/constants): labels on the trial Job put it in a queue.
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+
 LABEL_USER = "launch/user"
 LABEL_BRANCH = "launch/branch"
 LABEL_COMMIT = "launch/commit"

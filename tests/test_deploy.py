@@ -451,24 +451,14 @@ def test_contract_user_namespace_has_the_katib_label() -> None:
     assert ns["metadata"]["labels"]["katib.kubeflow.org/metrics-collector-injection"] == "enabled"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="launch.katib has no constant for the namespace label yet: add "
-    "NAMESPACE_LABEL = ('katib.kubeflow.org/metrics-collector-injection', 'enabled')",
-)
 def test_contract_katib_namespace_label_constant() -> None:
-    key, value = katib.NAMESPACE_LABEL  # type: ignore[attr-defined]
+    key, value = katib.NAMESPACE_LABEL
     assert _find("Namespace", USER_NAMESPACE)["metadata"]["labels"][key] == value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="launch has no Kueue label constants yet: add katib.KUEUE_QUEUE_LABEL = "
-    "'kueue.x-k8s.io/queue-name' and katib.KUEUE_PRIORITY_LABEL = 'kueue.x-k8s.io/priority-class'",
-)
 def test_contract_kueue_label_constants() -> None:
-    assert katib.KUEUE_QUEUE_LABEL == "kueue.x-k8s.io/queue-name"  # type: ignore[attr-defined]
-    assert katib.KUEUE_PRIORITY_LABEL == "kueue.x-k8s.io/priority-class"  # type: ignore[attr-defined]
+    assert katib.KUEUE_QUEUE_LABEL == "kueue.x-k8s.io/queue-name"
+    assert katib.KUEUE_PRIORITY_LABEL == "kueue.x-k8s.io/priority-class"
 
 
 def _rules(kind: str, name: str, namespace: str | None) -> list[dict[str, Any]]:
