@@ -287,13 +287,6 @@ class WatchEvent:
         return str(self.object.get("metadata", {}).get("name", ""))
 
 
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
 def annotation(obj: Mapping[str, Any], key: str) -> str | None:
     value = ((obj.get("metadata") or {}).get("annotations") or {}).get(key)
     return str(value) if value is not None else None

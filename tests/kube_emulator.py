@@ -256,12 +256,6 @@ class _Fault:
 
 
 @dataclass
-class _Watcher:
-    resource: Resource
-    namespace: str | None
-
-
-@dataclass
 class _HistoryItem:
     rv: int
     resource: Resource
