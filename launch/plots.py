@@ -38,17 +38,29 @@ def _need(module: str) -> Any:
         ) from None
 
 
+def _short(value: object, digits: int = 4) -> str:
+    """A param value for a label: floats to `digits` significant digits, long text cut."""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return text if len(text) <= 16 else text[:15] + "…"
+
+
 def _label(summary: ConfigSummary, width: int = 26, lines: int = 3) -> str:
-    """Param text wrapped to `width` columns and at most `lines` lines."""
-    words = [f"{k}={v}" for k, v in summary.params.items()] or ["(all trials)"]
-    # Long single values are cut in the middle: the start and end are what tell them apart.
-    words = [
-        w if len(w) <= width else w[: width // 2 - 1] + "…" + w[-(width // 2) :] for w in words
-    ]
-    wrapped = textwrap.wrap(" ".join(words), width, break_long_words=False) or [""]
+    """Param text (`name=value` words) wrapped to `width` columns and at most `lines` lines."""
+    words = []
+    for name, value in summary.params.items():
+        short = _short(value)
+        room = width - len(short) - 2
+        if len(name) > room:  # keep the end of a long dotted name: it is the specific part
+            name = "…" + name[-max(room, 3) :]
+        words.append(f"{name}={short}")
+    wrapped = textwrap.wrap(" ".join(words) or "(all trials)", width, break_long_words=False)
     if len(wrapped) > lines:
         wrapped = [*wrapped[: lines - 1], wrapped[lines - 1][: width - 1] + "…"]
-    return "\n".join(wrapped)
+    return "\n".join(wrapped or [""])
 
 
 def _direction(minimize: bool | None) -> str:
@@ -216,7 +228,7 @@ def plot_terminal(
     for i, s in enumerate(shown, 1):
         left_out = not_counted_text(s)
         key.append(
-            f"#{i}  {s.label}  mean {s.mean:.6g}"
+            f"#{i}  {_label(s, width=200, lines=1)}  mean {s.mean:.6g}"
             + (f"  ({left_out} not counted)" if left_out else "")
         )
     data = [list(s.values) for s in shown][::-1]

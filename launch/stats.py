@@ -367,8 +367,18 @@ def _param_names(summaries: Sequence[ConfigSummary]) -> list[str]:
     return names
 
 
-def _param_cells(s: ConfigSummary, names: Sequence[str]) -> list[str]:
-    return ["" if s.params.get(p) is None else _param_text(s.params[p]) for p in names]
+def _param_cells(s: ConfigSummary, names: Sequence[str], exact: bool = True) -> list[str]:
+    """Param values as the program sees them, or (`exact=False`, for people) floats to 6 digits."""
+    cells = []
+    for p in names:
+        value = s.params.get(p)
+        if value is None:
+            cells.append("")
+        elif not exact and isinstance(value, float):
+            cells.append(format_number(value))
+        else:
+            cells.append(_param_text(value))
+    return cells
 
 
 def to_table_rows(summaries: Sequence[ConfigSummary]) -> tuple[list[str], list[list[str]]]:
@@ -394,7 +404,7 @@ def to_table_rows(summaries: Sequence[ConfigSummary]) -> tuple[list[str], list[l
         rows.append(
             [
                 str(i),
-                *_param_cells(s, names),
+                *_param_cells(s, names, exact=False),
                 f"{s.n_succeeded}/{s.n_total}",
                 format_number(s.mean),
                 format_number(s.std),

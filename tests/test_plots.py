@@ -131,3 +131,26 @@ def test_plots_module_imports_no_plotting_library() -> None:
         "sys.exit(1 if {'matplotlib', 'plotext', 'numpy'} & set(sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_labels_are_short_and_readable() -> None:
+    summary = stats.group_by_config(
+        [
+            Trial(
+                "e",
+                0,
+                {
+                    "optim.lr": 0.09036058293737208,
+                    "model.encoder.attention_dropout": 0.1,
+                    "act": "a" * 40,
+                },
+                "Succeeded",
+                1.0,
+            )
+        ],
+        minimize=True,
+    )[0]
+    label = plots._label(summary)
+    assert "optim.lr=0.09036" in label
+    assert "0.0903605829" not in label
+    assert all(len(line) <= 26 for line in label.splitlines()) and len(label.splitlines()) <= 3
