@@ -1,0 +1,303 @@
+"""MLflow links for the launcher: experiment URL and each trial's run URL, without `mlflow`.
+
+A tracking server is asked over REST: one `GET experiments/get-by-name`, then ONE
+`POST runs/search` for every trial of the experiment (runs carry the `katib.trial` tag set by
+`launch.mlflow_wrapper`; MLflow's search has no `IN` for tags or run names, so the search takes
+the experiment's tagged runs and matches them here). A local `sqlite:///` store (the local
+backend's default) is read directly, read-only, with the standard library; its links point at
+`mlflow ui` (`ui_hint` gives the command). Problems never raise: they come back as `warning`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import requests
+
+__all__ = [
+    "DEFAULT_UI",
+    "ExperimentLink",
+    "RunLink",
+    "RunLookup",
+    "experiment_url",
+    "find_experiment",
+    "find_runs",
+    "run_url",
+    "ui_hint",
+]
+
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store
+SEARCH_MAX_RESULTS = 50000  # MLflow's SEARCH_MAX_RESULTS_THRESHOLD: one page
+
+
+@dataclass(frozen=True)
+class RunLink:
+    run_id: str
+    url: str | None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentLink:
+    experiment_id: str | None
+    url: str | None
+    warning: str | None = None  # why there is no link (server down, 403 ...)
+    hint: str | None = None  # e.g. how to open a local store's UI
+
+
+class RunLookup(dict[str, RunLink]):
+    """trial name -> RunLink, plus the experiment link and a warning when the lookup failed."""
+
+    def __init__(
+        self,
+        runs: Mapping[str, RunLink] | None = None,
+        *,
+        experiment: ExperimentLink | None = None,
+    ) -> None:
+        super().__init__(runs or {})
+        self.experiment = experiment or ExperimentLink(None, None)
+
+    @property
+    def warning(self) -> str | None:
+        return self.experiment.warning
+
+    @property
+    def hint(self) -> str | None:
+        return self.experiment.hint
+
+
+def experiment_url(ui_base: str, experiment_id: str) -> str:
+    """`<ui>/#/experiments/<id>`."""
+    return f"{ui_base.rstrip('/')}/#/experiments/{experiment_id}"
+
+
+def run_url(ui_base: str, experiment_id: str, run_id: str) -> str:
+    """`<ui>/#/experiments/<id>/runs/<run_id>`."""
+    return f"{experiment_url(ui_base, experiment_id)}/runs/{run_id}"
+
+
+def _sqlite_path(tracking_uri: str) -> str | None:
+    if not tracking_uri.startswith("sqlite:"):
+        return None
+    path = unquote(urlsplit(tracking_uri).path)  # sqlite:////abs -> //abs, sqlite:///rel -> /rel
+    if path.startswith("//"):
+        return path[1:]
+    return path[1:] if path.startswith("/") else path
+
+
+def ui_hint(tracking_uri: str) -> str | None:
+    """For a local store: the command that serves its UI (the links point there)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return None
+    return f"open the links with: mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def _auth(env: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, str] | None]:
+    token = env.get("MLFLOW_TRACKING_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
+    return headers, (user, password or "") if user else None
+
+
+def _http_error(base: str, exc_or_resp: Any) -> str:
+    if isinstance(exc_or_resp, requests.Response):
+        r = exc_or_resp
+        if r.status_code == 403 and "host" in r.text.lower():
+            return (
+                f"MLflow at {base} answered 403 Invalid Host header: start the server with "
+                f"--allowed-hosts listing {urlsplit(base).netloc} (and localhost)"
+            )
+        return f"MLflow at {base} answered {r.status_code}: {' '.join(r.text.split())[:200]}"
+    return f"MLflow at {base} unreachable: {type(exc_or_resp).__name__}: {exc_or_resp}"[:300]
+
+
+def _http_experiment(
+    session: requests.Session,
+    base: str,
+    name: str,
+    *,
+    timeout: float,
+    env: Mapping[str, str],
+) -> tuple[str | None, str | None]:
+    """(experiment id or None, warning or None)."""
+    headers, auth = _auth(env)
+    try:
+        r = session.get(
+            f"{base}/api/2.0/mlflow/experiments/get-by-name",
+            params={"experiment_name": name},
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+        )
+    except requests.RequestException as exc:
+        return None, _http_error(base, exc)
+    if r.status_code == 404 and "RESOURCE_DOES_NOT_EXIST" in r.text:
+        return None, None  # no trial has logged yet
+    if r.status_code != 200:
+        return None, _http_error(base, r)
+    try:
+        return str(r.json()["experiment"]["experiment_id"]), None
+    except (ValueError, KeyError, TypeError):
+        return None, f"MLflow at {base}: unexpected answer to experiments/get-by-name"
+
+
+def _filter(katib_experiment: str | None) -> str:
+    if katib_experiment:
+        return "tags.`katib.experiment` = '" + katib_experiment.replace("'", "\\'") + "'"
+    return "tags.`katib.trial` LIKE '%'"
+
+
+def _sqlite_lookup(
+    path: str, experiment_name: str, katib_experiment: str | None
+) -> tuple[str | None, list[tuple[str, str, str | None]]]:
+    """(experiment id, [(trial, run id, status)] newest first) from MLflow's sqlite schema."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        row = con.execute(
+            "SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'",
+            (experiment_name,),
+        ).fetchone()
+        if row is None:
+            return None, []
+        exp_id = str(row[0])
+        sql = (
+            "SELECT t.value, r.run_uuid, r.status FROM runs r JOIN tags t "
+            "ON t.run_uuid = r.run_uuid AND t.key = 'katib.trial' "
+        )
+        args: list[Any] = [row[0]]
+        if katib_experiment:
+            sql += (
+                "JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'katib.experiment' "
+                "AND k.value = ? "
+            )
+            args.insert(0, katib_experiment)
+        sql += "WHERE r.experiment_id = ? AND r.lifecycle_stage = 'active' "
+        sql += "ORDER BY r.start_time DESC"
+        runs = [(str(t), str(r), s) for t, r, s in con.execute(sql, args)]
+        return exp_id, runs
+    finally:
+        con.close()
+
+
+def find_experiment(
+    tracking_uri: str,
+    experiment_name: str,
+    *,
+    ui_base: str | None = None,
+    session: requests.Session | None = None,
+    timeout: float = 10.0,
+    env: Mapping[str, str] | None = None,
+) -> ExperimentLink:
+    """The experiment's UI link (one GET; no id yet when no trial has logged). Never raises."""
+    lookup = find_runs(
+        tracking_uri,
+        experiment_name,
+        (),
+        ui_base=ui_base,
+        session=session,
+        timeout=timeout,
+        env=env,
+    )
+    return lookup.experiment
+
+
+def find_runs(
+    tracking_uri: str,
+    experiment_name: str,
+    trial_names: Iterable[str],
+    *,
+    katib_experiment: str | None = None,
+    ui_base: str | None = None,
+    session: requests.Session | None = None,
+    timeout: float = 10.0,
+    env: Mapping[str, str] | None = None,
+) -> RunLookup:
+    """Each trial's MLflow run (the newest run tagged `katib.trial=<trial>`), with its UI link.
+
+    `tracking_uri`: the server (http[s]) or a `sqlite:///` store. `ui_base`: where the UI is
+    (default: the server itself, `DEFAULT_UI` for a local store). `katib_experiment` restricts
+    the runs to that Katib experiment (when several share an MLflow experiment). At most two
+    requests: get-by-name, and runs/search only when `trial_names` is not empty.
+    Failures give an empty lookup with `.warning`; never raises.
+    """
+    env = os.environ if env is None else env
+    wanted = set(trial_names)
+    sqlite_path = _sqlite_path(tracking_uri)
+    if sqlite_path is not None:
+        ui = (ui_base or DEFAULT_UI).rstrip("/")
+        hint = ui_hint(tracking_uri)
+        if not os.path.exists(sqlite_path):
+            return RunLookup(experiment=ExperimentLink(None, None, hint=hint))
+        try:
+            exp_id, rows = _sqlite_lookup(sqlite_path, experiment_name, katib_experiment)
+        except sqlite3.Error as exc:
+            warning = f"MLflow store {tracking_uri} unreadable: {exc}"
+            return RunLookup(experiment=ExperimentLink(None, None, warning=warning, hint=hint))
+        exp = ExperimentLink(exp_id, experiment_url(ui, exp_id) if exp_id else None, hint=hint)
+        runs: dict[str, RunLink] = {}
+        for trial, run_id, status in rows:
+            if trial in wanted and trial not in runs and exp_id:
+                runs[trial] = RunLink(run_id, run_url(ui, exp_id, run_id), status)
+        return RunLookup(runs, experiment=exp)
+
+    if not tracking_uri.startswith(("http://", "https://")):
+        warning = f"no MLflow links for tracking URI {tracking_uri!r} (need http(s):// or sqlite:)"
+        return RunLookup(experiment=ExperimentLink(None, None, warning=warning))
+
+    base = tracking_uri.rstrip("/")
+    ui = (ui_base or base).rstrip("/")
+    own = session is None
+    s = requests.Session() if session is None else session
+    try:
+        exp_id, problem = _http_experiment(s, base, experiment_name, timeout=timeout, env=env)
+        exp = ExperimentLink(exp_id, experiment_url(ui, exp_id) if exp_id else None, problem)
+        if exp_id is None or not wanted:
+            return RunLookup(experiment=exp)
+        headers, auth = _auth(env)
+        body = {
+            "experiment_ids": [exp_id],
+            "filter": _filter(katib_experiment),
+            "run_view_type": "ACTIVE_ONLY",
+            "max_results": SEARCH_MAX_RESULTS,
+            "order_by": ["attributes.start_time DESC"],
+        }
+        try:
+            r = s.post(
+                f"{base}/api/2.0/mlflow/runs/search",
+                json=body,
+                headers=headers,
+                auth=auth,
+                timeout=timeout,
+            )
+        except requests.RequestException as exc:
+            return RunLookup(experiment=_with_warning(exp, _http_error(base, exc)))
+        if r.status_code != 200:
+            return RunLookup(experiment=_with_warning(exp, _http_error(base, r)))
+        try:
+            data = r.json()
+            found: dict[str, RunLink] = {}
+            for run in data.get("runs", []):
+                info = run["info"]
+                tags = {t["key"]: t.get("value", "") for t in run.get("data", {}).get("tags", [])}
+                trial = tags.get("katib.trial") or info.get("run_name")
+                if trial in wanted and trial not in found:
+                    run_id = info["run_id"]
+                    found[trial] = RunLink(run_id, run_url(ui, exp_id, run_id), info.get("status"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad = f"MLflow at {base}: unexpected answer to runs/search"
+            return RunLookup(experiment=_with_warning(exp, bad))
+        if data.get("next_page_token"):
+            exp = _with_warning(exp, f"more than {SEARCH_MAX_RESULTS} runs: some links missing")
+        return RunLookup(found, experiment=exp)
+    finally:
+        if own:
+            s.close()
+
+
+def _with_warning(exp: ExperimentLink, warning: str) -> ExperimentLink:
+    return ExperimentLink(exp.experiment_id, exp.url, warning, exp.hint)
