@@ -2,7 +2,7 @@
 
 Pure and standard library only (no numpy/scipy at run time): the Student t distribution is
 computed here from the regularized incomplete beta function (Lentz continued fraction) and
-inverted by safeguarded Newton steps; accurate to ~1e-10 for df from 1 to 10^7 and beyond.
+inverted by safeguarded Newton steps; within ~1e-9 (relative) of scipy for df from 0.5 to 10^7.
 """
 
 from __future__ import annotations
