@@ -23,8 +23,9 @@ MLflow never stalls or kills training: every call runs on a daemon thread; the p
 most ``LAUNCH_MLFLOW_START_TIMEOUT_S`` (default 20) for the run to open and at most
 ``LAUNCH_MLFLOW_BUDGET_S`` (default 30) at the end for the last data; an unreachable server gives
 one warning on stderr. Unless set, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (2) and
-``MLFLOW_HTTP_REQUEST_TIMEOUT`` (10) are lowered in this process so a dead server fails fast.
-``LAUNCH_MLFLOW_DISABLE=1`` turns all of it off.
+``MLFLOW_HTTP_REQUEST_TIMEOUT`` (30) are lowered in this process so a dead server fails fast.
+``LAUNCH_MLFLOW_DISABLE=1`` turns all of it off; so does running outside a trial with no
+``MLFLOW_TRACKING_URI`` (a plain ``python train.py``), or without mlflow installed (one warning).
 
 This is the only launch module that imports ``mlflow`` (``mlflow-skinny`` is enough), and only
 inside functions, so importing it costs next to nothing.
@@ -192,7 +193,7 @@ def _client(tracking_uri: str | None) -> Any:
     """An MlflowClient; lowers MLflow's HTTP retries/timeout for this process unless set."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri or None)
@@ -578,6 +579,21 @@ class TrialRun:
             self._tracker.add_tags({k: str(v)[:_MAX_TAG_LEN] for k, v in tags.items()})
 
 
+def _active(env: Mapping[str, str]) -> bool:
+    """Track at all? Not when disabled, not outside a trial with no tracking URI given (a plain
+    `python train.py` leaves no mlflow.db behind), not without mlflow (one warning)."""
+    if env.get(ENV_DISABLE, "").lower() in ("1", "true", "yes"):
+        return False
+    if not any(env.get(k) for k in ("KATIB_TRIAL_NAME", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")):
+        return False
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        _say("warning: mlflow is not installed (pip install 'launch[mlflow]'): no MLflow run")
+        return False
+    return True
+
+
 def _settings(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "tracking_uri": env.get("MLFLOW_TRACKING_URI") or None,
@@ -610,7 +626,7 @@ def trial_run(
     """
     env = os.environ
     argv = list(sys.argv if argv is None else argv)
-    if env.get(ENV_DISABLE, "").lower() in ("1", "true", "yes"):
+    if not _active(env):
         yield TrialRun(None)
         return
     wrapped = bool(env.get(_ENV_WRAPPED)) and bool(env.get("MLFLOW_RUN_ID"))
@@ -631,6 +647,9 @@ def trial_run(
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
+        raise
+    except SystemExit as exc:
+        status = "FINISHED" if exc.code in (None, 0) else "FAILED"
         raise
     finally:
         tb = tensorboard_dir or getattr(config, "tensorboard_dir", None)
@@ -684,7 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_USAGE, file=sys.stderr)
         return 2
     child_env = dict(os.environ)
-    disabled = child_env.get(ENV_DISABLE, "").lower() in ("1", "true", "yes")
+    disabled = not _active(child_env)
     tb = tb_override or tensorboard_dir_from_argv(args)
     tracker: _Tracker | None = None
     mirror = _Mirror(tb) if tb else None

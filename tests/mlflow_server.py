@@ -44,7 +44,7 @@ def _mlflow_cmd() -> list[str]:
 
 
 @contextlib.contextmanager
-def mlflow_server(workdir: Path, *, timeout: float = 90.0) -> Iterator[MlflowServer]:
+def mlflow_server(workdir: Path, *, timeout: float = 240.0) -> Iterator[MlflowServer]:
     """Start `mlflow server` (1 worker) on a free port; yield once its REST API answers."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()

@@ -315,3 +315,66 @@ def test_sqlite_store_the_local_default(trainer: Path, tmp_path: Path) -> None:
         f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{run.info.run_id}"
     )
     assert links.hint == f"open the links with: mlflow ui --backend-store-uri {uri}"
+
+
+DRACCUS_TRAINER = textwrap.dedent(
+    """
+    from dataclasses import dataclass, field
+
+    import draccus
+    from tensorboardX import SummaryWriter
+
+    from launch.mlflow_wrapper import trial_run
+
+    @dataclass
+    class Optim:
+        lr: float = 0.05
+
+    @dataclass
+    class Cfg:
+        optim: Optim = field(default_factory=Optim)
+        hidden: int = 16
+        tensorboard_dir: str = "tb"
+
+    cfg = draccus.parse(config_class=Cfg)
+    with trial_run(cfg) as run:
+        w = SummaryWriter(cfg.tensorboard_dir)
+        for step in range(30):
+            w.add_scalar("loss", step / 2, step)
+        w.close()
+        run.log_metric("from_code", 7.0, step=1)
+    print("run", run.run_id)
+    """
+)
+
+
+def test_wrapped_program_using_trial_run_shares_one_run(
+    server: MlflowServer, tmp_path: Path
+) -> None:
+    script = tmp_path / "train_draccus.py"
+    script.write_text(DRACCUS_TRAINER)
+    tb = tmp_path / "tb"
+    cmd = [sys.executable, str(script), "--optim.lr=1e-3", "--hidden=8", f"--tensorboard_dir={tb}"]
+    done = wrap(cmd, trial_env(server.uri, "exp-wrap-f6"))
+    assert done.returncode == 0, done.stderr
+    [run] = runs_of(server.uri, "exp-wrap", "exp-wrap-f6")
+    assert f"run {run.info.run_id}" in done.stdout  # the child used the wrapper's run
+    assert run.info.status == "FINISHED"
+    # the typed config wins over the flag text ("1e-3"), with no conflict
+    assert run.data.params == {"optim.lr": "0.001", "hidden": "8"}
+    c = client(server.uri)
+    assert len(c.get_metric_history(run.info.run_id, "loss")) == 30
+    assert [m.value for m in c.get_metric_history(run.info.run_id, "from_code")] == [7.0]
+
+
+def test_trial_run_is_a_no_op_outside_a_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k in list(os.environ):
+        if k.startswith(("MLFLOW_", "KATIB_")):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+    with mlflow_wrapper.trial_run(Config()) as run:
+        run.log_metric("x", 1.0)
+    assert run.run_id is None
+    assert list(tmp_path.iterdir()) == []  # no mlflow.db, no mlruns/
