@@ -39,7 +39,9 @@ app = typer.Typer(
 )
 
 # Subcommands; anything else as the first word means `run` (see `main`).
-COMMANDS = ("run", "render", "config", "list", "status", "watch", "logs", "results", "cancel")
+COMMANDS = (
+    "run", "render", "config", "list", "status", "watch", "logs", "results", "cancel", "compare",
+)  # fmt: skip
 
 _debug = False
 
@@ -215,21 +217,12 @@ def _print_plan(plan: Any, *, as_json: bool) -> None:
     sys.stdout.write(out)
 
 
-def _plan(
-    settings: Any,
-    argv: list[str],
-    loaded: Any,
-    snap: Any,
-    *,
-    name: str | None,
-    gpus: int,
-    allow_dirty: bool,
-) -> Any:
-    import getpass
+def _facts(snap: Any, *, name: str | None, allow_dirty: bool) -> tuple[Any, str]:
+    """The git facts a plan needs, and the experiment name (given, or generated)."""
     import secrets
 
     from launch import katib
-    from launch.plan import GitFacts, make_plan
+    from launch.plan import GitFacts
 
     tag = snap.commit
     if allow_dirty and not snap.clean:
@@ -247,15 +240,22 @@ def _plan(
         name = katib.experiment_name(stem=snap.repo_name, commit=tag, suffix=secrets.token_hex(2))
     else:
         katib.validate_experiment_name(name)
+    return facts, name
+
+
+def _plan(
+    settings: Any, argv: list[str], loaded: Any, snap: Any, *, name: str | None, gpus: int,
+    allow_dirty: bool, **options: Any,
+) -> Any:  # fmt: skip
+    import getpass
+
+    from launch.plan import make_plan
+
+    facts, name = _facts(snap, name=name, allow_dirty=allow_dirty)
     return make_plan(
-        spec=loaded,
-        command=argv,
-        git=facts,
-        settings=settings,
-        name=name,
-        user=getpass.getuser(),
-        gpus=gpus,
-    )
+        spec=loaded, command=argv, git=facts, settings=settings, name=name,
+        user=getpass.getuser(), gpus=gpus, **options,
+    )  # fmt: skip
 
 
 @app.command(
@@ -313,7 +313,42 @@ def run(
     ] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    wait: Annotated[
+        str,
+        typer.Option(
+            "--wait", help="Cluster: return when the `first` trial succeeds, or when `all` finish."
+        ),
+    ] = "first",
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Cluster: return once the experiment is created.")
+    ] = False,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            help="Cluster: stop waiting after this long (90s, 30m, 2h); the experiment keeps running.",
+        ),
+    ] = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="Cluster: build the image even if the registry has it."),
+    ] = False,
+    dockerfile: Annotated[
+        str, typer.Option("--dockerfile", help="Cluster: Dockerfile path, relative to --context.")
+    ] = "Dockerfile",
+    context_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            help="Cluster: build context directory inside the repository (default: its root).",
+        ),
+    ] = None,
 ) -> None:
+    if wait not in ("first", "all"):
+        raise UsageError(
+            f"--wait {wait}: expected first or all", hint="pass --wait first or --wait all"
+        )
+    timeout_s = _duration(timeout, "--timeout") if timeout else None
     settings = _settings(namespace=namespace, backend=backend)
     chosen, why = settings.backend()
     settings, argv, loaded, snap = _prepare(
@@ -336,10 +371,112 @@ def run(
             as_json=as_json,
         )
         return
-    raise UsageError(
-        "the katib backend cannot submit experiments yet in this version",
-        hint="use `--backend local`, or `launch render` to see the manifests",
+    _run_cluster(
+        settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty, quiet=quiet,
+        wait=wait, detach=detach, timeout_s=timeout_s, rebuild=rebuild, dockerfile=dockerfile,
+        context_dir=context_dir,
+    )  # fmt: skip
+
+
+def _duration(text: str, flag: str) -> float:
+    """`90`, `90s`, `30m`, `2h` -> seconds."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match:
+        raise UsageError(
+            f"{flag} {text}: not a duration", hint=f"pass {flag} 90s, {flag} 30m or {flag} 2h"
+        )
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _connect(settings: Any) -> Any:
+    from launch.cluster import Cluster
+
+    return Cluster.connect(settings["context"])
+
+
+def _run_cluster(
+    settings: Any, argv: list[str], loaded: Any, snap: Any, *, name: str | None, gpus: int,
+    allow_dirty: bool, quiet: bool, wait: str, detach: bool, timeout_s: float | None,
+    rebuild: bool, dockerfile: str, context_dir: str | None,
+) -> None:  # fmt: skip
+    import getpass
+
+    from launch import state, submit
+    from launch.progress import Narrator
+
+    facts, name = _facts(snap, name=name, allow_dirty=allow_dirty)
+    say = Narrator(quiet=quiet)
+    cluster = _connect(settings)
+    try:
+        launched = submit.launch(
+            cluster=cluster, settings=settings, spec=loaded, command=argv, snap=snap,
+            git_facts=facts, name=name, user=getpass.getuser(), gpus=gpus, rebuild=rebuild,
+            dockerfile=dockerfile, context_dir=context_dir, report=say,
+        )  # fmt: skip
+    finally:
+        say.close()
+    home = state.home_dir(settings["home"])
+    state.Experiment.create(
+        home,
+        name,
+        {
+            "backend": "katib", "name": name, "namespace": launched.namespace,
+            "context": settings["context"], "spec": loaded.model_dump(mode="json"),
+            "image": launched.image, "commit": facts.commit, "katib_url": launched.katib_url,
+            "mlflow_url": settings["mlflow_url"], "created": __import__("time").time(),
+            "seed_flag": settings["seed_flag"], "command": argv, "subdir": snap.subdir,
+        },
+    )  # fmt: skip
+    out = _stdout()
+    out.print(f"experiment {launched.namespace}/{name} created ({launched.image})", highlight=False)
+    if launched.katib_url:
+        out.print(f"Katib:  {launched.katib_url}", highlight=False)
+    if settings["mlflow_url"]:
+        out.print(
+            f"MLflow: {settings['mlflow_url'].rstrip('/')}/#/experiments (experiment {name})",
+            highlight=False,
+        )
+    if detach:
+        _stderr().print(f"detached; follow it with: launch watch {name}", highlight=False)
+        return
+    _watch_cluster(
+        cluster, loaded, launched.namespace, name, wait=wait, timeout_s=timeout_s, quiet=quiet
     )
+
+
+def _watch_cluster(
+    cluster: Any, loaded: Any, namespace: str, name: str, *, wait: str, timeout_s: float | None,
+    quiet: bool,
+) -> None:  # fmt: skip
+    from launch import submit
+    from launch.errors import ExitCode
+    from launch.progress import Narrator
+
+    say = Narrator(quiet=quiet)
+    say(
+        "info",
+        f"waiting for {'the first trial to succeed' if wait == 'first' else 'every trial'} (Ctrl-C detaches)",
+    )
+    try:
+        result = submit.watch(
+            cluster=cluster, spec=loaded, namespace=namespace, name=name, until=wait,
+            timeout_s=timeout_s, report=say,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        say.close()
+        _stderr().print(
+            f"detached; {name} keeps running. Follow it with: launch watch {name}", highlight=False
+        )
+        raise typer.Exit(int(ExitCode.DETACHED)) from None
+    finally:
+        say.close()
+    if result.status == "first-succeeded":
+        _stderr().print(
+            f"a first trial of {name} succeeded; the sweep goes on. Results: launch results {name}",
+            highlight=False,
+        )
 
 
 def _run_local(
@@ -438,18 +575,58 @@ def _local_trials(exp: Any) -> tuple[Any, list[Any]]:
     return job, results.rank(rows, minimize=job.spec.objective.type == "minimize")
 
 
+def _is_cluster(exp: Any) -> bool:
+    return bool(exp.meta().get("backend") == "katib")
+
+
+def _cluster_of(exp: Any) -> tuple[Any, dict[str, Any]]:
+    from launch import config
+    from launch.cluster import Cluster
+
+    meta = exp.meta()
+    context = meta.get("context") or config.load_settings()["context"]
+    return Cluster.connect(context), meta
+
+
+def _trials_of(exp: Any) -> tuple[Any, list[Any]]:
+    """(spec, rows best first) for either backend. A cluster experiment's rows come from its
+    Trial objects, else (the experiment was deleted) from the results saved by `cancel`."""
+    from launch import results
+    from launch.spec import LaunchSpec
+
+    if not _is_cluster(exp):
+        job, rows = _local_trials(exp)
+        return job.spec, rows
+    meta = exp.meta()
+    spec = LaunchSpec.model_validate(meta["spec"])
+    saved = exp.path / "results.json"
+    if meta.get("deleted") and saved.is_file():
+        rows = results.from_json(saved.read_text())
+    else:
+        from launch import submit
+
+        cluster, meta = _cluster_of(exp)
+        with cluster:
+            rows = submit.trial_rows(cluster, spec=spec, namespace=meta["namespace"], name=exp.name)
+    return spec, results.rank(rows, minimize=spec.objective.type == "minimize")
+
+
 def _print_results(exp: Any, *, fmt: str) -> None:
+    spec, rows = _trials_of(exp)
+    _print_rows(exp.name, spec, rows, fmt=fmt)
+
+
+def _print_rows(name: str, spec: Any, rows: list[Any], *, fmt: str) -> None:
     from launch import results
 
-    job, rows = _local_trials(exp)
-    objective = job.spec.objective.objectiveMetricName
+    objective = spec.objective.objectiveMetricName
     if fmt == "json":
         sys.stdout.write(results.to_json(rows) + "\n")
         return
     if fmt == "csv":
         sys.stdout.write(results.to_csv(rows, objective))
         return
-    from rich.table import Table
+    from launch import stats
 
     header, text_rows = results.to_rows(rows, objective, precise=False)
     # The table is for reading: start times and empty link columns live in --format csv/json.
@@ -458,12 +635,10 @@ def _print_results(exp: Any, *, fmt: str) -> None:
         for i, h in enumerate(header)
         if h != "start" and (h != "mlflow_run" or any(r[i] for r in text_rows))
     ]
-    table = Table(
-        *(header[i] for i in keep), box=None, title=f"{exp.name} (best first)", title_justify="left"
-    )
-    for row in text_rows:
-        table.add_row(*(row[i] for i in keep))
-    _stdout().print(table)
+    _stderr().print(f"{name}: {len(rows)} trials, best first", highlight=False)
+    # A plain aligned table: rich costs ~1 ms a row, too slow for 10k-trial sweeps.
+    table = stats.text_table([header[i] for i in keep], [[r[i] for i in keep] for r in text_rows])
+    sys.stdout.write(table + "\n")
 
 
 def _open_local(name: str) -> Any:
@@ -486,6 +661,13 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     items: list[dict[str, Any]] = []
     for name in state.list_names(home):
         exp = state.Experiment(state.experiments_dir(home) / name)
+        meta = exp.meta()
+        if meta.get("backend") == "katib":
+            # Offline: where it runs; `launch status NAME` asks the cluster.
+            status = "deleted" if meta.get("deleted") else f"on cluster ({meta['namespace']})"
+            items.append({"name": name, "backend": "katib", "status": status, "trials": {},
+                          "created": meta.get("created")})  # fmt: skip
+            continue
         current = exp.state()
         counts: dict[str, int] = {}
         for record in current.trials.values():
@@ -494,7 +676,7 @@ def list_cmd(as_json: JsonOpt = False) -> None:
         if status == state.EXP_RUNNING and exp.coordinator_pid() is None:
             status = state.EXP_INTERRUPTED  # its coordinator died: `launch watch` resumes it
         items.append({"name": name, "backend": "local", "status": status, "trials": counts,
-                      "created": exp.meta().get("created")})  # fmt: skip
+                      "created": meta.get("created")})  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
         return
@@ -518,6 +700,9 @@ def status_cmd(experiment: ExpArg, as_json: JsonOpt = False) -> None:
     from launch import state
 
     exp = _open_local(experiment)
+    if _is_cluster(exp):
+        _cluster_status(exp, as_json=as_json)
+        return
     current = exp.state()
     job, rows = _local_trials(exp)
     alive = exp.coordinator_pid()
@@ -559,6 +744,16 @@ def watch_cmd(experiment: ExpArg, quiet: QuietOpt = False) -> None:
     from launch.progress import Progress
 
     exp = _open_local(experiment)
+    if _is_cluster(exp):
+        from launch.spec import LaunchSpec
+
+        cluster, meta = _cluster_of(exp)
+        spec = LaunchSpec.model_validate(meta["spec"])
+        _watch_cluster(
+            cluster, spec, meta["namespace"], exp.name, wait="all", timeout_s=None, quiet=quiet
+        )
+        _print_results(exp, fmt="table")
+        return
     current = exp.state()
     if current.status in (state.EXP_SUCCEEDED, state.EXP_FAILED, state.EXP_CANCELLED):
         _stderr().print(
@@ -631,6 +826,9 @@ def logs_cmd(
     from launch import state
 
     exp = _open_local(experiment)
+    if _is_cluster(exp):
+        _cluster_logs(exp, trial, follow=follow)
+        return
     record = _pick_trial(exp, trial)
     path = exp.trial_dir(record.name) / "output.log"
     _stderr().print(f"== {record.name} ({record.status}) {path}", highlight=False)
@@ -651,16 +849,143 @@ def logs_cmd(
             time.sleep(0.2)
 
 
-@app.command("results", help="Trial results, best first: table, CSV or JSON on stdout.")
+@app.command(
+    "results",
+    help="Trial results, best first (table, CSV or JSON on stdout). Seed sweeps are grouped by "
+    "config: n, mean, std, 95% CI, min, median, max.",
+)
 @_guard
 def results_cmd(
     experiment: ExpArg,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     as_json: JsonOpt = False,
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="Summarise this metric instead of the objective.")
+    ] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            "--plot", help="Draw the distribution per config: FILE.png, or - for the terminal."
+        ),
+    ] = None,
+    per_trial: Annotated[
+        bool, typer.Option("--per-trial", help="One row per trial, even for a seed sweep.")
+    ] = False,
+    trial: Annotated[
+        int | None, typer.Option("--trial", "-t", help="With --rerun: the trial number.")
+    ] = None,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="Print a copy-paste command that reruns --trial N.")
+    ] = False,
 ) -> None:
+    from launch import stats
+
     if fmt not in ("table", "csv", "json"):
         raise UsageError(f"unknown format {fmt!r}", hint="use --format table, csv or json")
-    _print_results(_open_local(experiment), fmt="json" if as_json else fmt)
+    fmt = "json" if as_json else fmt
+    exp = _open_local(experiment)
+    spec, rows = _trials_of(exp)
+    meta = exp.meta()
+    if rerun or trial is not None:
+        _print_rerun(exp, meta, spec, rows, trial)
+        return
+    seed_flag = meta.get("seed_flag", "seed")
+    minimize = spec.objective.type == "minimize"
+    objective = spec.objective.objectiveMetricName
+    grouped = not per_trial and (
+        plot is not None or metric is not None or stats.has_seed_axis(rows, seed_flag)
+    )
+    if metric is not None and metric not in spec.objective.metric_names:
+        raise UsageError(
+            f"{exp.name} has no metric `{metric}`",
+            hint="use one of " + ", ".join(spec.objective.metric_names),
+        )
+    if not grouped:
+        _print_rows(exp.name, spec, rows, fmt=fmt)
+        return
+    groups = stats.group_by_config(
+        rows, minimize=minimize, seed_flag=seed_flag, metric=metric, objective_name=objective
+    )
+    if plot is not None:
+        from launch import plots
+
+        title = f"{exp.name} · {metric or objective} by config, best first"
+        if plot == "-":
+            color = sys.stdout.isatty() and "NO_COLOR" not in __import__("os").environ
+            sys.stdout.write(plots.plot_terminal(groups, objective=metric or objective, title=title,
+                                                 minimize=minimize, color=color) + "\n")  # fmt: skip
+        else:
+            drawn = plots.plot_png(
+                groups, plot, objective=metric or objective, title=title, minimize=minimize
+            )
+            _stderr().print(f"wrote {plot} ({drawn} configs)", highlight=False)
+        return
+    if fmt == "json":
+        sys.stdout.write(stats.to_json(groups) + "\n")
+    elif fmt == "csv":
+        sys.stdout.write(stats.to_csv(groups))
+    else:
+        header, text_rows = stats.to_table_rows(groups)
+        _stderr().print(
+            f"{exp.name}: {len(rows)} trials in {len(groups)} configs, best mean first",
+            highlight=False,
+        )
+        sys.stdout.write(stats.text_table(header, text_rows) + "\n")
+
+
+def _print_rerun(
+    exp: Any, meta: dict[str, Any], spec: Any, rows: list[Any], trial: int | None
+) -> None:
+    from launch import stats
+
+    if trial is None:
+        raise UsageError("--rerun needs the trial", hint="pass --trial N (see `launch results`)")
+    row = next((r for r in rows if r.number == trial), None)
+    if row is None:
+        raise UsageError(
+            f"{exp.name} has no trial {trial}", hint="see `launch results " + exp.name + "`"
+        )
+    if _is_cluster(exp):
+        command = stats.rerun_command(
+            row, command=meta.get("command", []), fixed=spec.fixed, image=meta.get("image"),
+            commit=meta.get("commit"), subdir=meta.get("subdir", ""),
+        )  # fmt: skip
+    else:
+        root = meta.get("repo_root")
+        workdir = meta.get("workdir", "")
+        base = meta.get("worktree") or root or ""
+        subdir = str(Path(workdir).relative_to(base)) if base and workdir.startswith(base) else ""
+        command = stats.rerun_command(
+            row, command=meta["command"], fixed=spec.fixed, commit=meta.get("commit"),
+            repo_root=root, subdir="" if subdir == "." else subdir,
+        )  # fmt: skip
+    sys.stdout.write(command + "\n")
+
+
+@app.command("compare", help="Does experiment B beat A? Welch's t-test on the best config of each.")
+@_guard
+def compare_cmd(
+    experiment_a: Annotated[str, typer.Argument(help="The baseline experiment.")],
+    experiment_b: Annotated[str, typer.Argument(help="The candidate experiment.")],
+    metric: Annotated[str | None, typer.Option("--metric", help="Compare this metric.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    from launch import stats
+
+    exp_a, exp_b = _open_local(experiment_a), _open_local(experiment_b)
+    spec, rows_a = _trials_of(exp_a)
+    _, rows_b = _trials_of(exp_b)
+    comparison, _, _ = stats.compare_trials(
+        rows_a, rows_b, minimize=spec.objective.type == "minimize",
+        seed_flag=exp_a.meta().get("seed_flag", "seed"), metric=metric,
+        objective_name=spec.objective.objectiveMetricName, name_a=exp_a.name, name_b=exp_b.name,
+    )  # fmt: skip
+    if as_json:
+        sys.stdout.write(stats.comparison_to_json(comparison) + "\n")
+        return
+    header, text_rows = stats.comparison_rows(comparison)
+    sys.stdout.write(stats.text_table(header, text_rows) + "\n")
+    _stdout().print(comparison.verdict, highlight=False)
 
 
 @app.command("cancel", help="Stop an experiment: running trials are stopped, results are kept.")
@@ -673,6 +998,9 @@ def cancel_cmd(experiment: ExpArg) -> None:
     from launch import local, state
 
     exp = _open_local(experiment)
+    if _is_cluster(exp):
+        _cluster_cancel(exp)
+        return
     current = exp.state()
     if current.status in (state.EXP_SUCCEEDED, state.EXP_FAILED, state.EXP_CANCELLED):
         _stderr().print(f"{exp.name} already ended: {current.status}", highlight=False)
@@ -693,6 +1021,101 @@ def cancel_cmd(experiment: ExpArg) -> None:
     local.cleanup(exp)
     _stderr().print(
         f"cancelled {exp.name}; results kept: launch results {exp.name}", highlight=False
+    )
+
+
+def _cluster_status(exp: Any, *, as_json: bool) -> None:
+    import json
+
+    from launch import katib, results, submit
+    from launch.spec import LaunchSpec
+
+    cluster, meta = _cluster_of(exp)
+    spec = LaunchSpec.model_validate(meta["spec"])
+    with cluster:
+        obj = cluster.get("Experiment", meta["namespace"], exp.name)
+        rows = submit.trial_rows(cluster, spec=spec, namespace=meta["namespace"], name=exp.name)
+    status, reason = katib.experiment_status(obj)
+    rows = results.rank(rows, minimize=spec.objective.type == "minimize")
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    best = next((r for r in rows if r.objective is not None), None)
+    doc = {
+        "name": exp.name, "backend": "katib", "namespace": meta["namespace"], "status": status,
+        "reason": reason, "trials": counts, "katibUrl": meta.get("katib_url"),
+        "best": None if best is None else {"trial": best.name, "objective": best.objective, "params": dict(best.params)},
+    }  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    out = _stdout()
+    out.print(
+        f"{meta['namespace']}/{exp.name}: {status}" + (f" ({reason})" if reason else ""),
+        highlight=False,
+    )
+    out.print(
+        "trials: "
+        + (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none yet"),
+        highlight=False,
+    )
+    if best is not None:
+        objective = spec.objective.objectiveMetricName
+        params = " ".join(f"{k}={v}" for k, v in best.params.items())
+        out.print(f"best: {best.name} {objective}={best.objective:.6g}  {params}", highlight=False)
+    if meta.get("katib_url"):
+        out.print(f"Katib: {meta['katib_url']}", highlight=False)
+
+
+def _cluster_logs(exp: Any, trial: int | None, *, follow: bool) -> None:
+    from launch import katib, submit
+    from launch.spec import LaunchSpec
+
+    cluster, meta = _cluster_of(exp)
+    spec = LaunchSpec.model_validate(meta["spec"])
+    ns = meta["namespace"]
+    with cluster:
+        rows = submit.trial_rows(cluster, spec=spec, namespace=ns, name=exp.name)
+        if not rows:
+            raise UsageError(
+                f"{exp.name} has no trials yet", hint=f"follow it with `launch watch {exp.name}`"
+            )
+        row = rows[-1] if trial is None else next((r for r in rows if r.number == trial), None)
+        if row is None:
+            raise UsageError(
+                f"{exp.name} has no trial {trial}", hint=f"trials are numbered 1 to {len(rows)}"
+            )
+        pods = cluster.list("Pod", ns, label_selector=f"{submit.TRIAL_LABEL}={row.name}")
+        if not pods:
+            raise UsageError(
+                f"trial {row.number} ({row.name}) has no pod (not started yet, or deleted)",
+                hint=f"see why: launch status {exp.name}",
+            )
+        pod = pods[-1]["metadata"]["name"]
+        _stderr().print(f"== {row.name} ({row.status}) pod {ns}/{pod}", highlight=False)
+        if follow:
+            for line in cluster.stream_pod_logs(ns, pod, container=katib.PRIMARY_CONTAINER):
+                sys.stdout.write(line if line.endswith("\n") else line + "\n")
+                sys.stdout.flush()
+        else:
+            sys.stdout.write(cluster.pod_logs(ns, pod, container=katib.PRIMARY_CONTAINER))
+
+
+def _cluster_cancel(exp: Any) -> None:
+    """Save the results first (deleting an Experiment deletes its metrics), then delete it."""
+    from launch import results, state, submit
+
+    spec, rows = _trials_of(exp)
+    (exp.path / "results.json").write_text(results.to_json(rows) + "\n")
+    (exp.path / "results.csv").write_text(results.to_csv(rows, spec.objective.objectiveMetricName))
+    cluster, meta = _cluster_of(exp)
+    with cluster:
+        submit.delete_experiment(cluster, namespace=meta["namespace"], name=exp.name)
+    state.write_json_atomic(exp.meta_path, {**meta, "deleted": True})
+    _stderr().print(
+        f"deleted {meta['namespace']}/{exp.name}; {len(rows)} trials saved to {exp.path / 'results.csv'} "
+        f"(launch results {exp.name} still works)",
+        highlight=False,
     )
 
 

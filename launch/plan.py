@@ -5,7 +5,7 @@ Pure: a function of the spec, the git facts and the settings; `launch render` an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,9 @@ def make_plan(
     gpus: int,
     image_digest: str | None = None,
     sample_size: int = 5,
+    dockerfile: str = "Dockerfile",
+    context_dir: str | None = None,
+    render_options: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Render everything a cluster launch creates; `image_digest` None means "build first"."""
     push_ref = kaniko.image_ref(
@@ -67,10 +70,13 @@ def make_plan(
             context = kaniko.git_context(git.remote_url, git.branch, git.commit)
             pull_method = kaniko.git_pull_method(git.remote_url)
         build_job = kaniko.render_build_job(
-            name=f"build-{git.repo_name.lower()[:40]}-{git.commit[:12]}".replace("_", "-"),
+            # One build Job per launch, named after its experiment (<= 40 chars + "build-").
+            name=f"build-{name}",
             namespace=namespace,
             context=context,
             destination=push_ref,
+            dockerfile=dockerfile,
+            context_sub_path=context_dir,
             cache_repo=kaniko.cache_repo(registry=settings["registry"], repo_name=git.repo_name),
             kaniko_image=settings["kaniko_image"],
             insecure_registry=settings["registry"] if settings["registry_insecure"] else None,
@@ -93,6 +99,7 @@ def make_plan(
         user=user,
         mlflow_tracking_uri=settings["mlflow_tracking_uri"],
         seed_flag=settings["seed_flag"],
+        **dict(render_options or {}),
     )
     lines = katib.trial_command_lines(
         spec, command, seed_flag=settings["seed_flag"], sample_size=sample_size

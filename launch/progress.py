@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.console import Console
 from rich.live import Live
@@ -131,3 +131,44 @@ class Progress:
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+class Narrator:
+    """The cluster backend's narration: `(level, text)` lines on stderr; `progress` lines update
+    one live status line on a terminal and are printed only when their text changes otherwise."""
+
+    STYLES: ClassVar[dict[str, str]] = {"trial": "green", "warn": "yellow", "error": "red"}
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.console = Console(stderr=True, highlight=False)
+        self.plain = not self.console.is_terminal or "NO_COLOR" in os.environ
+        self.status: Any = None
+        self.last_progress = ""
+
+    def __call__(self, level: str, text: str) -> None:
+        if self.quiet and level != "error":
+            return
+        if level == "progress":
+            if self.plain:
+                # Elapsed seconds change every line: print only when the state word changes.
+                key = text.split(" (")[0]
+                if key != self.last_progress:
+                    self.last_progress = key
+                    self.console.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False)
+            elif self.status is None:
+                self.status = self.console.status(text)
+                self.status.start()
+            else:
+                self.status.update(text)
+            return
+        self.close()
+        if self.plain:
+            self.console.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False, soft_wrap=True)
+        else:
+            self.console.print(Text(text, style=self.STYLES.get(level, "")), soft_wrap=True)
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None

@@ -168,15 +168,19 @@ class Experiment:
         with self.journal_path.open("rb") as handle:
             handle.seek(offset)
             data = handle.read()
-        events = []
-        consumed = 0
-        for raw in data.splitlines(keepends=True):
-            if not raw.endswith(b"\n"):
-                break
-            consumed += len(raw)
-            with contextlib.suppress(json.JSONDecodeError):
-                events.append(json.loads(raw))
-        return events, offset + consumed
+        end = data.rfind(b"\n") + 1  # a torn last line stays for the next read
+        whole = data[:end]
+        try:
+            # One parse for the whole journal: per-line json.loads dominates at 10k trials.
+            events: list[dict[str, Any]] = json.loads(
+                b"[" + whole.rstrip(b"\n").replace(b"\n", b",") + b"]"
+            )
+        except json.JSONDecodeError:
+            events = []
+            for raw in whole.splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    events.append(json.loads(raw))
+        return events, offset + end
 
     def state(self) -> JournalState:
         events, _ = self.events()

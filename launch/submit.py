@@ -1,0 +1,491 @@
+"""The cluster backend: the image (reused, or built in-cluster by Kaniko), the Katib Experiment
+(checked, dry-run, created), and the watch until the first trial succeeds.
+
+I/O through `cluster.py` (Kubernetes) and `registry.py` (Distribution) only; what to create comes
+from the pure renderers (`plan`, `katib`, `kaniko`). `report(level, text)` narrates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from launch import kaniko, katib, registry
+from launch.errors import BuildError, LaunchError, TimedOutError, TrialFailedError, UsageError
+from launch.spec import LaunchSpec
+
+Report = Callable[[str, str], None]
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+EXPERIMENT_LABEL = katib.EXPERIMENT_LABEL
+TRIAL_LABEL = katib.TRIAL_LABEL
+BUILD_LOG_LINES = 50
+TRIAL_LOG_LINES = 20
+
+
+def _quiet(level: str, text: str) -> None:
+    """The default reporter says nothing."""
+
+
+# --------------------------------------------------------------------------- registry access
+
+
+def registry_service(push_host: str) -> tuple[str, str, int]:
+    """(service, namespace, port) of an in-cluster registry name like
+    `registry.launch-system.svc.cluster.local:5000`, for the API server's service proxy."""
+    host, _, port = push_host.rpartition(":")
+    parts = host.split(".")
+    if not port.isdigit() or len(parts) < 3 or parts[2] != "svc":
+        raise UsageError(
+            f"cannot reach the registry `{push_host}` from here: it is not an in-cluster Service "
+            "name (<service>.<namespace>.svc...:<port>) and no registry_url is set",
+            hint="set registry_url (e.g. LAUNCH_REGISTRY_URL=http://127.0.0.1:30500) or the "
+            "`registry` setting to the in-cluster Service name (`launch config`)",
+        )
+    return parts[0], parts[1], int(port)
+
+
+def registry_transport(cluster: Any, settings: Any) -> registry.Transport:
+    """Direct when `registry_url` is configured, else through the API server's service proxy,
+    so a kubeconfig is all a user needs."""
+    if settings["registry_url"]:
+        return registry.HttpTransport(settings["registry_url"])
+    service, namespace, port = registry_service(settings["registry"])
+    proxy: registry.Transport = cluster.service_proxy(namespace, service, port)
+    return proxy
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_namespace(cluster: Any, namespace: str) -> None:
+    """Katib's metrics collector is injected only in labelled namespaces: refuse early."""
+    key, value = katib.NAMESPACE_LABEL
+    labels = cluster.namespace_labels(namespace)
+    if labels.get(key) != value:
+        raise UsageError(
+            f"namespace `{namespace}` lacks the label {key}={value}, so Katib would not collect "
+            "any metric and every trial would end MetricsUnavailable",
+            hint=f"kubectl label namespace {namespace} {key}={value}  (or pass --namespace)",
+        )
+
+
+def check_katib(cluster: Any) -> None:
+    if not cluster.katib_installed():
+        raise UsageError(
+            "Katib is not installed on this cluster (no kubeflow.org/v1beta1 experiments)",
+            hint="install it: kubectl apply -k deploy/katib (see docs/cluster-setup.md)",
+        )
+
+
+# --------------------------------------------------------------------------- build
+
+
+@dataclass
+class BuildResult:
+    digest: str
+    built: bool  # False: the registry already had the image
+    job_name: str | None = None
+
+
+def find_or_build(
+    *,
+    cluster: Any,
+    transport: registry.Transport,
+    repository: str,
+    tag: str,
+    job: Mapping[str, Any] | None,
+    rebuild: bool = False,
+    timeout_s: float = 3600.0,
+    report: Report = _quiet,
+    now: Callable[[], float] = time.monotonic,
+) -> BuildResult:
+    """The digest of `<repository>:<tag>`: one registry HEAD, and a Kaniko Job only if needed."""
+    if not rebuild:
+        digest = registry.manifest_digest(repository=repository, tag=tag, transport=transport)
+        if digest is not None:
+            report("info", f"image {repository}:{tag[:12]} already built ({digest[:19]}): no build")
+            return BuildResult(digest, built=False)
+    if job is None:
+        raise BuildError(
+            f"image {repository}:{tag[:12]} is not in the registry and cannot be built",
+            hint="push the commit (so Kaniko can fetch it) or pass --allow-dirty",
+        )
+    return BuildResult(
+        run_build(cluster=cluster, job=job, timeout_s=timeout_s, report=report, now=now),
+        built=True,
+        job_name=job["metadata"]["name"],
+    )
+
+
+def run_build(
+    *,
+    cluster: Any,
+    job: Mapping[str, Any],
+    timeout_s: float,
+    report: Report = _quiet,
+    now: Callable[[], float] = time.monotonic,
+) -> str:
+    """Create the build Job, follow it, and return the digest Kaniko reported.
+
+    The digest is trusted only from a container that exited 0 (Kaniko writes the digest file
+    before pushing). Failure: the last log lines and BuildError. Ctrl-C or a timeout: the Job is
+    deleted (nothing half-built is left running) and the interruption propagates.
+    """
+    namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+    existing = cluster.find("Job", namespace, name)
+    if existing is not None:
+        # The same commit is being (or was) built by another launch: follow that Job.
+        report("info", f"build Job {name} already exists; following it")
+    else:
+        cluster.create(job)
+    report("info", f"building the image in-cluster (Job {namespace}/{name})")
+    start = now()
+    done = False
+    try:
+        for event in cluster.watch("Job", namespace, name=name, timeout_s=timeout_s):
+            if event.type == "DELETED":
+                raise BuildError(f"build Job {name} was deleted", hint="run launch again")
+            state = _job_state(event.object)
+            report("progress", f"build {name}: {state} ({int(now() - start)}s)")
+            if state == "Complete":
+                done = True
+                return _build_digest(cluster, namespace, name)
+            if state == "Failed":
+                done = True
+                raise BuildError(
+                    f"the image build failed (Job {namespace}/{name}):\n"
+                    + _tail(cluster, namespace, name, BUILD_LOG_LINES),
+                    hint=f"fix the Dockerfile or the build context; full log: kubectl logs -n {namespace} job/{name}",
+                )
+        raise TimedOutError(
+            f"the image build did not finish within {int(timeout_s)}s",
+            hint="raise --timeout, or check the build pod: kubectl describe job -n "
+            + f"{namespace} {name}",
+        )
+    finally:
+        if not done:
+            with contextlib.suppress(LaunchError):
+                cluster.delete("Job", namespace, name)
+                report("warn", f"build Job {name} deleted")
+
+
+def _job_state(job: Mapping[str, Any]) -> str:
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
+            return str(condition["type"])
+    if status.get("active"):
+        return "Running"
+    return "Pending"
+
+
+def _job_pod(cluster: Any, namespace: str, job_name: str) -> Mapping[str, Any] | None:
+    pods = cluster.list("Pod", namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}")
+    return pods[-1] if pods else None
+
+
+def _build_digest(cluster: Any, namespace: str, job_name: str) -> str:
+    pod = _job_pod(cluster, namespace, job_name)
+    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        if terminated.get("exitCode") == 0:
+            digest = kaniko.digest_from_termination_message(terminated.get("message"))
+            if digest:
+                return digest
+    raise BuildError(
+        f"the build Job {job_name} succeeded but reported no image digest",
+        hint="check that Kaniko runs with --digest-file=/dev/termination-log",
+    )
+
+
+def _tail(cluster: Any, namespace: str, job_name: str, lines: int) -> str:
+    pod = _job_pod(cluster, namespace, job_name)
+    if pod is None:
+        return "  (no pod: the Job never started one)"
+    try:
+        text = cluster.pod_logs(namespace, pod["metadata"]["name"], tail_lines=lines)
+    except LaunchError as exc:
+        return f"  (no log: {exc.message})"
+    return "\n".join(f"  | {line}" for line in text.rstrip("\n").splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def submit(*, cluster: Any, experiment: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Create the Experiment (dry-run first, so the webhook judges it before anything exists)."""
+    created: Mapping[str, Any] = cluster.create(experiment)
+    return created
+
+
+# --------------------------------------------------------------------------- watch
+
+
+@dataclass
+class WatchResult:
+    status: str  # first-succeeded | all-finished | failed | detached
+    trials: dict[str, str] = field(default_factory=dict)
+
+
+def _pump(events: Iterator[Any], out: queue.Queue[tuple[str, Any]], tag: str) -> None:
+    try:
+        for event in events:
+            out.put((tag, event))
+        out.put((tag, None))
+    except BaseException as exc:  # handed to the main thread, which raises it
+        out.put(("error", exc))
+
+
+def watch(
+    *,
+    cluster: Any,
+    spec: LaunchSpec,
+    namespace: str,
+    name: str,
+    until: str = "first",
+    timeout_s: float | None = None,
+    report: Report = _quiet,
+    kueue: bool = False,
+    now: Callable[[], float] = time.monotonic,
+) -> WatchResult:
+    """Follow the Experiment's trials (Kubernetes watches, no polling) until the first trial
+    succeeds (`until="first"`), every trial has finished (`"all"`), or the experiment fails.
+
+    Trials' state changes are reported; a failed or MetricsUnavailable trial shows its pod's last
+    log lines and the metric tags expected; a pending trial says why (scheduler, image pull,
+    Kueue). Raises TrialFailedError when the experiment fails, TimedOutError on timeout.
+    """
+    selector = f"{EXPERIMENT_LABEL}={name}"
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    streams = [
+        ("trial", cluster.watch("Trial", namespace, label_selector=selector)),
+        ("pod", cluster.watch("Pod", namespace, label_selector=selector)),
+        ("experiment", cluster.watch("Experiment", namespace, name=name)),
+    ]
+    if kueue:
+        streams.append(("workload", cluster.watch("Workload", namespace)))
+    for tag, stream in streams:
+        threading.Thread(target=_pump, args=(stream, events, tag), daemon=True).start()
+    states: dict[str, str] = {}
+    trials: dict[str, Mapping[str, Any]] = {}
+    pods: dict[str, Mapping[str, Any]] = {}
+    workloads: dict[str, Mapping[str, Any]] = {}
+    said_pending: dict[str, str] = {}
+    deadline = None if timeout_s is None else now() + timeout_s
+    while True:
+        wait = None if deadline is None else max(0.0, deadline - now())
+        try:
+            tag, event = events.get(timeout=wait if wait is not None else 3600.0)
+        except queue.Empty:
+            if deadline is not None and now() >= deadline:
+                raise TimedOutError(
+                    f"no trial of {name} succeeded within {int(timeout_s or 0)}s; the experiment keeps running",
+                    hint=f"follow it with `launch watch {name}`, or stop it with `launch cancel {name}`",
+                ) from None
+            continue
+        if tag == "error":
+            raise event
+        if event is None:
+            continue
+        obj = event.object
+        if tag == "experiment":
+            state, reason = katib.experiment_status(obj)
+            if state in ("Failed", "Succeeded"):
+                # The watches race: report every trial's last state before the verdict.
+                for trial in cluster.list("Trial", namespace, label_selector=selector):
+                    new = katib.trial_status(trial)
+                    trial_name = trial["metadata"]["name"]
+                    if states.get(trial_name) != new:
+                        old_state, states[trial_name] = states.get(trial_name), new
+                        _report_trial(
+                            cluster, spec, namespace, trial_name, trial, old_state, new, report
+                        )
+                        if new == "Succeeded" and until == "first":
+                            return WatchResult("first-succeeded", dict(states))
+            if state == "Failed":
+                raise TrialFailedError(
+                    f"experiment {name} failed: {reason}",
+                    hint=f"see the failed trials: launch results {name}; logs: launch logs {name} --trial N",
+                )
+            if state == "Succeeded" and until == "all":
+                return WatchResult("all-finished", dict(states))
+            continue
+        if tag == "pod":
+            trial_name = (obj.get("metadata", {}).get("labels") or {}).get(TRIAL_LABEL)
+            if trial_name:
+                pods[trial_name] = obj
+        elif tag == "workload":
+            for owner in obj.get("metadata", {}).get("ownerReferences") or []:
+                if owner.get("kind") == "Job":
+                    workloads[owner["name"]] = obj
+        else:
+            trial_name = event.name
+            trials[trial_name] = obj
+            new = katib.trial_status(obj) if event.type != "DELETED" else "Deleted"
+            old = states.get(trial_name)
+            if new != old:
+                states[trial_name] = new
+                _report_trial(cluster, spec, namespace, trial_name, obj, old, new, report)
+            if new == "Succeeded" and until == "first":
+                return WatchResult("first-succeeded", dict(states))
+        # Pending trials: say why, once per distinct reason.
+        for trial_name, state in states.items():
+            if state not in ("Pending", "Running", "Created"):
+                continue
+            why = katib.pending_reason(
+                pod=pods.get(trial_name), events=[], workload=workloads.get(trial_name)
+            )
+            if why and said_pending.get(trial_name) != why:
+                said_pending[trial_name] = why
+                report("warn", f"{trial_name} pending: {why}")
+
+
+def _report_trial(
+    cluster: Any,
+    spec: LaunchSpec,
+    namespace: str,
+    trial_name: str,
+    trial: Mapping[str, Any],
+    old: str | None,
+    new: str,
+    report: Report,
+) -> None:
+    params = " ".join(f"{k}={v}" for k, v in katib.trial_params(trial, spec=spec).items())
+    if new in ("Failed", "MetricsUnavailable"):
+        report("error", f"{trial_name} {new}  {params}")
+        report("error", _trial_log_tail(cluster, namespace, trial_name))
+        if new == "MetricsUnavailable":
+            report("error", katib.expected_metrics_text(spec))
+        return
+    if new == "Succeeded":
+        metrics = katib.trial_metrics(trial, spec=spec)
+        shown = " ".join(f"{k}={v:.6g}" for k, v in metrics.items())
+        report("trial", f"{trial_name} Succeeded  {shown}  {params}")
+        return
+    report("trial", f"{trial_name} {new}  {params}")
+
+
+def _trial_log_tail(cluster: Any, namespace: str, trial_name: str) -> str:
+    pods = cluster.list("Pod", namespace, label_selector=f"{TRIAL_LABEL}={trial_name}")
+    if not pods:
+        return "  (no pod left for this trial)"
+    pod = pods[-1]
+    container = _primary_container(pod)
+    try:
+        text = cluster.pod_logs(
+            namespace, pod["metadata"]["name"], container=container, tail_lines=TRIAL_LOG_LINES
+        )
+    except LaunchError as exc:
+        return f"  (no log: {exc.message})"
+    return "\n".join(f"  | {line}" for line in text.rstrip("\n").splitlines()) or "  (empty log)"
+
+
+def _primary_container(pod: Mapping[str, Any]) -> str | None:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    names = [c.get("name") for c in containers]
+    return katib.PRIMARY_CONTAINER if katib.PRIMARY_CONTAINER in names else None
+
+
+# --------------------------------------------------------------------------- results
+
+
+def trial_rows(
+    cluster: Any, *, spec: LaunchSpec, namespace: str, name: str, seed_flag: str = "seed"
+) -> list[Any]:
+    """The experiment's trials as `results.Trial` rows, numbered by creation time."""
+    items = cluster.list("Trial", namespace, label_selector=f"{EXPERIMENT_LABEL}={name}")
+    numbers = katib.trial_numbers(items)
+    rows = [
+        katib.trial_row(t, spec=spec, number=numbers[t["metadata"]["name"]], seed_flag=seed_flag)
+        for t in items
+    ]
+    return sorted(rows, key=lambda r: r.number)
+
+
+def delete_experiment(cluster: Any, *, namespace: str, name: str) -> None:
+    cluster.delete("Experiment", namespace, name)
+
+
+# --------------------------------------------------------------------------- the whole launch
+
+
+@dataclass
+class Launched:
+    name: str
+    namespace: str
+    image: str
+    built: bool
+    experiment: Mapping[str, Any]
+    katib_url: str | None
+
+
+def launch(
+    *,
+    cluster: Any,
+    settings: Any,
+    spec: LaunchSpec,
+    command: Sequence[str],
+    snap: Any,
+    git_facts: Any,
+    name: str,
+    user: str,
+    gpus: int,
+    rebuild: bool = False,
+    dockerfile: str = "Dockerfile",
+    context_dir: str | None = None,
+    render_options: Mapping[str, Any] | None = None,
+    build_timeout_s: float = 3600.0,
+    report: Report = _quiet,
+) -> Launched:
+    """Every check that can run before a side effect, then the build (if needed), then the
+    Experiment. Order: namespace label, Katib installed, Dockerfile at the commit, the
+    Experiment's server-side dry-run (the webhook's verdict), the registry, the build, create."""
+    from launch import git
+    from launch.plan import make_plan
+
+    namespace = settings["namespace"]
+    check_namespace(cluster, namespace)
+    check_katib(cluster)
+    path = f"{context_dir}/{dockerfile}" if context_dir else dockerfile
+    if git_facts.remote_url and not git.file_exists_at(snap.root, snap.commit, path):
+        raise UsageError(
+            f"{path} does not exist at commit {snap.commit[:12]} (Kaniko builds the commit, "
+            "not the working tree)",
+            hint="commit and push it, or pass --dockerfile PATH (relative to --context)",
+        )
+
+    def plan(digest: str | None) -> Any:
+        return make_plan(
+            spec=spec, command=command, git=git_facts, settings=settings, name=name, user=user,
+            gpus=gpus, image_digest=digest, dockerfile=dockerfile, context_dir=context_dir,
+            render_options=render_options,
+        )  # fmt: skip
+
+    first = plan(None)
+    cluster.dry_run_create(first.experiment)
+    transport = registry_transport(cluster, settings)
+    result = find_or_build(
+        cluster=cluster,
+        transport=transport,
+        repository=kaniko.repository_name(git_facts.repo_name),
+        tag=git_facts.commit,
+        job=first.build_job,
+        rebuild=rebuild,
+        timeout_s=build_timeout_s,
+        report=report,
+    )
+    final = plan(result.digest)
+    # The webhook already admitted this Experiment (only the image differs): create it directly.
+    created = cluster.create(final.experiment, dry_run_first=False)
+    url = (
+        katib.experiment_url(settings["katib_url"], namespace, name)
+        if settings["katib_url"]
+        else None
+    )
+    return Launched(name, namespace, final.image, result.built, created, url)

@@ -1,0 +1,297 @@
+"""The cluster backend end to end: the real `kubernetes` client talking HTTP to the API emulator,
+the real Distribution registry behind the emulator's service proxy, real git repos, and the CLI
+(in-process through CliRunner, and as a real process where signals matter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from launch import cli, registry
+from launch.errors import ExitCode
+from tests.gitrepo import make_repo
+from tests.kube_emulator import Denied, KanikoController, KatibController, KubeEmulator, running
+from tests.registry_server import Registry, push_tiny_image, running_registry
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
+LAUNCH = str(Path(sys.executable).with_name("launch"))
+NS = "default"
+
+
+@dataclass
+class Lab:
+    """A user's project, a cluster (emulated API, real registry) and the env to reach it."""
+
+    repo: Path
+    kube: KubeEmulator
+    registry: Registry
+    kaniko: KanikoController
+    katib: KatibController
+    env: dict[str, str]
+    commit: str
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+    files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+    files["Dockerfile"] = files.get("Dockerfile", "FROM python:3.12-slim\n")
+    repo = make_repo(tmp_path, "lab-project", files=files, remote=False)
+    repo.git("remote", "add", "origin", "https://git.example.com/lab/lab-project.git")
+    repo.git("update-ref", "refs/remotes/origin/main", "HEAD")
+    repo.git("branch", "--set-upstream-to=origin/main")
+    with running_registry(tmp_path) as reg, running() as kube:
+        kube.register_proxy("launch-system", "registry", 5000, ("127.0.0.1", reg.port))
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+
+        def push(job: dict[str, Any], _digest: str) -> str:
+            # What Kaniko does: push the image for the destination's tag to the registry.
+            args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+            destination = next(a for a in args if a.startswith("--destination="))
+            repository, tag = destination.split("/", 1)[1].rsplit(":", 1)
+            return push_tiny_image(reg.url, repository, tag)
+
+        env = {
+            "KUBECONFIG": str(kubeconfig),
+            "LAUNCH_BACKEND": "katib",
+            "LAUNCH_KATIB_URL": "http://katib.lab",
+            "LAUNCH_HOME": str(tmp_path / "state"),
+            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+            "NO_COLOR": "1",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.chdir(repo.path)
+        yield Lab(repo.path, kube, reg, KanikoController(kube, on_success=push), KatibController(kube), env,
+                  repo.head())  # fmt: skip
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(cli.app, cli._with_default_command(list(args)), prog_name="launch")
+
+
+def creates(kube: KubeEmulator, resource: str) -> int:
+    """Real (not dry-run) creates of `resource`."""
+    return sum(
+        1
+        for r in kube.requests
+        if r.verb == "create" and r.resource == resource and "dryRun" not in r.query
+    )
+
+
+RUN = ["search.yaml", "--", "python", "train.py"]
+
+
+def test_first_launch_builds_then_relaunch_reuses(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    result = invoke("--name", "first", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    assert creates(lab.kube, "jobs") == 1
+    exp = lab.kube.get_object("experiments", NS, "first")
+    assert exp is not None
+    image = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ]
+    # Trials pull by the digest Kaniko pushed, from the name nodes pull from.
+    pushed = registry.manifest_digest(
+        repository="lab-project", tag=lab.commit, base_url=lab.registry.url
+    )
+    assert image == f"127.0.0.1:30500/lab-project@{pushed}"
+    assert "Katib:  http://katib.lab/katib/experiment/default/first?tab=trials" in result.stdout
+    # The relaunch of the same commit: zero builds, few requests before the Experiment exists.
+    lab.kube.reset_requests()
+    result = invoke("--name", "second", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    assert creates(lab.kube, "jobs") == 0
+    before = []
+    for request in lab.kube.requests:
+        if (
+            request.verb == "create"
+            and request.resource == "experiments"
+            and "dryRun" not in request.query
+        ):
+            break
+        before.append(request)
+    assert len(before) + 1 <= 10, [f"{r.method} {r.path}" for r in before]
+    second = lab.kube.get_object("experiments", NS, "second")
+    assert second is not None
+    assert (
+        second["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
+        == image
+    )
+
+
+def test_build_failure_prints_log_exits_4_creates_no_experiment(lab: Lab) -> None:
+    lab.kaniko.auto("fail", log="step 1/3\nerror: COPY failed: file not found: requirements.lock\n")
+    result = invoke("--name", "broken", "--detach", *RUN)
+    assert result.exit_code == ExitCode.BUILD_FAILED, result.output
+    assert "COPY failed: file not found" in result.stderr
+    assert creates(lab.kube, "experiments") == 0
+
+
+def test_namespace_without_label_is_refused_before_anything(lab: Lab) -> None:
+    lab.kube.put(
+        "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bare"}}
+    )
+    result = invoke("--name", "nolabel", "--namespace", "bare", "--detach", *RUN)
+    assert result.exit_code == ExitCode.USAGE
+    assert (
+        "kubectl label namespace bare katib.kubeflow.org/metrics-collector-injection=enabled"
+        in result.stderr
+    )
+    assert creates(lab.kube, "jobs") == 0 and creates(lab.kube, "experiments") == 0
+
+
+def test_webhook_denial_before_any_build(lab: Lab) -> None:
+    def deny(obj: dict[str, Any], operation: str, dry_run: bool) -> None:
+        raise Denied('spec.algorithm.algorithmName: Invalid value: "random": not supported here')
+
+    lab.kube.add_admission("experiments", deny)
+    lab.kaniko.auto("succeed")
+    result = invoke("--name", "denied", "--detach", *RUN)
+    assert result.exit_code != 0
+    assert "not supported here" in result.stderr
+    assert creates(lab.kube, "jobs") == 0 and creates(lab.kube, "experiments") == 0
+
+
+def test_registry_down_is_a_clear_error_and_nothing_is_created(lab: Lab) -> None:
+    lab.registry.stop()
+    result = invoke("--name", "noreg", "--detach", *RUN)
+    assert result.exit_code != 0
+    assert "error:" in result.stderr and "hint:" in result.stderr
+    assert creates(lab.kube, "jobs") == 0 and creates(lab.kube, "experiments") == 0
+
+
+def test_dirty_tree_refused_with_exit_3(lab: Lab) -> None:
+    (lab.repo / "train.py").write_text("# edited\n")
+    result = invoke("--name", "dirty", "--detach", *RUN)
+    assert result.exit_code == ExitCode.GIT_STATE and "--allow-dirty" in result.stderr
+    assert lab.kube.requests == []  # refused before any request
+
+
+def test_create_500_is_retried_without_two_experiments(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    lab.kube.fail_next("create", "experiments", code=500, dry_run=False)
+    result = invoke("--name", "retry", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    assert len(lab.kube.objects("experiments", NS)) == 1
+
+
+def _drive_trials(lab: Lab, outcome: str) -> threading.Thread:
+    """Play Katib once the Experiment exists: two trials, one fails, then `outcome` for the other."""
+
+    def play() -> None:
+        lab.kube.wait_for(lambda: lab.kube.objects("experiments", NS), timeout_s=30)
+        name = lab.kube.objects("experiments", NS)[0]["metadata"]["name"]
+        # Start once launch is watching, so the trials' changes arrive as events, in order.
+        deadline = time.monotonic() + 30
+        while not lab.kube.count(verb="watch", resource="trials") and time.monotonic() < deadline:
+            time.sleep(0.02)  # requests are not object changes: wait_for would not wake
+        first, second = lab.katib.create_trials(
+            NS, name, [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"},
+                       {"optim.lr": 0.05, "hidden": 16, "activation": "tanh"}]
+        )  # fmt: skip
+        lab.katib.run_trial(NS, first.name)
+        lab.katib.fail_trial(
+            NS, first.name, log="Traceback (most recent call last):\nValueError: bad lr\n"
+        )
+        lab.katib.run_trial(NS, second.name)
+        if outcome == "succeed":
+            lab.katib.succeed_trial(NS, second.name, {"val_loss": 0.02, "train_loss": 0.03})
+        elif outcome == "unavailable":
+            lab.katib.metrics_unavailable(NS, second.name, log="done\n")
+            lab.katib.finish(NS, name, succeeded=False)
+
+    thread = threading.Thread(target=play, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_waits_until_the_first_trial_succeeds(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    driver = _drive_trials(lab, "succeed")
+    result = invoke("--name", "waits", "--timeout", "60s", *RUN)
+    driver.join(5)
+    assert result.exit_code == 0, result.output
+    assert "Failed" in result.stderr and "ValueError: bad lr" in result.stderr
+    assert "Succeeded" in result.stderr and "val_loss=0.02" in result.stderr
+    assert "a first trial of waits succeeded" in result.stderr
+
+
+def test_failed_experiment_exits_5_with_expected_tags(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    driver = _drive_trials(lab, "unavailable")
+    result = invoke("--name", "fails", "--timeout", "60s", *RUN)
+    driver.join(5)
+    assert result.exit_code == ExitCode.TRIAL_FAILED, result.output
+    assert "MetricsUnavailable" in result.stderr
+    assert "val_loss" in result.stderr  # which tags the collector expected
+
+
+def test_timeout_exits_6_and_the_experiment_stays(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    result = invoke("--name", "slow", "--timeout", "1s", *RUN)
+    assert result.exit_code == ExitCode.TIMED_OUT, result.output
+    assert "launch watch slow" in result.stderr
+    assert lab.kube.get_object("experiments", NS, "slow") is not None
+
+
+def _spawn(lab: Lab, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [LAUNCH, *args], cwd=lab.repo, env={**os.environ, **lab.env}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def test_ctrl_c_during_build_deletes_the_job_and_creates_nothing(lab: Lab) -> None:
+    lab.kaniko.auto("run")
+    proc = _spawn(lab, "--name", "ctrlbuild", *RUN)
+    lab.kube.wait_for(lambda: lab.kube.objects("jobs", NS), timeout_s=60)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.DETACHED, err
+    assert lab.kube.objects("jobs", NS) == []  # the build Job was deleted
+    assert creates(lab.kube, "experiments") == 0
+
+
+def test_ctrl_c_during_watch_detaches_and_the_experiment_keeps_running(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    proc = _spawn(lab, "--name", "ctrlwatch", *RUN)
+    lab.kube.wait_for(lambda: lab.kube.objects("experiments", NS), timeout_s=60)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.DETACHED, err
+    assert "launch watch ctrlwatch" in err
+    assert lab.kube.get_object("experiments", NS, "ctrlwatch") is not None
+
+
+def test_dry_run_on_katib_touches_nothing(lab: Lab) -> None:
+    result = invoke("--name", "dry", "--dry-run", *RUN)
+    assert result.exit_code == 0, result.output
+    assert [d["kind"] for d in yaml.safe_load_all(result.stdout)] == ["Job", "Experiment"]
+    assert lab.kube.requests == []
+
+
+def test_state_records_the_cluster_experiment(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    assert invoke("--name", "rec", "--detach", *RUN).exit_code == 0
+    meta = json.loads(
+        (Path(lab.env["LAUNCH_HOME"]) / "experiments" / "rec" / "experiment.json").read_text()
+    )
+    assert meta["backend"] == "katib" and meta["namespace"] == NS and meta["commit"] == lab.commit
