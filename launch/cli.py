@@ -41,6 +41,7 @@ app = typer.Typer(
 # Subcommands; anything else as the first word means `run` (see `main`).
 COMMANDS = (
     "run", "render", "config", "list", "status", "watch", "logs", "results", "cancel", "compare",
+    "doctor",
 )  # fmt: skip
 
 _debug = False
@@ -151,6 +152,84 @@ AllowDirtyOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+CpusOpt = Annotated[
+    str | None, typer.Option("--cpus", help="Cluster: CPU request per trial (e.g. 8).")
+]
+MemoryOpt = Annotated[
+    str | None,
+    typer.Option("--memory", help="Cluster: memory per trial, request = limit (e.g. 32Gi)."),
+]
+ShmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shm-size", help="Cluster: size of /dev/shm (PyTorch data loaders need it; e.g. 8Gi)."
+    ),
+]
+EnvOpt = Annotated[
+    list[str] | None, typer.Option("--env", help="Trial environment variable K=V (repeatable).")
+]
+SecretEnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret-env", help="Cluster: a Secret whose keys become env variables (repeatable)."
+    ),
+]
+VolumeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--volume", help="Cluster: mount a PVC, PVC:/path or PVC:/path:ro (repeatable)."),
+]
+NodeSelectorOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--node-selector", help="Cluster: run trials on nodes with label K=V (repeatable)."
+    ),
+]
+TolerationOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--toleration", help="Cluster: tolerate a taint, key[=value][:Effect] (repeatable)."
+    ),
+]
+QueueOpt = Annotated[
+    str | None, typer.Option("--queue", help="Cluster: Kueue LocalQueue for the trials.")
+]
+PriorityOpt = Annotated[
+    str | None,
+    typer.Option("--priority", help="Cluster: Kueue WorkloadPriorityClass for the trials."),
+]
+
+
+def _pairs(items: Any, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {item}: expected K=V", hint=f"pass {flag} NAME=value")
+        out[key] = value
+    return out
+
+
+def _render_options(settings: Any, **flags: Any) -> dict[str, Any]:
+    """Trial resources for the Experiment: flags over settings; list flags add to the settings'."""
+
+    def pick(key: str) -> Any:
+        return flags.get(key) if flags.get(key) is not None else settings.get(key)
+
+    def merged(key: str) -> tuple[str, ...]:
+        return (*(settings.get(key) or ()), *(flags.get(key) or ()))
+
+    return {
+        "cpus": pick("cpus"),
+        "memory": pick("memory"),
+        "shm_size": pick("shm_size"),
+        "extra_env": _pairs(merged("env"), "--env") or None,
+        "secret_env": merged("secret_env"),
+        "volumes": merged("volume"),
+        "node_selector": _pairs(merged("node_selector"), "--node-selector") or None,
+        "tolerations": merged("toleration"),
+        "queue": pick("queue"),
+        "priority": pick("priority"),
+    }
 
 
 def _command_or_fail(command: list[str] | None) -> list[str]:
@@ -273,16 +352,40 @@ def render(
     seeds: SeedsOpt = None,
     allow_dirty: AllowDirtyOpt = False,
     as_json: JsonOpt = False,
+    cpus: CpusOpt = None,
+    memory: MemoryOpt = None,
+    shm_size: ShmOpt = None,
+    env: EnvOpt = None,
+    secret_env: SecretEnvOpt = None,
+    volume: VolumeOpt = None,
+    node_selector: NodeSelectorOpt = None,
+    toleration: TolerationOpt = None,
+    queue: QueueOpt = None,
+    priority: PriorityOpt = None,
 ) -> None:
     settings = _settings(namespace=namespace, backend="katib")
     settings, argv, loaded, snap = _prepare(
         spec_path, command, seeds=seeds, settings=settings, allow_dirty=allow_dirty
     )
     _warn_coercions(loaded)
-    _print_plan(
-        _plan(settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty),
-        as_json=as_json,
+    options = _render_options(
+        settings,
+        cpus=cpus,
+        memory=memory,
+        shm_size=shm_size,
+        env=env,
+        secret_env=secret_env,
+        volume=volume,
+        node_selector=node_selector,
+        toleration=toleration,
+        queue=queue,
+        priority=priority,
     )
+    _print_plan(
+        _plan(settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty,
+              render_options=options),
+        as_json=as_json,
+    )  # fmt: skip
 
 
 def _warn_coercions(loaded: Any) -> None:
@@ -343,6 +446,16 @@ def run(
             help="Cluster: build context directory inside the repository (default: its root).",
         ),
     ] = None,
+    cpus: CpusOpt = None,
+    memory: MemoryOpt = None,
+    shm_size: ShmOpt = None,
+    env: EnvOpt = None,
+    secret_env: SecretEnvOpt = None,
+    volume: VolumeOpt = None,
+    node_selector: NodeSelectorOpt = None,
+    toleration: TolerationOpt = None,
+    queue: QueueOpt = None,
+    priority: PriorityOpt = None,
 ) -> None:
     if wait not in ("first", "all"):
         raise UsageError(
@@ -361,20 +474,26 @@ def run(
     )
     _warn_coercions(loaded)
     _stderr().print(f"backend: {chosen} ({why})", highlight=False)
+    options = _render_options(
+        settings, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
+        volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,
+        priority=priority,
+    )  # fmt: skip
     if chosen == "local":
         _run_local(settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty,
-                   dry_run=dry_run, as_json=as_json, quiet=quiet)  # fmt: skip
+                   dry_run=dry_run, as_json=as_json, quiet=quiet, env=options["extra_env"] or {})  # fmt: skip
         return
     if dry_run:
         _print_plan(
-            _plan(settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty),
+            _plan(settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty,
+                  render_options=options, dockerfile=dockerfile, context_dir=context_dir),
             as_json=as_json,
-        )
+        )  # fmt: skip
         return
     _run_cluster(
         settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty, quiet=quiet,
         wait=wait, detach=detach, timeout_s=timeout_s, rebuild=rebuild, dockerfile=dockerfile,
-        context_dir=context_dir,
+        context_dir=context_dir, render_options=options,
     )  # fmt: skip
 
 
@@ -399,7 +518,7 @@ def _connect(settings: Any) -> Any:
 def _run_cluster(
     settings: Any, argv: list[str], loaded: Any, snap: Any, *, name: str | None, gpus: int,
     allow_dirty: bool, quiet: bool, wait: str, detach: bool, timeout_s: float | None,
-    rebuild: bool, dockerfile: str, context_dir: str | None,
+    rebuild: bool, dockerfile: str, context_dir: str | None, render_options: dict[str, Any],
 ) -> None:  # fmt: skip
     import getpass
 
@@ -413,7 +532,8 @@ def _run_cluster(
         launched = submit.launch(
             cluster=cluster, settings=settings, spec=loaded, command=argv, snap=snap,
             git_facts=facts, name=name, user=getpass.getuser(), gpus=gpus, rebuild=rebuild,
-            dockerfile=dockerfile, context_dir=context_dir, report=say,
+            dockerfile=dockerfile, context_dir=context_dir, render_options=render_options,
+            report=say,
         )  # fmt: skip
     finally:
         say.close()
@@ -481,7 +601,7 @@ def _watch_cluster(
 
 def _run_local(
     settings: Any, argv: list[str], loaded: Any, snap: Any, *, name: str | None, gpus: int,
-    allow_dirty: bool, dry_run: bool, as_json: bool, quiet: bool,
+    allow_dirty: bool, dry_run: bool, as_json: bool, quiet: bool, env: dict[str, str],
 ) -> None:  # fmt: skip
     import os
     import secrets
@@ -529,6 +649,7 @@ def _run_local(
         home=home, name=name, spec=loaded, command=argv, snap=snap, in_place=in_place,
         gpus_per_trial=gpus, parallel=parallel, gpu_slices=slices, max_trials=counts.max_trials,
         max_failed=counts.max_failed, env=os.environ, seed_flag=settings["seed_flag"],
+        extra_env=env,
     )  # fmt: skip
     where = "in place (--allow-dirty)" if in_place else f"in a worktree of {snap.commit[:12]}"
     _stderr().print(
@@ -1117,6 +1238,34 @@ def _cluster_cancel(exp: Any) -> None:
         f"(launch results {exp.name} still works)",
         highlight=False,
     )
+
+
+@app.command(
+    "doctor",
+    help="Check the cluster setup in order (kubeconfig, API, Katib webhook, namespace label, "
+    "registry, builds, MLflow, Kueue) and say what to fix. Exit 0 only when all pass.",
+)
+@_guard
+def doctor_cmd(
+    as_json: JsonOpt = False,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."
+        ),
+    ] = None,
+) -> None:
+    import json
+
+    from launch import config, doctor
+
+    checks = doctor.run_checks(config.load_settings(), kubeconfig=kubeconfig)
+    if as_json:
+        sys.stdout.write(json.dumps(doctor.to_json(checks), indent=2) + "\n")
+    else:
+        sys.stdout.write(doctor.render(checks))
+    if not doctor.passed(checks):
+        raise typer.Exit(1)
 
 
 @app.command("config", help="Show the effective settings and where each comes from.")

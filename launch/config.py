@@ -51,6 +51,17 @@ KEYS: dict[str, Key] = {
     "build_service_account": Key("launch-builder", "ServiceAccount of build Jobs"),
     "seed_flag": Key("seed", "flag name that receives the seed in seed sweeps"),
     "home": Key(".launch", "directory for local experiments, journals and logs"),
+    # What a cluster trial needs besides GPUs: project defaults for the flags of the same name.
+    "cpus": Key(None, "CPU request of each trial (e.g. 8)"),
+    "memory": Key(None, "memory request and limit of each trial (e.g. 32Gi)"),
+    "shm_size": Key(None, "size of /dev/shm for data loaders (e.g. 8Gi)"),
+    "env": Key((), "environment of trials, K=V entries", list),
+    "secret_env": Key((), "Secrets whose keys become trial environment variables", list),
+    "volume": Key((), "PVC:/path[:ro] mounts for datasets and checkpoints", list),
+    "node_selector": Key((), "node labels trials must run on, K=V entries", list),
+    "toleration": Key((), "taints trials tolerate: key[=value][:Effect]", list),
+    "queue": Key(None, "Kueue LocalQueue of trial Jobs"),
+    "priority": Key(None, "Kueue WorkloadPriorityClass of trial Jobs"),
 }
 
 CLUSTER_KEYS = ("context", "registry_url", "katib_url")
@@ -106,6 +117,15 @@ def _parse(key: str, raw: Any, source: str) -> Any:
         )
     if raw is None:
         return None
+    if spec.kind is list:
+        # A TOML array, or comma-separated text in an env var / flag.
+        items = [x.strip() for x in raw.split(",")] if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(x, str) for x in items):
+            raise UsageError(
+                f"{source}: {key}: expected a list of strings, got {raw!r}",
+                hint=f'write {key} = ["..."]',
+            )
+        return tuple(x for x in items if x)
     if not isinstance(raw, str):
         raise UsageError(
             f"{source}: {key}: expected a string, got {raw!r}", hint=f'quote it: {key} = "{raw}"'
@@ -141,6 +161,7 @@ def resolve(
     """Merge the layers (pure). `project`/`user` are (label, table); flags with None are unset."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    flags = {k: v for k, v in flags.items() if v not in (None, (), [])}
     layers: list[tuple[str, Mapping[str, Any]]] = []
     for layer in (user, project):
         if layer is not None:
@@ -149,7 +170,7 @@ def resolve(
     env_table = {k[len("LAUNCH_") :].lower(): v for k, v in env.items() if k.startswith("LAUNCH_")}
     env_table = {k: v for k, v in env_table.items() if k in KEYS}
     layers.append(("env LAUNCH_*", env_table))
-    layers.append(("flag", {k: v for k, v in flags.items() if v is not None}))
+    layers.append(("flag", dict(flags)))
     for key, spec in KEYS.items():
         values[key], sources[key] = spec.default, "default"
         for label, table in layers:

@@ -166,6 +166,7 @@ def trial_env(
 ) -> dict[str, str]:
     """The trial contract's environment (the same variables a Katib trial gets)."""
     env = dict(base)
+    env.update(job.extra.get("env") or {})  # --env K=V: the user's, under the contract's own
     env.update(
         {
             "KATIB_TRIAL_NAME": trial,
@@ -526,6 +527,7 @@ def create(
     max_failed: int,
     env: Mapping[str, str],
     seed_flag: str = "seed",
+    extra_env: Mapping[str, str] | None = None,
 ) -> state.Experiment:
     """Create the experiment directory, its worktree of the commit (or run in place) and metadata.
 
@@ -556,6 +558,7 @@ def create(
             "worktree": None if worktree is None else str(worktree),
             "branch": snap.branch,
             "created": time.time(),
+            "env": dict(extra_env or {}),
         },
     )
     exp = state.Experiment.create(home, name, job.to_meta())

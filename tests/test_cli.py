@@ -232,3 +232,38 @@ def test_every_flag_a_hint_names_exists(runner: CliRunner, quickstart: Path) -> 
     assert flags, "expected some hints to name flags"
     missing = flags - _all_options()
     assert not missing, f"hints name flags that do not exist: {missing}"
+
+
+def test_render_trial_resources_from_flags_and_settings(
+    runner: CliRunner, quickstart: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAUNCH_SHM_SIZE", "8Gi")
+    monkeypatch.setenv("LAUNCH_ENV", "FROM_CONFIG=1")
+    result = invoke(
+        runner,
+        ["render", "search.yaml", "--cpus", "4", "--memory", "16Gi", "--env", "A=1",
+         "--volume", "datasets:/data:ro", "--node-selector", "gpu=a100", "--toleration",
+         "nvidia.com/gpu:NoSchedule", "--queue", "launch", "--priority", "high", "--", "python", "train.py"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    experiment = list(yaml.safe_load_all(result.stdout))[-1]
+    job = experiment["spec"]["trialTemplate"]["trialSpec"]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["A"] == "1" and env["FROM_CONFIG"] == "1"  # flags add to the configured list
+    assert container["resources"]["requests"]["cpu"] == "4"
+    assert container["resources"]["limits"]["memory"] == "16Gi"
+    assert {"mountPath": "/dev/shm", "name": "dshm"}.items() <= {
+        **container["volumeMounts"][0]
+    }.items() or any(m["mountPath"] == "/dev/shm" for m in container["volumeMounts"])
+    assert any(m["mountPath"] == "/data" and m.get("readOnly") for m in container["volumeMounts"])
+    assert pod["nodeSelector"] == {"gpu": "a100"}
+    assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "launch"
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "high"
+    bad = invoke(
+        runner,
+        ["render", "search.yaml", "--allow-dirty", "--env", "NOEQUALS", "--", "python", "train.py"],
+    )
+    assert bad.exit_code == ExitCode.USAGE and "--env" in bad.stderr
