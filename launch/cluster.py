@@ -834,9 +834,10 @@ def _proxy_path(namespace: str, service: str, port: str, path: str) -> str:
 
 
 class ServiceProxy:
-    """`request(method, path, headers) -> (status, headers, body)` to one Service, via the API
-    server. Upstream answers (a registry's 404 included) come back as they are; the API server's
-    own refusals (RBAC, no endpoints) raise ClusterError."""
+    """`request(method, path, headers, body=None) -> (status, headers, body)` to one Service, via
+    the API server. Upstream answers (a registry's 404 included) come back as they are; the API
+    server's own refusals (RBAC, no endpoints) raise ClusterError. A `body` is sent as raw bytes
+    (`Content-Type` application/octet-stream unless `headers` name one)."""
 
     def __init__(self, cluster: Cluster, namespace: str, service: str, port: str) -> None:
         self._cluster = cluster
@@ -844,7 +845,11 @@ class ServiceProxy:
         self.base_url = cluster.service_proxy_url(namespace, service, port, "/")
 
     def request(
-        self, method: str, path: str, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         op = Op(f"{method} {path} through the proxy of", "service", self.namespace, self.service)
         full = _proxy_path(self.namespace, self.service, self.port, path)
@@ -852,21 +857,33 @@ class ServiceProxy:
         if "?" in full:
             full, _, qs = full.partition("?")
             query = dict(parse_qsl(qs, keep_blank_values=True))
-        raw = self._send(method, full, op, query, headers)
-        body = bytes(raw.data or b"")
+        if body is not None and not any(k.lower() == "content-type" for k in headers or {}):
+            headers = {**(headers or {}), "Content-Type": "application/octet-stream"}
+        raw = self._send(method, full, op, query, headers, body)
+        data = bytes(raw.data or b"")
         if raw.status >= 400 and method == "HEAD":
             # A HEAD answer has no body to tell the API server's refusal (RBAC, no such Service)
             # from the upstream's own 404: ask again with GET, only on this error path.
             again = self._send("GET", full, op, query, headers)
             if _is_api_status(bytes(again.data or b"")):
                 raise translate(again.status, again.data, op)
-        elif raw.status >= 400 and _is_api_status(body):
-            raise translate(raw.status, body, op)
-        return raw.status, {k.lower(): v for k, v in raw.headers.items()}, body
+        elif raw.status >= 400 and _is_api_status(data):
+            raise translate(raw.status, data, op)
+        return raw.status, {k.lower(): v for k, v in raw.headers.items()}, data
 
-    def _send(self, method: str, path: str, op: Op, query: Mapping[str, str], headers: Any) -> Any:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        op: Op,
+        query: Mapping[str, str],
+        headers: Any,
+        body: bytes | None = None,
+    ) -> Any:
         try:
-            return self._cluster._send(method, path, op, query=query, headers=dict(headers or {}))
+            return self._cluster._send(
+                method, path, op, query=query, body=body, headers=dict(headers or {})
+            )
         except _Transient as transient:
             raise transient.error from None
 

@@ -13,6 +13,11 @@ the digest is the `Docker-Content-Digest` response header. Observed with CNCF Di
 - a Docker manifest list asked for with the v2 manifest type but not the list type answers 200
   with the digest of the *amd64 platform manifest*, not of the list.
 
+It also uploads `--allow-dirty` build contexts as blobs (`upload_blob`: skipped when
+`blob_exists`; a monolithic upload, `POST /v2/<repo>/blobs/uploads/` then one
+`PUT <location>&digest=sha256:…` carrying the bytes, which Distribution hashes and refuses
+(400 DIGEST_INVALID) when they do not match).
+
 Two ways to reach the registry, one code path: a `Transport` does the HTTP. `HttpTransport` goes
 to a direct URL (the `registry_url` setting, e.g. `http://127.0.0.1:30500`); `launch.cluster`
 provides one going through the API server's service proxy, so a kubeconfig is all a user needs.
@@ -42,11 +47,14 @@ __all__ = [
     "HttpTransport",
     "RegistryError",
     "Transport",
+    "blob_exists",
+    "digest_of",
     "image_exists",
     "manifest_digest",
     "parse_image",
     "ping",
     "pinned",
+    "upload_blob",
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -98,8 +106,10 @@ class Transport(Protocol):
 
     `request("HEAD", "/v2/<repo>/manifests/<tag>", {"Accept": ...})` returns (status, headers,
     body) for any HTTP answer, and raises `RegistryError` (or another `LaunchError`) with a hint
-    when no HTTP answer came back (refused, timed out, TLS failure). Headers may come in any
-    case; readers here look them up case-insensitively. A HEAD's body may be empty.
+    when no HTTP answer came back (refused, timed out, TLS failure). A request `body` (bytes, a
+    blob upload's PUT) is sent as it is, with the caller's `Content-Type`; `path` may carry a
+    query string. Headers may come in any case; readers here look them up case-insensitively. A
+    HEAD's body may be empty.
 
     Optional attributes, read with getattr for messages: `base_url` (str, what `path` is appended
     to, e.g. `https://<apiserver>/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy`) and
@@ -108,7 +118,7 @@ class Transport(Protocol):
     """
 
     def request(
-        self, method: str, path: str, headers: dict[str, str]
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
     ) -> tuple[int, dict[str, str], bytes]: ...
 
 
@@ -155,7 +165,7 @@ class HttpTransport:
         self.base_url = url
 
     def request(
-        self, method: str, path: str, headers: dict[str, str]
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         import requests  # lazy: `launch --help` and the local backend never pay for it
 
@@ -167,6 +177,7 @@ class HttpTransport:
                 method,
                 url,
                 headers=headers,
+                data=body,
                 timeout=self.timeout_s,
                 allow_redirects=False,
                 verify=self.verify,
@@ -190,8 +201,8 @@ class HttpTransport:
         finally:
             if self.session is None:
                 session.close()
-        body = b"" if method == "HEAD" else response.content
-        return response.status_code, dict(response.headers), body
+        content = b"" if method == "HEAD" else response.content
+        return response.status_code, dict(response.headers), content
 
 
 def _reason(exc: Exception) -> str:
@@ -438,3 +449,99 @@ def ping(transport: Transport) -> None:
     if status in (200, 401):
         return
     raise _status_error(transport, "GET", f"{_describe(transport)}/v2/", status, headers, body)
+
+
+# --- blobs (`--allow-dirty` build contexts) -----------------------------------------------------
+
+
+def digest_of(data: bytes) -> str:
+    """`sha256:<hex>` of `data`: the digest Distribution gives a blob with these bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def blob_exists(*, repository: str, digest: str, transport: Transport) -> bool:
+    """Whether `repository` has the blob `digest`: one `HEAD /v2/<repository>/blobs/<digest>`.
+
+    200: True. 404 from the registry: False (a 404 without Distribution's API header is checked
+    with `GET /v2/`, as in `manifest_digest`). Anything else: `RegistryError` with a hint.
+    """
+    _check_names(repository, digest)
+    if not _DIGEST_RE.match(digest):
+        raise ValueError(f"not a sha256 digest: {digest!r}")
+    path = f"/v2/{repository}/blobs/{digest}"
+    status, headers, body = transport.request("HEAD", path, {})
+    if status == 200:
+        return True
+    if status == 404:
+        if _header(headers, API_VERSION_HEADER) is None:
+            ping(transport)
+        return False
+    raise _status_error(transport, "HEAD", f"{_describe(transport)}{path}", status, headers, body)
+
+
+def upload_blob(*, repository: str, data: bytes, transport: Transport) -> str:
+    """Put `data` in `repository` as a blob and return its digest (`digest_of(data)`).
+
+    A blob the repository already has is not sent again (`blob_exists`: one HEAD, and nothing
+    else). Otherwise a monolithic upload, two requests: `POST /v2/<repository>/blobs/uploads/`
+    (202 and a `Location`), then `PUT <Location>&digest=<digest>` with the bytes (201). Chunked
+    PATCHes would cost more requests and give nothing here: the whole archive is in memory
+    anyway, and Distribution stores a monolithic PUT the same way.
+
+    The `Location` may be absolute (Distribution builds it from the request's Host), relative
+    (`relativeurls`), or rewritten by the API server's service proxy into its own
+    `/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/v2/...` URL; only the `/v2/...` path and
+    query are kept and sent through `transport` again.
+    """
+    digest = digest_of(data)
+    if blob_exists(repository=repository, digest=digest, transport=transport):
+        return digest
+    start = f"/v2/{repository}/blobs/uploads/"
+    where = f"{_describe(transport)}{start}"
+    status, headers, body = transport.request("POST", start, {})
+    if status != 202:
+        raise _status_error(transport, "POST", where, status, headers, body)
+    location = _header(headers, "Location")
+    if not location:
+        raise RegistryError(
+            f"POST {where}: the registry started an upload but sent no Location",
+            hint="is this address a Distribution/OCI registry? " + _hint(transport),
+        )
+    target = _upload_path(location, where, _hint(transport))
+    target += ("&" if "?" in target else "?") + f"digest={digest}"
+    put_headers = {"Content-Type": "application/octet-stream"}
+    status, headers, body = transport.request("PUT", target, put_headers, data)
+    put_where = f"{_describe(transport)}{target.split('?', 1)[0]}"
+    if status != 201:
+        if status == 400 and b"DIGEST_INVALID" in body:
+            raise RegistryError(
+                f"PUT {put_where}: the registry computed another digest than {digest} for the "
+                f"{len(data)} bytes sent ({_error_detail(body)})",
+                hint="something between launch and the registry changed the upload; "
+                + _hint(transport),
+            )
+        raise _status_error(transport, "PUT", put_where, status, headers, body)
+    stored = _header(headers, DIGEST_HEADER)
+    if stored is not None and stored.strip() != digest:
+        raise RegistryError(
+            f"PUT {put_where}: the registry stored the upload as {stored.strip()}, not {digest}",
+            hint="is this address a Distribution/OCI registry? " + _hint(transport),
+        )
+    return digest
+
+
+def _upload_path(location: str, where: str, hint: str) -> str:
+    """The `/v2/...?...` part of an upload `Location` (see `upload_blob`)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(location)
+    path = parts.path
+    if not path.startswith("/v2/"):
+        cut = path.find("/proxy/v2/")
+        if cut < 0:
+            raise RegistryError(
+                f"POST {where}: unexpected upload Location {location!r}",
+                hint="is this address a Distribution/OCI registry? " + hint,
+            )
+        path = path[cut + len("/proxy") :]
+    return f"{path}?{parts.query}" if parts.query else path

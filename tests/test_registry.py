@@ -32,11 +32,14 @@ from launch.registry import (
     HttpTransport,
     RegistryError,
     Transport,
+    blob_exists,
+    digest_of,
     image_exists,
     manifest_digest,
     parse_image,
     ping,
     pinned,
+    upload_blob,
 )
 from tests.registry_server import (
     REGISTRY_BINARY,
@@ -94,7 +97,12 @@ def serve() -> Iterator[Callable[[Callable[[str, str], Reply]], FakeServer]]:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
+            def _answer_with_body(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._answer()
+
             do_GET = do_HEAD = _answer
+            do_POST = do_PUT = _answer_with_body
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -230,10 +238,10 @@ class PrefixTransport:
     calls: list[str] = field(default_factory=list)
 
     def request(
-        self, method: str, path: str, headers: dict[str, str]
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         self.calls.append(f"{method} {path}")
-        status, got, body = self.inner.request(method, self.prefix + path, headers)
+        status, got, body = self.inner.request(method, self.prefix + path, headers, body)
         return status, {k.lower(): v for k, v in got.items()}, body  # any header case works
 
 
@@ -357,9 +365,9 @@ def test_5xx_through_a_proxy_transport_hints_at_the_service(
         hint: str = PROXY_HINT
 
         def request(
-            self, method: str, path: str, headers: dict[str, str]
+            self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
         ) -> tuple[int, dict[str, str], bytes]:
-            return self.inner.request(method, path, headers)
+            return self.inner.request(method, path, headers, body)
 
     err = _timed(
         lambda: manifest_digest(repository="a/b", tag="t", transport=Proxy(HttpTransport(fake.url)))
@@ -566,6 +574,156 @@ def test_pinned() -> None:
         pinned("127.0.0.1:30500/app", "sha256:short")
     with pytest.raises(ValueError):
         pinned(f"127.0.0.1:30500/app@sha256:{'cd' * 32}", DIGEST)
+
+
+# --- blobs: `--allow-dirty` build contexts ------------------------------------------------------
+
+
+def test_upload_blob_is_monolithic_then_skipped(registry: Registry) -> None:
+    data = b"\x1f\x8b" + bytes(range(256)) * 64  # any bytes; build contexts are tar.gz
+    digest = digest_of(data)
+    assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    transport = HttpTransport(registry.url, timeout_s=5)
+    assert not blob_exists(repository="up/app/context", digest=digest, transport=transport)
+    transport.requests.clear()
+    assert upload_blob(repository="up/app/context", data=data, transport=transport) == digest
+    methods = [(m, p.split("?", 1)[0]) for m, p in transport.requests]
+    assert methods[:2] == [
+        ("HEAD", f"/v2/up/app/context/blobs/{digest}"),
+        ("POST", "/v2/up/app/context/blobs/uploads/"),
+    ]
+    assert methods[2][0] == "PUT" and methods[2][1].startswith("/v2/up/app/context/blobs/uploads/")
+    assert f"digest={digest}" in transport.requests[2][1]
+    assert "_state=" in transport.requests[2][1]  # Distribution's Location query is kept
+    assert len(transport.requests) == 3
+    assert blob_exists(repository="up/app/context", digest=digest, transport=transport)
+    # what the build pod's init container does: an anonymous GET of the blob
+    got = requests.get(f"{registry.url}/v2/up/app/context/blobs/{digest}", timeout=5)
+    assert got.status_code == 200 and got.content == data
+    transport.requests.clear()
+    assert upload_blob(repository="up/app/context", data=data, transport=transport) == digest
+    assert transport.requests == [("HEAD", f"/v2/up/app/context/blobs/{digest}")]
+    # the same bytes in another repository are uploaded there (blob links are per repository)
+    assert not blob_exists(repository="other/context", digest=digest, transport=transport)
+    upload_blob(repository="other/context", data=data, transport=transport)
+    assert blob_exists(repository="other/context", digest=digest, transport=transport)
+
+
+def test_distribution_verifies_the_digest_on_put(registry: Registry) -> None:
+    """The fact upload_blob leans on: a PUT whose bytes do not hash to `digest` is refused."""
+    started = requests.post(f"{registry.url}/v2/verify/app/blobs/uploads/", timeout=5)
+    assert started.status_code == 202
+    location = started.headers["Location"]
+    wrong = digest_of(b"other bytes")
+    put = requests.put(
+        f"{location}&digest={wrong}",
+        data=b"these bytes",
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=5,
+    )
+    assert put.status_code == 400 and put.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    transport = HttpTransport(registry.url)
+    assert not blob_exists(repository="verify/app", digest=wrong, transport=transport)
+    assert not blob_exists(
+        repository="verify/app", digest=digest_of(b"these bytes"), transport=transport
+    )
+
+
+@dataclass
+class Tamper:
+    """A transport between launch and the registry that rewrites things on the way."""
+
+    inner: HttpTransport
+    location: Callable[[str], str] = lambda location: location
+    body: Callable[[bytes], bytes] = lambda body: body
+    base_url: str = "https://apiserver/api/v1/namespaces/launch-system/services/registry:5000/proxy"
+    hint: str = PROXY_HINT
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        sent = self.body(body) if body is not None else None
+        status, got, answer = self.inner.request(method, path, headers, sent)
+        if "Location" in got:
+            got["Location"] = self.location(got["Location"])
+        return status, got, answer
+
+
+def _path_and_query(location: str) -> str:
+    """`http://host:port/v2/...?_state=...` -> `/v2/...?_state=...`."""
+    return "/" + location.split("://", 1)[1].split("/", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        # what the API server's service proxy makes of Distribution's absolute Location
+        lambda loc: (
+            "https://apiserver:6443/api/v1/namespaces/launch-system/services/"
+            "registry:5000/proxy" + _path_and_query(loc)
+        ),
+        # Distribution with `relativeurls: true`
+        _path_and_query,
+    ],
+    ids=["service-proxy", "relative"],
+)
+def test_upload_follows_any_location_form(
+    registry: Registry, rewrite: Callable[[str], str]
+) -> None:
+    data = f"location {rewrite}".encode()
+    transport = Tamper(HttpTransport(registry.url), location=rewrite)
+    digest = upload_blob(repository="loc/context", data=data, transport=transport)
+    got = requests.get(f"{registry.url}/v2/loc/context/blobs/{digest}", timeout=5)
+    assert got.content == data
+
+
+def test_upload_refuses_a_location_outside_the_registry_api(registry: Registry) -> None:
+    transport = Tamper(HttpTransport(registry.url), location=lambda loc: "https://elsewhere/x")
+    with pytest.raises(RegistryError, match="unexpected upload Location") as info:
+        upload_blob(repository="loc2/context", data=b"x", transport=transport)
+    assert info.value.hint and PROXY_HINT in info.value.hint
+
+
+def test_bytes_changed_on_the_way_are_refused_by_the_registry(registry: Registry) -> None:
+    transport = Tamper(HttpTransport(registry.url), body=lambda body: body + b"!")
+    with pytest.raises(RegistryError, match="another digest") as info:
+        upload_blob(repository="tamper/context", data=b"context bytes", transport=transport)
+    assert "DIGEST_INVALID" in info.value.message
+    digest = digest_of(b"context bytes")
+    assert not blob_exists(repository="tamper/context", digest=digest, transport=transport)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_upload_refused_by_the_registry_hints_at_credentials(
+    serve: Callable[..., FakeServer], status: int
+) -> None:
+    fake = serve(
+        lambda method, path: (
+            (404, DISTRIBUTION, b"") if method == "HEAD" else (status, DISTRIBUTION, b"")
+        )
+    )
+    transport = HttpTransport(fake.url)
+    err = _timed(lambda: upload_blob(repository="a/b", data=b"x", transport=transport))[0]
+    assert (
+        isinstance(err, RegistryError) and f"POST {fake.url}/v2/a/b/blobs/uploads/" in err.message
+    )
+    assert err.hint is not None and "credentials" in err.hint
+    assert [m for m, _, _ in fake.received] == ["HEAD", "POST"]
+
+
+def test_upload_to_a_registry_that_is_down_names_the_address(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    err = _timed(lambda: upload_blob(repository="a/b", data=b"x", transport=HttpTransport(url)))[0]
+    assert isinstance(err, RegistryError) and url in err.message
+
+
+def test_blob_exists_refuses_bad_names() -> None:
+    transport = HttpTransport("http://127.0.0.1:9")
+    with pytest.raises(ValueError):
+        blob_exists(repository="Bad/Name", digest=DIGEST, transport=transport)
+    with pytest.raises(ValueError):
+        blob_exists(repository="a/b", digest="latest", transport=transport)
+    assert transport.requests == []
 
 
 # --- the test helper itself -----------------------------------------------------------------------
