@@ -1,4 +1,5 @@
-"""Kaniko knowledge: image names, the git build context, the build Job, the digest it reports.
+"""Kaniko knowledge: image names, the build contexts (a git commit, or the working tree uploaded
+as a registry blob for `--allow-dirty`), the build Job, the digest it reports.
 
 Pure: plain dicts and strings; no network, disk, environment or clock. Imports only the standard
 library and `launch.errors`. Facts are checked against the maintained fork
@@ -20,9 +21,33 @@ from launch.errors import UsageError
 DEFAULT_KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.3"
 CONTAINER_NAME = "kaniko"
 TERMINATION_LOG = "/dev/termination-log"
-# Build context read from the container's stdin as a gzipped tar (pkg/buildcontext/tar.go):
-# the `--allow-dirty` path, fed by the caller through the pod's attach subresource.
-STDIN_CONTEXT = "tar://stdin"
+# `--allow-dirty`: the working tree, a gzipped tar uploaded to the registry as a blob of
+# `<repo>/context`, is fetched by an init container into an emptyDir, and Kaniko unpacks it from
+# there (`tar://<path>`: pkg/buildcontext/buildcontext.go GetBuildContext keeps what follows
+# `tar://`; pkg/buildcontext/tar.go -> pkg/util/tar_util.go UnpackCompressedTar gunzips it
+# whatever its name, into /kaniko/buildcontext/). The mount is under /kaniko on purpose: Kaniko
+# leaves every mount point out of the image (pkg/util/fs_util.go DetectFilesystemIgnoreList), so
+# a volume at Kaniko's usual /workspace would silently drop whatever a Dockerfile with
+# `WORKDIR /workspace` copies there; /kaniko is ignored anyway (defaultIgnoreList: KanikoDir).
+DEFAULT_FETCH_IMAGE = "busybox:1.36.1"
+FETCH_CONTAINER_NAME = "fetch-context"
+CONTEXT_VOLUME = "build-context"
+CONTEXT_DIR = "/kaniko/launch-context"
+CONTEXT_TAR = f"{CONTEXT_DIR}/context.tar.gz"
+TAR_CONTEXT = f"tar://{CONTEXT_TAR}"
+# The init container's script (busybox sh, wget, sha256sum; the env names the URL, the digest
+# and the file). A wrong digest cannot reach Kaniko: Distribution addresses blobs by digest and
+# verifies it on upload, and the script checks it again after the download.
+FETCH_SCRIPT = (
+    'wget -T 60 -O "$CONTEXT_TAR.part" "$CONTEXT_URL"\n'
+    'got="sha256:$(sha256sum "$CONTEXT_TAR.part" | cut -d" " -f1)"\n'
+    'if [ "$got" != "$CONTEXT_DIGEST" ]; then\n'
+    '  echo "build context $CONTEXT_URL: digest $got, expected $CONTEXT_DIGEST" >&2\n'
+    "  exit 1\n"
+    "fi\n"
+    'mv "$CONTEXT_TAR.part" "$CONTEXT_TAR"\n'
+    'echo "build context $CONTEXT_DIGEST: $(wc -c < "$CONTEXT_TAR") bytes"\n'
+)
 # Keys of the git credentials Secret (type kubernetes.io/basic-auth), read as GIT_USERNAME and
 # GIT_PASSWORD (pkg/buildcontext/git.go getGitAuth).
 GIT_SECRET_USERNAME_KEY = "username"
@@ -32,6 +57,7 @@ _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _SCP_RE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")
+_BLOB_URL_RE = re.compile(r"^https?://[^/?#]+/v2/[^?#]+/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
 
 
 def _registry_host(registry: str) -> str:
@@ -64,6 +90,34 @@ def image_ref(*, registry: str, repo_name: str, tag: str) -> str:
 def cache_repo(*, registry: str, repo_name: str) -> str:
     """Kaniko's layer cache repository: `<registry>/<repo>/cache`."""
     return f"{_registry_host(registry)}/{repository_name(repo_name)}/cache"
+
+
+def context_repository(*, registry: str, repo_name: str) -> str:
+    """The repository (path on the registry, no host) that holds `--allow-dirty` build contexts:
+    `<repo>/context`, after any path prefix of `registry` (`reg.io/team` -> `team/<repo>/context`).
+    Give it to `launch.registry.upload_blob`."""
+    host, _, prefix = _registry_host(registry).partition("/")
+    if not host:
+        raise ValueError(f"invalid registry {registry!r}")
+    path = f"{repository_name(repo_name)}/context"
+    return f"{prefix}/{path}" if prefix else path
+
+
+def context_blob_url(*, registry: str, repo_name: str, digest: str, insecure: bool) -> str:
+    """Where the build pod downloads an uploaded build context: the registry's blob endpoint
+    `http(s)://<registry>/v2/<repo>/context/blobs/<digest>` (plain HTTP when `insecure`).
+
+    `registry` is the push name, the one Kaniko pushes to from inside the cluster. Distribution
+    answers blob GETs anonymously when it has no `auth` configured (the in-cluster registry of
+    deploy/registry/); with the filesystem driver the bytes come straight back, with S3-like
+    drivers as a redirect, which wget follows.
+    """
+    if not _DIGEST_RE.match(digest):
+        raise ValueError(f"not a sha256 digest: {digest!r}")
+    host = _registry_host(registry).partition("/")[0]
+    repository = context_repository(registry=registry, repo_name=repo_name)
+    scheme = "http" if insecure else "https"
+    return f"{scheme}://{host}/v2/{repository}/blobs/{digest}"
 
 
 def _remote_host_path(remote_url: str) -> tuple[str, str, str]:
@@ -126,12 +180,14 @@ def render_build_job(
     *,
     name: str,
     namespace: str,
-    context: str,
+    context: str | None = None,
+    context_blob_url: str | None = None,
     destination: str,
     cache_repo: str,
     dockerfile: str = "Dockerfile",
     context_sub_path: str | None = None,
     kaniko_image: str = DEFAULT_KANIKO_IMAGE,
+    fetch_image: str = DEFAULT_FETCH_IMAGE,
     insecure_registry: str | None = None,
     platform: str = "linux/amd64",
     git_secret: str | None = None,
@@ -147,11 +203,12 @@ def render_build_job(
     terminationMessagePolicy File). Kaniko writes it *before* pushing: trust it only when the
     container exited 0.
 
-    `context` is a git context (`git_context`) or `STDIN_CONTEXT` for `--allow-dirty`: Kaniko then
-    reads a gzipped tar of the working tree from stdin (pkg/buildcontext/tar.go; `stdin` and
-    `stdinOnce` are set, no tty) which the caller streams through the pod's `attach` subresource
-    and closes (EOF). A `tar:///path` context would need a volume and a copy step; stdin needs
-    neither. `active_deadline_s` ends a build whose caller never attached.
+    Pass exactly one source. `context`: a git context (`git_context`), the clean-commit path.
+    `context_blob_url` (`context_blob_url()`), the `--allow-dirty` path: a gzipped tar of the
+    working tree already uploaded to the registry (`launch.registry.upload_blob`). An init
+    container (`fetch_image`, busybox: sh, wget, sha256sum) downloads it into an emptyDir at
+    `CONTEXT_DIR` and checks its sha256 against the digest in the URL; Kaniko then builds
+    `--context=tar://<CONTEXT_TAR>`. Nothing is streamed into the pod, so no `pods/attach`.
 
     `git_secret` names a Secret with `username`/`password` keys, passed as GIT_USERNAME and
     GIT_PASSWORD (optional keys). GIT_TOKEN is never set: Kaniko lets it silently override both.
@@ -159,6 +216,22 @@ def render_build_job(
     cache). `dockerfile` is relative to the context after `context_sub_path` is applied
     (cmd/executor/cmd/root.go resolveSourceContext, then resolveDockerfilePath).
     """
+    if (context is None) == (context_blob_url is None):
+        raise TypeError("pass exactly one of context or context_blob_url")
+    blob_digest = None
+    if context_blob_url is not None:
+        match = _BLOB_URL_RE.match(context_blob_url)
+        if match is None:
+            raise ValueError(
+                f"context_blob_url must be http(s)://<registry>/v2/<repo>/blobs/sha256:<hex>, "
+                f"got {context_blob_url!r}"
+            )
+        blob_digest = match["digest"]
+        context = TAR_CONTEXT
+    elif context is not None and context.startswith("tar://"):
+        raise ValueError(
+            f"tar context {context!r}: pass the uploaded blob's URL as context_blob_url instead"
+        )
     args = [
         f"--context={context}",
         f"--dockerfile={dockerfile}",
@@ -182,7 +255,7 @@ def render_build_job(
         "terminationMessagePolicy": "File",
     }
     env: list[dict[str, Any]] = []
-    is_git = context.startswith("git://")
+    is_git = context is not None and context.startswith("git://")
     if is_git and git_pull_method != "https":
         if git_pull_method != "http":
             raise ValueError(f"git_pull_method must be https or http, got {git_pull_method!r}")
@@ -202,11 +275,27 @@ def render_build_job(
             )
     if env:
         container["env"] = env
-    if context == STDIN_CONTEXT:
-        container["stdin"] = True
-        container["stdinOnce"] = True
 
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never"}
+    if context_blob_url is not None:
+        mount = {"name": CONTEXT_VOLUME, "mountPath": CONTEXT_DIR}
+        container["volumeMounts"] = [mount]
+        pod_spec["initContainers"] = [
+            {
+                "name": FETCH_CONTAINER_NAME,
+                "image": fetch_image,
+                "command": ["sh", "-ec", FETCH_SCRIPT],
+                "env": [
+                    {"name": "CONTEXT_URL", "value": context_blob_url},
+                    {"name": "CONTEXT_DIGEST", "value": blob_digest},
+                    {"name": "CONTEXT_TAR", "value": CONTEXT_TAR},
+                ],
+                "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                "volumeMounts": [dict(mount)],
+            }
+        ]
+        pod_spec["volumes"] = [{"name": CONTEXT_VOLUME, "emptyDir": {}}]
+    pod_spec["containers"] = [container]
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     job_spec: dict[str, Any] = {

@@ -22,6 +22,7 @@ UPDATE = os.environ.get("LAUNCH_UPDATE_GOLDENS") == "1"
 K8S_VERSION = "1.33.0"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REGISTRY = "registry.registry.svc.cluster.local:5000"
+CONTEXT_DIGEST = "sha256:" + "cd" * 32
 
 
 def build_job(**overrides: Any) -> dict[str, Any]:
@@ -42,10 +43,15 @@ def build_job(**overrides: Any) -> dict[str, Any]:
 
 GOLDEN_CASES: dict[str, dict[str, Any]] = {
     "kaniko_job": {},
-    "kaniko_job_stdin": {
-        "context": kaniko.STDIN_CONTEXT,
+    "kaniko_job_blob": {
+        "context": None,
+        "context_blob_url": kaniko.context_blob_url(
+            registry=REGISTRY, repo_name="Proj", digest=CONTEXT_DIGEST, insecure=True
+        ),
         "destination": kaniko.image_ref(
-            registry=REGISTRY, repo_name="Proj", tag="tree-" + "ab" * 20
+            registry=REGISTRY,
+            repo_name="Proj",
+            tag="ab" * 20,  # the working tree's hash
         ),
         # Kaniko resolves --dockerfile inside context + --context-sub-path (cmd/executor/cmd/root.go)
         "context_sub_path": "services/trainer",
@@ -136,13 +142,67 @@ def test_build_job_options() -> None:
     ][0]["args"][-1] == ("--insecure-registry=reg.local:5000")
 
 
-def test_stdin_context_for_allow_dirty() -> None:
-    job = build_job(context=kaniko.STDIN_CONTEXT)
-    main = job["spec"]["template"]["spec"]["containers"][0]
-    assert main["stdin"] is True and main["stdinOnce"] is True and "tty" not in main
-    assert "--context=tar://stdin" in main["args"]
+def test_blob_context_for_allow_dirty() -> None:
+    url = kaniko.context_blob_url(
+        registry=REGISTRY, repo_name="Proj", digest=CONTEXT_DIGEST, insecure=True
+    )
+    assert url == f"http://{REGISTRY}/v2/proj/context/blobs/{CONTEXT_DIGEST}"
+    job = build_job(context=None, context_blob_url=url, fetch_image="mirror.local/busybox:1.36.1")
+    pod = job["spec"]["template"]["spec"]
+    (main,) = pod["containers"]
+    (fetch,) = pod["initContainers"]
+    assert "stdin" not in main and "stdinOnce" not in main
+    assert args_of(job)[0] == "--context=tar:///kaniko/launch-context/context.tar.gz"
     assert "env" not in main  # git credentials are useless for a tar context
-    assert job["spec"]["activeDeadlineSeconds"] > 0  # a build nobody attaches to ends
+    # the archive lands in an emptyDir shared by the init container and Kaniko, under /kaniko
+    # (Kaniko leaves mount points out of the image: never at a path a Dockerfile may use)
+    assert pod["volumes"] == [{"name": "build-context", "emptyDir": {}}]
+    mount = {"name": "build-context", "mountPath": "/kaniko/launch-context"}
+    assert main["volumeMounts"] == [mount] and fetch["volumeMounts"] == [mount]
+    assert fetch["image"] == "mirror.local/busybox:1.36.1"
+    assert fetch["command"][:2] == ["sh", "-ec"]
+    env = {e["name"]: e["value"] for e in fetch["env"]}
+    assert env == {
+        "CONTEXT_URL": url,
+        "CONTEXT_DIGEST": CONTEXT_DIGEST,
+        "CONTEXT_TAR": "/kaniko/launch-context/context.tar.gz",
+    }
+    assert "tar://" + env["CONTEXT_TAR"] == kaniko.TAR_CONTEXT
+    # the git build keeps its single container and no volume
+    assert "initContainers" not in build_job()["spec"]["template"]["spec"]
+    assert "volumes" not in build_job()["spec"]["template"]["spec"]
+
+
+def test_blob_context_names() -> None:
+    assert kaniko.context_repository(registry=REGISTRY, repo_name="My_Proj") == "my_proj/context"
+    assert (
+        kaniko.context_repository(registry="https://reg.io/team/", repo_name="P")
+        == "team/p/context"
+    )
+    assert (
+        kaniko.context_blob_url(
+            registry="reg.io/team", repo_name="P", digest=CONTEXT_DIGEST, insecure=False
+        )
+        == f"https://reg.io/v2/team/p/context/blobs/{CONTEXT_DIGEST}"
+    )
+    with pytest.raises(ValueError):
+        kaniko.context_blob_url(
+            registry=REGISTRY, repo_name="p", digest="sha256:abc", insecure=True
+        )
+
+
+def test_exactly_one_build_source() -> None:
+    url = f"http://{REGISTRY}/v2/proj/context/blobs/{CONTEXT_DIGEST}"
+    with pytest.raises(TypeError):
+        build_job(context_blob_url=url)  # and the git context of build_job()
+    with pytest.raises(TypeError):
+        build_job(context=None)
+    for bad in (f"http://{REGISTRY}/v2/proj/context/blobs/sha256:abc", "file:///x.tar.gz"):
+        with pytest.raises(ValueError):
+            build_job(context=None, context_blob_url=bad)
+    for tar in ("tar://stdin", "tar:///workspace/context.tar.gz"):
+        with pytest.raises(ValueError, match="context_blob_url"):
+            build_job(context=tar)
 
 
 def test_plain_http_git_remote_sets_pull_method() -> None:
