@@ -298,18 +298,32 @@ def test_sqlite_store_the_local_default(trainer: Path, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
     (tmp_path / "home").mkdir()
     assert mlflow_wrapper.prepare(uri, "exp-local") is not None
-    env = trial_env(uri, "exp-local-0", experiment="exp-local")
-    cmd = [sys.executable, str(trainer), "--seed=1", f"--tensorboard_dir={tmp_path / 'tb'}"]
-    done = wrap(cmd, env)
-    assert done.returncode == 0, done.stderr
+    # parallel trials on one sqlite file, as the local backend runs them
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "launch.mlflow_wrapper", "--", sys.executable, str(trainer),
+                f"--seed={i}", "--n=300", f"--tensorboard_dir={tmp_path / f'tb{i}'}",
+            ],
+            env=trial_env(uri, f"exp-local-{i}", experiment="exp-local"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+        assert "warning" not in err
+    for i in range(3):
+        [run] = runs_of(uri, "exp-local", f"exp-local-{i}")
+        assert run.info.status == "FINISHED"
+        assert run.data.params == {"seed": str(i), "n": "300"}
+        assert len(client(uri).get_metric_history(run.info.run_id, "loss")) == 300
     [run] = runs_of(uri, "exp-local", "exp-local-0")
-    assert run.info.status == "FINISHED"
-    assert run.data.params == {"seed": "1"}
-    assert len(client(uri).get_metric_history(run.info.run_id, "loss")) == 10
 
-    links = tracking.find_runs(uri, "exp-local", ["exp-local-0", "exp-local-1"])
+    links = tracking.find_runs(uri, "exp-local", ["exp-local-0", "exp-local-1", "exp-local-9"])
     assert links.warning is None
-    assert list(links) == ["exp-local-0"]
+    assert sorted(links) == ["exp-local-0", "exp-local-1"]
     exp_id = run.info.experiment_id
     assert links["exp-local-0"].url == (
         f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{run.info.run_id}"
