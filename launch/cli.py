@@ -41,7 +41,7 @@ app = typer.Typer(
 # Subcommands; anything else as the first word means `run` (see `main`).
 COMMANDS = (
     "run", "render", "config", "list", "status", "watch", "logs", "results", "cancel", "compare",
-    "doctor",
+    "doctor", "completion",
 )  # fmt: skip
 
 _debug = False
@@ -103,18 +103,27 @@ def _guard(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _version_callback(value: bool) -> None:
+    if value:
+        from launch.buildinfo import version_line
+
+        typer.echo(version_line())
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version (and the commit it was built from) and exit.",
+            is_eager=True, callback=_version_callback,
+        ),
+    ] = False,
+) -> None:  # fmt: skip
     global _debug
     _debug = debug
-    if version:
-        from importlib.metadata import version as dist_version
-
-        typer.echo(f"launch {dist_version('launch')}")
-        raise typer.Exit(0)
 
 
 SpecArg = Annotated[
@@ -296,30 +305,38 @@ def _print_plan(plan: Any, *, as_json: bool) -> None:
     sys.stdout.write(out)
 
 
-def _facts(snap: Any, *, name: str | None, allow_dirty: bool) -> tuple[Any, str]:
-    """The git facts a plan needs, and the experiment name (given, or generated)."""
+def _facts(snap: Any, *, name: str | None, allow_dirty: bool) -> tuple[Any, str, bytes | None]:
+    """The git facts a plan needs, the experiment name (given, or generated), and for a dirty
+    tree the bytes of its archive (the `--allow-dirty` build context, tagged by tree hash)."""
     import secrets
 
     from launch import katib
     from launch.plan import GitFacts
 
-    tag = snap.commit
+    tag, data, digest = snap.commit, None, None
     if allow_dirty and not snap.clean:
-        from launch import git
+        import tempfile
 
-        tag = git.tree_hash(snap.root)
+        from launch import git, registry
+
+        with tempfile.TemporaryDirectory(prefix="launch-context-") as tmp:
+            path = Path(tmp) / "context.tar.gz"
+            tag = git.archive_worktree(snap.root, path)
+            data = path.read_bytes()
+        digest = registry.digest_of(data)
     facts = GitFacts(
         commit=tag,
         branch=snap.remote_branch or snap.branch,
         remote_url=snap.remote_url if snap.clean and snap.pushed else None,
         repo_name=snap.repo_name,
         subdir=snap.subdir,
+        context_digest=digest,
     )
     if name is None:
         name = katib.experiment_name(stem=snap.repo_name, commit=tag, suffix=secrets.token_hex(2))
     else:
         katib.validate_experiment_name(name)
-    return facts, name
+    return facts, name, data
 
 
 def _plan(
@@ -330,7 +347,7 @@ def _plan(
 
     from launch.plan import make_plan
 
-    facts, name = _facts(snap, name=name, allow_dirty=allow_dirty)
+    facts, name, _ = _facts(snap, name=name, allow_dirty=allow_dirty)
     return make_plan(
         spec=loaded, command=argv, git=facts, settings=settings, name=name,
         user=getpass.getuser(), gpus=gpus, **options,
@@ -525,7 +542,7 @@ def _run_cluster(
     from launch import state, submit
     from launch.progress import Narrator
 
-    facts, name = _facts(snap, name=name, allow_dirty=allow_dirty)
+    facts, name, context_data = _facts(snap, name=name, allow_dirty=allow_dirty)
     say = Narrator(quiet=quiet)
     cluster = _connect(settings)
     try:
@@ -533,7 +550,7 @@ def _run_cluster(
             cluster=cluster, settings=settings, spec=loaded, command=argv, snap=snap,
             git_facts=facts, name=name, user=getpass.getuser(), gpus=gpus, rebuild=rebuild,
             dockerfile=dockerfile, context_dir=context_dir, render_options=render_options,
-            report=say,
+            context_data=context_data, report=say,
         )  # fmt: skip
     finally:
         say.close()
@@ -1304,6 +1321,26 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return argv
 
 
+@app.command(
+    "completion",
+    help='Print the shell completion script for bash, zsh or fish: eval "$(launch completion bash)".',
+)
+def completion_cmd(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")]) -> None:
+    from typer._completion_shared import get_completion_script  # Typer's own generator
+
+    if shell not in ("bash", "zsh", "fish"):
+        raise typer.BadParameter("use bash, zsh or fish")
+    typer.echo(
+        get_completion_script(prog_name="launch", complete_var="_LAUNCH_COMPLETE", shell=shell)
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
+    import os
+
+    if "_LAUNCH_COMPLETE" in os.environ:  # the shell asks for completions
+        from typer.completion import completion_init  # type: ignore[attr-defined]
+
+        completion_init()
     app(args=_with_default_command(sys.argv[1:]), prog_name="launch")

@@ -72,6 +72,8 @@ KINDS: dict[str, Kind] = {
     "Trial": Kind("kubeflow.org", "v1beta1", "trials"),
     "Suggestion": Kind("kubeflow.org", "v1beta1", "suggestions"),
     "Workload": Kind("kueue.x-k8s.io", "v1beta2", "workloads"),
+    "LocalQueue": Kind("kueue.x-k8s.io", "v1beta2", "localqueues"),
+    "ServiceAccount": Kind("", "v1", "serviceaccounts"),
     "CustomResourceDefinition": Kind(
         "apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False
     ),

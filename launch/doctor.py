@@ -41,10 +41,6 @@ __all__ = ["Check", "passed", "render", "run_checks", "to_json"]
 DEFAULT_TIMEOUT_S = 3.0
 KATIB_NAMESPACE = "kubeflow"
 
-# Kinds doctor reads that cluster.KINDS may not list yet (a no-op once it does).
-kube.KINDS.setdefault("ServiceAccount", kube.Kind("", "v1", "serviceaccounts"))
-kube.KINDS.setdefault("LocalQueue", kube.Kind("kueue.x-k8s.io", "v1beta2", "localqueues"))
-
 PROBE_REPOSITORY = "launch-doctor/probe"  # a manifest HEAD for it proves a registry answers
 _MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search"
 _INVALID_HOST = "Invalid Host header"

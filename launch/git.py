@@ -554,7 +554,15 @@ def archive(root: Path, commit_or_tree: str, dest_tar_gz: Path, subdir: str | No
 def archive_worktree(root: Path, dest_tar_gz: Path, subdir: str | None = None) -> str:
     """Archive the working tree as `tree_hash` sees it; returns that tree hash (the image tag)."""
     tree = tree_hash(root)
-    archive(root, tree, dest_tar_gz, subdir)
+    # `git archive` of a tree stamps files with the current time; a commit of that tree with a
+    # fixed date makes the archive byte-stable, so the same tree is the same blob (uploaded once).
+    fixed = {
+        "GIT_AUTHOR_NAME": "launch", "GIT_AUTHOR_EMAIL": "launch@localhost",
+        "GIT_COMMITTER_NAME": "launch", "GIT_COMMITTER_EMAIL": "launch@localhost",
+        "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
+    }  # fmt: skip
+    commit = _run(["commit-tree", tree, "-m", "launch build context"], Path(root), env=fixed)
+    archive(root, commit.stdout.strip(), dest_tar_gz, subdir)
     return tree
 
 

@@ -24,6 +24,7 @@ class GitFacts:
     remote_url: str | None
     repo_name: str
     subdir: str = ""
+    context_digest: str | None = None  # --allow-dirty: the uploaded working-tree archive
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,26 @@ def make_plan(
     namespace = settings["namespace"]
     build_job = None
     if image_digest is None:
-        if not git.remote_url:
-            context = kaniko.STDIN_CONTEXT  # --allow-dirty: the caller streams the working tree
-            pull_method = "https"
-        else:
+        context: str | None = None
+        blob_url: str | None = None
+        pull_method = "https"
+        if git.remote_url:
             context = kaniko.git_context(git.remote_url, git.branch, git.commit)
             pull_method = kaniko.git_pull_method(git.remote_url)
+        else:
+            # --allow-dirty: the working tree, uploaded to the registry as a blob by the caller.
+            blob_url = kaniko.context_blob_url(
+                registry=settings["registry"],
+                repo_name=git.repo_name,
+                digest=git.context_digest or "sha256:" + "0" * 64,
+                insecure=settings["registry_insecure"],
+            )
         build_job = kaniko.render_build_job(
             # One build Job per launch, named after its experiment (<= 40 chars + "build-").
             name=f"build-{name}",
             namespace=namespace,
             context=context,
+            context_blob_url=blob_url,
             destination=push_ref,
             dockerfile=dockerfile,
             context_sub_path=context_dir,

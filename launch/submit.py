@@ -104,8 +104,12 @@ def find_or_build(
     timeout_s: float = 3600.0,
     report: Report = _quiet,
     now: Callable[[], float] = time.monotonic,
+    context: tuple[str, bytes] | None = None,
 ) -> BuildResult:
-    """The digest of `<repository>:<tag>`: one registry HEAD, and a Kaniko Job only if needed."""
+    """The digest of `<repository>:<tag>`: one registry HEAD, and a Kaniko Job only if needed.
+
+    `context` (repository, tar.gz bytes) is an `--allow-dirty` working tree: uploaded as a blob
+    (once per content) before the Job that fetches it is created."""
     if not rebuild:
         digest = registry.manifest_digest(repository=repository, tag=tag, transport=transport)
         if digest is not None:
@@ -116,6 +120,16 @@ def find_or_build(
             f"image {repository}:{tag[:12]} is not in the registry and cannot be built",
             hint="push the commit (so Kaniko can fetch it) or pass --allow-dirty",
         )
+    if context is not None:
+        context_repo, data = context
+        size_mb = len(data) / 1e6
+        if size_mb > 100:
+            report(
+                "warn",
+                f"the build context is {size_mb:.0f} MB: check .gitignore for data or outputs",
+            )
+        registry.upload_blob(repository=context_repo, data=data, transport=transport)
+        report("info", f"uploaded the working tree ({size_mb:.1f} MB) as the build context")
     return BuildResult(
         run_build(cluster=cluster, job=job, timeout_s=timeout_s, report=report, now=now),
         built=True,
@@ -208,8 +222,15 @@ def _tail(cluster: Any, namespace: str, job_name: str, lines: int) -> str:
     pod = _job_pod(cluster, namespace, job_name)
     if pod is None:
         return "  (no pod: the Job never started one)"
+    # A failed init container (fetching an --allow-dirty context) has the log that explains.
+    container = None
+    for status in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        if ((status.get("state") or {}).get("terminated") or {}).get("exitCode", 0) != 0:
+            container = status.get("name")
     try:
-        text = cluster.pod_logs(namespace, pod["metadata"]["name"], tail_lines=lines)
+        text = cluster.pod_logs(
+            namespace, pod["metadata"]["name"], container=container, tail_lines=lines
+        )
     except LaunchError as exc:
         return f"  (no log: {exc.message})"
     return "\n".join(f"  | {line}" for line in text.rstrip("\n").splitlines()[-lines:])
@@ -440,6 +461,7 @@ def launch(
     dockerfile: str = "Dockerfile",
     context_dir: str | None = None,
     render_options: Mapping[str, Any] | None = None,
+    context_data: bytes | None = None,
     build_timeout_s: float = 3600.0,
     report: Report = _quiet,
 ) -> Launched:
@@ -479,6 +501,12 @@ def launch(
         rebuild=rebuild,
         timeout_s=build_timeout_s,
         report=report,
+        context=None
+        if context_data is None
+        else (
+            kaniko.context_repository(registry=settings["registry"], repo_name=git_facts.repo_name),
+            context_data,
+        ),
     )
     final = plan(result.digest)
     # The webhook already admitted this Experiment (only the image differs): create it directly.

@@ -898,7 +898,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         kube = self.kube
         parts = urlsplit(self.path)
-        path = parts.path.rstrip("/") or "/"
+        # The API server keeps a proxied path's trailing slash (JoinPreservingTrailingSlash):
+        # registries answer `/v2/` and `/blobs/uploads/` only with it.
+        path = parts.path if "/proxy/" in parts.path else (parts.path.rstrip("/") or "/")
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         body = self._body()
         try:

@@ -483,17 +483,16 @@ def test_contract_launch_user_role_covers_what_launch_does() -> None:
         ("batch", "jobs", "create"),
         ("", "pods", "watch"),
         ("", "pods/log", "get"),
-        ("", "pods/attach", "create"),  # --allow-dirty: tar://stdin through attach
         ("", "events", "list"),
         ("kueue.x-k8s.io", "workloads", "watch"),
     ]:
         assert _allows(rules, group, resource, verb), (group, resource, verb)
     assert not any("secrets" in r["resources"] for r in rules)
-    assert kaniko.STDIN_CONTEXT == "tar://stdin"
+    assert not any("pods/attach" in r["resources"] for r in rules)  # contexts go via the registry
     name, namespace, port = _push()
     proxy = _rules("Role", "launch-user", namespace)
     (rule,) = [r for r in proxy if "services/proxy" in r["resources"]]
-    assert rule["verbs"] == ["get"]
+    assert rule["verbs"] == ["get", "create", "update"]  # HEAD; blob upload POST + PUT
     assert {name, f"{name}:{port}"} <= set(rule["resourceNames"])
     cluster = _rules("ClusterRole", "launch-user", None)
     assert _allows(cluster, "", "namespaces", "get")

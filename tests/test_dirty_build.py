@@ -110,13 +110,6 @@ def test_the_archive_is_the_working_tree(tmp_path: Path) -> None:
     assert members(archive(repo, tmp_path / "again.tar.gz").data) == files
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="git archive of a tree (not a commit) stamps every entry with the current time, so "
-    "the digest of the same tree changes every second and a retried build uploads it again; "
-    "git.archive needs a fixed mtime: archive a `git commit-tree` of the tree made with a fixed "
-    "GIT_COMMITTER_DATE (a commit's time is its entries' mtime; git-archive(1) DESCRIPTION)",
-)
 def test_the_same_tree_archives_to_the_same_bytes(tmp_path: Path) -> None:
     repo = dirty_repo(tmp_path)
     first = archive(repo, tmp_path / "first.tar.gz")
@@ -143,19 +136,6 @@ def test_upload_directly_then_skip(registry: Registry, tmp_path: Path) -> None:
     assert transport.requests == [("HEAD", f"/v2/{repository}/blobs/{ctx.digest}")]
 
 
-# The emulator drops the trailing slash of every path it serves, proxied ones included, so
-# `POST /v2/<repo>/blobs/uploads/` reaches the registry as `.../uploads` and Distribution answers
-# 301. The API server keeps it (pkg/registry/core/service/proxy.go:
-# `net.JoinPreservingTrailingSlash(location.Path, proxyOpts.Path)`). Strict: once the emulator
-# keeps the slash this passes, and the marker must go.
-EMULATOR_SLASH = pytest.mark.xfail(
-    strict=True,
-    reason="tests/kube_emulator.py _dispatch rstrips '/' from proxied paths; the API server "
-    "does not",
-)
-
-
-@EMULATOR_SLASH
 def test_upload_through_the_service_proxy_then_skip(
     registry: Registry, kube: KubeEmulator, cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -453,3 +453,30 @@ def test_seeded_suggester_finishes_a_half_run_config_first() -> None:
     suggester.tell(handle, 3.0)
     _, params, retry_of = suggester.ask() or (0, {}, None)
     assert params["seed"] == 0 and retry_of is None and params != {**config, "seed": 0}
+
+
+@pytest.mark.parametrize(
+    "algorithm", ["random", "tpe", "multivariate-tpe", "cmaes", "sobol", "grid"]
+)
+def test_every_local_algorithm_suggests_inside_the_space(algorithm: str) -> None:
+    from launch import sampling, spec
+
+    text = "\n".join(
+        [
+            "objective: {type: minimize, objectiveMetricName: loss}",
+            f"algorithm: {{algorithmName: {algorithm}}}",
+            "parameters:",
+            '  - {name: optim.lr, parameterType: double, feasibleSpace: {min: "0.01", max: "0.5", step: "0.01"}}',
+            "  - {name: layers, parameterType: int, feasibleSpace: {min: 1, max: 4}}",
+            "maxTrialCount: 6",
+        ]
+    )
+    loaded = spec.parse(text)
+    sampling.check_local(loaded)
+    suggester = sampling.make_suggester(loaded, [], seed_flag="seed")
+    for _ in range(6):
+        asked = suggester.ask()
+        assert asked is not None
+        handle, params, retry_of = asked
+        assert 0.01 <= params["optim.lr"] <= 0.5 and 1 <= params["layers"] <= 4 and retry_of is None
+        suggester.tell(handle, params["optim.lr"] * params["layers"])
