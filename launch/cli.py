@@ -60,7 +60,7 @@ def _fail(exc: LaunchError) -> NoReturn:
 def _stderr() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # long paths and URLs stay whole, copy-pasteable
 
 
 def _stdout() -> Any:
@@ -751,7 +751,38 @@ def _trials_of(exp: Any) -> tuple[Any, list[Any]]:
 
 def _print_results(exp: Any, *, fmt: str) -> None:
     spec, rows = _trials_of(exp)
-    _print_rows(exp.name, spec, rows, fmt=fmt)
+    _print_rows(exp.name, spec, _with_mlflow_links(exp, rows), fmt=fmt)
+
+
+def _with_mlflow_links(exp: Any, rows: list[Any]) -> list[Any]:
+    """Each trial's MLflow run link, found by its `katib.trial` tag in one search request.
+    A local store is read directly; a cluster's through `mlflow_url`. Never fatal."""
+    import dataclasses
+
+    from launch import config, tracking
+
+    meta = exp.meta()
+    settings = config.load_settings()
+    if _is_cluster(exp):
+        uri = meta.get("mlflow_url") or settings["mlflow_url"]
+    else:
+        uri = meta.get("tracking_uri")
+    if not uri or not rows:
+        return rows
+    found = tracking.find_runs(
+        uri, exp.name, [r.name for r in rows], katib_experiment=exp.name,
+        ui_base=settings["mlflow_url"] if _is_cluster(exp) else None,
+    )  # fmt: skip
+    if found.warning:
+        _stderr().print(f"warning: {found.warning}", highlight=False)
+    elif found and found.hint:
+        _stderr().print(found.hint, highlight=False)
+    return [
+        dataclasses.replace(r, mlflow_run_id=found[r.name].run_id, mlflow_url=found[r.name].url)
+        if r.name in found
+        else r
+        for r in rows
+    ]
 
 
 def _print_rows(name: str, spec: Any, rows: list[Any], *, fmt: str) -> None:

@@ -535,6 +535,7 @@ def render_experiment(
     user: str,
     mlflow_tracking_uri: str | None,
     workdir: str = "",
+    katib_url: str | None = None,
     mlflow_experiment_name: str | None = None,
     seed_flag: str = "seed",
     cpus: float | int | str | None = None,
@@ -605,6 +606,8 @@ def render_experiment(
         ("LAUNCH_IMAGE", image),
         ("MLFLOW_TRACKING_URI", mlflow_tracking_uri),
         ("MLFLOW_EXPERIMENT_NAME", mlflow_experiment_name or name),
+        # The MLflow wrapper tags each run with it: a link from the run back to Katib.
+        ("LAUNCH_KATIB_URL", experiment_url(katib_url, namespace, name) if katib_url else None),
     ]
     reserved = {key for key, _ in env} | {"KATIB_TRIAL_NAME"}
     for key, value in (extra_env or {}).items():

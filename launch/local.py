@@ -252,6 +252,7 @@ class Coordinator:
         tally = _Tally(job, finished)
         free = [list(s) for s in job.gpu_slices]
         self._emit({"event": "experiment", "status": state.EXP_RUNNING, "resumed": bool(trials)})
+        _prepare_tracking(job)
 
         selector = selectors.DefaultSelector()
         selector.register(wakeup, selectors.EVENT_READ, None)
@@ -459,6 +460,18 @@ class Coordinator:
                 }
             )
         self.running.clear()
+
+
+def _prepare_tracking(job: LocalExperiment) -> None:
+    """Create the MLflow store and experiment once, so parallel trials never race to create a
+    sqlite schema. Only when MLflow is installed here; never fatal (the wrapper warns)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        return
+    from launch import mlflow_wrapper
+
+    mlflow_wrapper.prepare(job.tracking_uri, job.name)
 
 
 class _Tally:

@@ -108,6 +108,7 @@ def make_plan(
         branch=git.branch or "detached",
         user=user,
         mlflow_tracking_uri=settings["mlflow_tracking_uri"],
+        katib_url=settings["katib_url"],
         seed_flag=settings["seed_flag"],
         **dict(render_options or {}),
     )

@@ -9,11 +9,19 @@ finishes in seconds on a CPU.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import draccus
 import numpy as np
 from tensorboardX import SummaryWriter
+
+try:  # An MLflow run named after the Katib trial, with params, tags and the TensorBoard scalars.
+    from launch.mlflow_wrapper import trial_run
+except ImportError:  # launch is not installed where this runs: train without tracking
+
+    def trial_run(config: object) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 @dataclass
@@ -76,4 +84,6 @@ def main(cfg: TrainConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(draccus.parse(config_class=TrainConfig))
+    cfg = draccus.parse(config_class=TrainConfig)
+    with trial_run(cfg):
+        main(cfg)
