@@ -274,6 +274,7 @@ def watch(
     report: Report = _quiet,
     kueue: bool = False,
     now: Callable[[], float] = time.monotonic,
+    window_s: float = 300.0,
 ) -> WatchResult:
     """Follow the Experiment's trials (Kubernetes watches, no polling) until the first trial
     succeeds (`until="first"`), every trial has finished (`"all"`), or the experiment fails.
@@ -284,13 +285,14 @@ def watch(
     """
     selector = f"{EXPERIMENT_LABEL}={name}"
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    # One long-lived watch request per stream and window (default 5 minutes), no polling.
     streams = [
-        ("trial", cluster.watch("Trial", namespace, label_selector=selector)),
-        ("pod", cluster.watch("Pod", namespace, label_selector=selector)),
-        ("experiment", cluster.watch("Experiment", namespace, name=name)),
+        ("trial", cluster.watch("Trial", namespace, label_selector=selector, window_s=window_s)),
+        ("pod", cluster.watch("Pod", namespace, label_selector=selector, window_s=window_s)),
+        ("experiment", cluster.watch("Experiment", namespace, name=name, window_s=window_s)),
     ]
     if kueue:
-        streams.append(("workload", cluster.watch("Workload", namespace)))
+        streams.append(("workload", cluster.watch("Workload", namespace, window_s=window_s)))
     for tag, stream in streams:
         threading.Thread(target=_pump, args=(stream, events, tag), daemon=True).start()
     states: dict[str, str] = {}
