@@ -2,7 +2,7 @@
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint bench goldens demo dist clean
+.PHONY: setup test lint bench goldens demo dist dist-test clean
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -34,6 +34,10 @@ demo: setup
 ## dist: dist/launch, one executable file for this platform (see docs/dist.md)
 dist: setup
 	$(UV) run python packaging/build.py
+
+## dist-test: build dist/launch and test it as a user would (empty dir, `env -i`)
+dist-test: dist
+	$(UV) run pytest -m dist tests/test_dist.py
 
 clean:
 	rm -rf .venv dist build .pytest_cache .mypy_cache .ruff_cache
