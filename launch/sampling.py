@@ -14,20 +14,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from launch.errors import SpecError
-from launch.spec import LaunchSpec, Parameter, grid_values, numeric_value
+from launch.spec import (
+    KATIB_ALGORITHMS,
+    UNSUPPORTED_ALGORITHMS,
+    LaunchSpec,
+    Parameter,
+    grid_values,
+    numeric_value,
+)
 
 ParamValue = str | int | float
 
-# Katib name -> what runs it locally.
-LOCAL_ALGORITHMS = (
-    "random",
-    "tpe",
-    "multivariate-tpe",
-    "grid",
-    "cmaes",
-    "sobol",
-    "bayesianoptimization",
-)
+# Every algorithm launch accepts runs locally too (Optuna's sampler of the same idea).
+LOCAL_ALGORITHMS = tuple(a for a in KATIB_ALGORITHMS if a not in UNSUPPORTED_ALGORITHMS)
 
 SUCCEEDED, KILLED = "Succeeded", "Killed"
 
