@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -628,6 +629,7 @@ class Cluster:
         timeout_s: float | None = None,
         window_s: float = 300.0,
         max_failures: int = 5,
+        stop: threading.Event | None = None,
     ) -> Iterator[WatchEvent]:
         """Events for `kind` (one object with `name`), until `timeout_s` (None: forever).
 
@@ -672,7 +674,7 @@ class Cluster:
         failures = 0
         while True:
             left = None if deadline is None else deadline - self.now()
-            if left is not None and left <= 0:
+            if (left is not None and left <= 0) or (stop is not None and stop.is_set()):
                 return
             window = window_s if left is None else min(window_s, left)
             query: dict[str, str | int] = {
@@ -863,7 +865,8 @@ class ServiceProxy:
             headers = {**(headers or {}), "Content-Type": "application/octet-stream"}
         raw = self._send(method, full, op, query, headers, body)
         data = bytes(raw.data or b"")
-        if raw.status >= 400 and method == "HEAD":
+        from_upstream = any(k.lower() == "docker-distribution-api-version" for k in raw.headers)
+        if raw.status >= 400 and method == "HEAD" and not from_upstream:
             # A HEAD answer has no body to tell the API server's refusal (RBAC, no such Service)
             # from the upstream's own 404: ask again with GET, only on this error path.
             again = self._send("GET", full, op, query, headers)

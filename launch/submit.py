@@ -152,12 +152,8 @@ def run_build(
     deleted (nothing half-built is left running) and the interruption propagates.
     """
     namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-    existing = cluster.find("Job", namespace, name)
-    if existing is not None:
-        # The same commit is being (or was) built by another launch: follow that Job.
-        report("info", f"build Job {name} already exists; following it")
-    else:
-        cluster.create(job)
+    # The Job is the side effect itself: a dry-run right before it would tell nothing new.
+    cluster.create(job, dry_run_first=False)
     report("info", f"building the image in-cluster (Job {namespace}/{name})")
     start = now()
     done = False
@@ -254,9 +250,13 @@ class WatchResult:
     trials: dict[str, str] = field(default_factory=dict)
 
 
-def _pump(events: Iterator[Any], out: queue.Queue[tuple[str, Any]], tag: str) -> None:
+def _pump(
+    events: Iterator[Any], out: queue.Queue[tuple[str, Any]], tag: str, stop: threading.Event
+) -> None:
     try:
         for event in events:
+            if stop.is_set():
+                return
             out.put((tag, event))
         out.put((tag, None))
     except BaseException as exc:  # handed to the main thread, which raises it
@@ -286,15 +286,38 @@ def watch(
     selector = f"{EXPERIMENT_LABEL}={name}"
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     # One long-lived watch request per stream and window (default 5 minutes), no polling.
+    stop = threading.Event()  # set on return: the watch threads end with this call
+    opts: dict[str, Any] = {"window_s": window_s, "stop": stop, "timeout_s": timeout_s}
     streams = [
-        ("trial", cluster.watch("Trial", namespace, label_selector=selector, window_s=window_s)),
-        ("pod", cluster.watch("Pod", namespace, label_selector=selector, window_s=window_s)),
-        ("experiment", cluster.watch("Experiment", namespace, name=name, window_s=window_s)),
+        ("trial", cluster.watch("Trial", namespace, label_selector=selector, **opts)),
+        ("pod", cluster.watch("Pod", namespace, label_selector=selector, **opts)),
+        ("experiment", cluster.watch("Experiment", namespace, name=name, **opts)),
     ]
     if kueue:
-        streams.append(("workload", cluster.watch("Workload", namespace, window_s=window_s)))
+        streams.append(("workload", cluster.watch("Workload", namespace, **opts)))
     for tag, stream in streams:
-        threading.Thread(target=_pump, args=(stream, events, tag), daemon=True).start()
+        threading.Thread(target=_pump, args=(stream, events, tag, stop), daemon=True).start()
+    try:
+        return _follow(cluster, spec, namespace, name, events, until=until, timeout_s=timeout_s,
+                       report=report, now=now, selector=selector)  # fmt: skip
+    finally:
+        stop.set()
+
+
+def _follow(
+    cluster: Any,
+    spec: LaunchSpec,
+    namespace: str,
+    name: str,
+    events: queue.Queue[tuple[str, Any]],
+    *,
+    until: str,
+    timeout_s: float | None,
+    report: Report,
+    now: Callable[[], float],
+    selector: str,
+) -> WatchResult:
+    """The watch loop of `watch`: events in, reports out, until a verdict."""
     states: dict[str, str] = {}
     trials: dict[str, Mapping[str, Any]] = {}
     pods: dict[str, Mapping[str, Any]] = {}
