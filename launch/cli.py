@@ -571,10 +571,13 @@ def _run_cluster(
     if launched.katib_url:
         out.print(f"Katib:  {launched.katib_url}", highlight=False)
     if settings["mlflow_url"]:
-        out.print(
-            f"MLflow: {settings['mlflow_url'].rstrip('/')}/#/experiments (experiment {name})",
-            highlight=False,
-        )
+        from launch import tracking
+
+        # The trials create the MLflow experiment; link it exactly when it already exists.
+        link = tracking.find_experiment(settings["mlflow_url"], name, timeout=5)
+        base = settings["mlflow_url"].rstrip("/")
+        where = link.url or f"{base}/#/experiments (experiment {name}, made by the first trial)"
+        out.print(f"MLflow: {where}", highlight=False)
     if detach:
         _stderr().print(f"detached; follow it with: launch watch {name}", highlight=False)
         return

@@ -94,10 +94,16 @@ def creates(kube: KubeEmulator, resource: str) -> int:
 RUN = ["search.yaml", "--", "python", "train.py"]
 
 
-def test_first_launch_builds_then_relaunch_reuses(lab: Lab) -> None:
+def test_first_launch_builds_then_relaunch_reuses(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lab.kaniko.auto("succeed")
+    monkeypatch.setenv(
+        "LAUNCH_MLFLOW_URL", "http://127.0.0.1:9"
+    )  # nothing listens: a fallback link
     result = invoke("--name", "first", "--detach", *RUN)
     assert result.exit_code == 0, result.output
+    assert "MLflow: http://127.0.0.1:9/#/experiments (experiment first" in result.stdout
     assert creates(lab.kube, "jobs") == 1
     exp = lab.kube.get_object("experiments", NS, "first")
     assert exp is not None
@@ -295,3 +301,48 @@ def test_state_records_the_cluster_experiment(lab: Lab) -> None:
         (Path(lab.env["LAUNCH_HOME"]) / "experiments" / "rec" / "experiment.json").read_text()
     )
     assert meta["backend"] == "katib" and meta["namespace"] == NS and meta["commit"] == lab.commit
+
+
+def test_cluster_experiment_commands_status_logs_results_cancel(lab: Lab) -> None:
+    (lab.repo / "seeds.yaml").write_text(
+        "objective: {type: minimize, objectiveMetricName: val_loss}\nfixed: {optim.lr: 0.05}\n"
+    )
+    subprocess.run(["git", "add", "seeds.yaml"], cwd=lab.repo, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "seeds"],
+        cwd=lab.repo,
+        check=True,
+    )
+    subprocess.run(
+        ["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=lab.repo, check=True
+    )
+    lab.kaniko.auto("succeed")
+    result = invoke(
+        "--name", "sds", "--seeds", "3", "--detach", "seeds.yaml", "--", "python", "train.py"
+    )
+    assert result.exit_code == 0, result.output
+    trials = lab.katib.create_trials(NS, "sds", [{"seed": 0}, {"seed": 1}, {"seed": 2}])
+    for handle, loss in zip(trials, (0.3, 0.2, 0.25), strict=True):
+        lab.katib.run_trial(NS, handle.name)
+        lab.katib.succeed_trial(
+            NS, handle.name, {"val_loss": loss, "train_loss": loss}, log=f"loss {loss}\n"
+        )
+
+    status = json.loads(invoke("status", "sds", "--json").stdout)
+    assert status["backend"] == "katib" and status["trials"] == {"Succeeded": 3}
+    assert status["best"]["objective"] == pytest.approx(0.2)
+    logs = invoke("logs", "sds", "--trial", "2")
+    assert logs.exit_code == 0 and "loss 0.2" in logs.stdout  # trials numbered by creation
+    grouped = invoke("results", "sds")  # a seed sweep: one config, its distribution
+    assert grouped.exit_code == 0, grouped.output
+    assert "3/3" in grouped.stdout and "0.25" in grouped.stdout  # n and the median
+    cancel = invoke("cancel", "sds")
+    assert cancel.exit_code == 0, cancel.output
+    assert lab.kube.get_object("experiments", NS, "sds") is None
+    # The results outlive the experiment: saved before the delete.
+    saved = json.loads(invoke("results", "sds", "--per-trial", "--json").stdout)
+    assert sorted(r["objective"] for r in saved) == pytest.approx([0.2, 0.25, 0.3])
+    listed = json.loads(invoke("list", "--json").stdout)
+    assert {"name": "sds", "status": "deleted"}.items() <= next(
+        i for i in listed if i["name"] == "sds"
+    ).items()
