@@ -433,6 +433,12 @@ def run(
     ] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Cluster: do not ask before launching (asked only on a terminal)."
+        ),
+    ] = False,
     wait: Annotated[
         str,
         typer.Option(
@@ -510,7 +516,7 @@ def run(
     _run_cluster(
         settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty, quiet=quiet,
         wait=wait, detach=detach, timeout_s=timeout_s, rebuild=rebuild, dockerfile=dockerfile,
-        context_dir=context_dir, render_options=options,
+        context_dir=context_dir, render_options=options, yes=yes,
     )  # fmt: skip
 
 
@@ -536,6 +542,7 @@ def _run_cluster(
     settings: Any, argv: list[str], loaded: Any, snap: Any, *, name: str | None, gpus: int,
     allow_dirty: bool, quiet: bool, wait: str, detach: bool, timeout_s: float | None,
     rebuild: bool, dockerfile: str, context_dir: str | None, render_options: dict[str, Any],
+    yes: bool = False,
 ) -> None:  # fmt: skip
     import getpass
 
@@ -543,6 +550,16 @@ def _run_cluster(
     from launch.progress import Narrator
 
     facts, name, context_data = _facts(snap, name=name, allow_dirty=allow_dirty)
+    if not yes and sys.stdin.isatty():
+        from launch import spec
+
+        counts = spec.resolve_counts(loaded)
+        gpu_text = f" x {gpus} GPU(s)" if gpus else ""
+        where = f"{settings['context'] or 'the current context'}/{settings['namespace']}"
+        question = f"launch {name}: up to {counts.max_trials} trials{gpu_text}, {counts.parallel} at a time, on {where}?"
+        if not typer.confirm(question, default=True, err=True):
+            _stderr().print("nothing launched", highlight=False)
+            return
     say = Narrator(quiet=quiet)
     cluster = _connect(settings)
     try:
