@@ -463,15 +463,21 @@ class Coordinator:
 
 
 def _prepare_tracking(job: LocalExperiment) -> None:
-    """Create the MLflow store and experiment once, so parallel trials never race to create a
-    sqlite schema. Only when MLflow is installed here; never fatal (the wrapper warns)."""
+    """Create a new local MLflow store before the first trial, so parallel trials never race to
+    create its sqlite schema. In a child process: importing mlflow here would cost the
+    coordinator seconds and ~150 MB for the whole sweep. Never fatal (the wrapper warns)."""
     import importlib.util
+    import sys
 
+    store = job.tracking_uri.removeprefix("sqlite:///")
+    if store == job.tracking_uri or os.path.exists(store):
+        return  # not a local sqlite store, or one that exists already
     if importlib.util.find_spec("mlflow") is None:
         return
-    from launch import mlflow_wrapper
-
-    mlflow_wrapper.prepare(job.tracking_uri, job.name)
+    code = "import sys; from launch import mlflow_wrapper; mlflow_wrapper.prepare(sys.argv[1], sys.argv[2])"
+    subprocess.run(
+        [sys.executable, "-c", code, job.tracking_uri, job.name], check=False, timeout=300
+    )
 
 
 class _Tally:
