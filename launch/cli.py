@@ -581,6 +581,7 @@ def _run_cluster(
             "image": launched.image, "commit": facts.commit, "katib_url": launched.katib_url,
             "mlflow_url": settings["mlflow_url"], "created": __import__("time").time(),
             "seed_flag": settings["seed_flag"], "command": argv, "subdir": snap.subdir,
+            "queue": render_options.get("queue"),
         },
     )  # fmt: skip
     out = _stdout()
@@ -599,13 +600,14 @@ def _run_cluster(
         _stderr().print(f"detached; follow it with: launch watch {name}", highlight=False)
         return
     _watch_cluster(
-        cluster, loaded, launched.namespace, name, wait=wait, timeout_s=timeout_s, quiet=quiet
-    )
+        cluster, loaded, launched.namespace, name, wait=wait, timeout_s=timeout_s, quiet=quiet,
+        kueue=bool(render_options.get("queue")),
+    )  # fmt: skip
 
 
 def _watch_cluster(
     cluster: Any, loaded: Any, namespace: str, name: str, *, wait: str, timeout_s: float | None,
-    quiet: bool,
+    quiet: bool, kueue: bool = False,
 ) -> None:  # fmt: skip
     from launch import submit
     from launch.errors import ExitCode
@@ -619,7 +621,7 @@ def _watch_cluster(
     try:
         result = submit.watch(
             cluster=cluster, spec=loaded, namespace=namespace, name=name, until=wait,
-            timeout_s=timeout_s, report=say,
+            timeout_s=timeout_s, report=say, kueue=kueue,
         )  # fmt: skip
     except KeyboardInterrupt:
         say.close()
@@ -939,8 +941,9 @@ def watch_cmd(experiment: ExpArg, quiet: QuietOpt = False) -> None:
         cluster, meta = _cluster_of(exp)
         spec = LaunchSpec.model_validate(meta["spec"])
         _watch_cluster(
-            cluster, spec, meta["namespace"], exp.name, wait="all", timeout_s=None, quiet=quiet
-        )
+            cluster, spec, meta["namespace"], exp.name, wait="all", timeout_s=None, quiet=quiet,
+            kueue=bool(meta.get("queue")),
+        )  # fmt: skip
         _print_results(exp, fmt="table")
         return
     current = exp.state()

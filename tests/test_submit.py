@@ -346,3 +346,31 @@ def test_cluster_experiment_commands_status_logs_results_cancel(lab: Lab) -> Non
     assert {"name": "sds", "status": "deleted"}.items() <= next(
         i for i in listed if i["name"] == "sds"
     ).items()
+
+
+def test_pending_trials_say_why(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+
+    def play() -> None:
+        lab.kube.wait_for(lambda: lab.kube.objects("experiments", NS), timeout_s=30)
+        deadline = time.monotonic() + 30
+        while (
+            lab.kube.count(verb="watch", resource="workloads") == 0 and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        name = lab.kube.objects("experiments", NS)[0]["metadata"]["name"]
+        first, second = lab.katib.create_trials(
+            NS, name, [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"},
+                       {"optim.lr": 0.02, "hidden": 8, "activation": "relu"}]
+        )  # fmt: skip
+        lab.katib.unschedulable(NS, first.name)
+        lab.katib.kueue_pending(NS, second.name, queue="launch")
+
+    threading.Thread(target=play, daemon=True).start()
+    result = invoke("--name", "pend", "--queue", "launch", "--timeout", "8s", *RUN)
+    assert result.exit_code == ExitCode.TIMED_OUT, result.output
+    assert (
+        "pending: unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu"
+        in result.stderr
+    )
+    assert "queued in Kueue, not admitted" in result.stderr
