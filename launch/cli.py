@@ -127,13 +127,19 @@ def _root(
 
 
 SpecArg = Annotated[
-    Path, typer.Argument(help="The search space: a search.yaml (Katib Experiment spec subset).")
+    Path,
+    typer.Argument(
+        metavar="SPEC", help="The search space: a search.yaml (Katib Experiment spec subset)."
+    ),
 ]
 CommandArg = Annotated[
     list[str] | None,
-    typer.Argument(help="The training command, after `--`, e.g. `-- python train.py --epochs 3`."),
+    typer.Argument(
+        metavar="-- CMD...",
+        help="The training command, after `--`, e.g. `-- python train.py --epochs 3`.",
+    ),
 ]
-GpusOpt = Annotated[int, typer.Option("--gpus", min=0, help="GPUs per trial.")]
+GpusOpt = Annotated[int, typer.Option("--gpus", min=0, metavar="N", help="GPUs per trial.")]
 NamespaceOpt = Annotated[
     str | None, typer.Option("--namespace", "-n", help="Kubernetes namespace.")
 ]
@@ -146,7 +152,10 @@ NameOpt = Annotated[
 SeedsOpt = Annotated[
     int | None,
     typer.Option(
-        "--seeds", min=1, help="Repeat each configuration over N seeds (passed as --seed=K)."
+        "--seeds",
+        min=1,
+        metavar="N",
+        help="Repeat each configuration over N seeds (passed as --seed=K).",
     ),
 ]
 BackendOpt = Annotated[
@@ -175,28 +184,39 @@ ShmOpt = Annotated[
     ),
 ]
 EnvOpt = Annotated[
-    list[str] | None, typer.Option("--env", help="Trial environment variable K=V (repeatable).")
+    list[str] | None,
+    typer.Option("--env", metavar="K=V", help="Trial environment variable K=V (repeatable)."),
 ]
 SecretEnvOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--secret-env", help="Cluster: a Secret whose keys become env variables (repeatable)."
+        "--secret-env",
+        metavar="SECRET",
+        help="Cluster: a Secret whose keys become env variables (repeatable).",
     ),
 ]
 VolumeOpt = Annotated[
     list[str] | None,
-    typer.Option("--volume", help="Cluster: mount a PVC, PVC:/path or PVC:/path:ro (repeatable)."),
+    typer.Option(
+        "--volume",
+        metavar="PVC:/PATH[:ro]",
+        help="Cluster: mount a PVC, PVC:/path or PVC:/path:ro (repeatable).",
+    ),
 ]
 NodeSelectorOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--node-selector", help="Cluster: run trials on nodes with label K=V (repeatable)."
+        "--node-selector",
+        metavar="K=V",
+        help="Cluster: run trials on nodes with label K=V (repeatable).",
     ),
 ]
 TolerationOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--toleration", help="Cluster: tolerate a taint, key[=value][:Effect] (repeatable)."
+        "--toleration",
+        metavar="KEY[=VALUE][:EFFECT]",
+        help="Cluster: tolerate a taint, key[=value][:Effect] (repeatable).",
     ),
 ]
 QueueOpt = Annotated[
