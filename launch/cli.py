@@ -334,7 +334,8 @@ def _facts(snap: Any, *, name: str | None, allow_dirty: bool) -> tuple[Any, str,
     from launch.plan import GitFacts
 
     tag, data, digest = snap.commit, None, None
-    if allow_dirty and not snap.clean:
+    # Kaniko can fetch only a clean, pushed commit; anything else is built from an upload.
+    if allow_dirty and not (snap.clean and snap.pushed):
         import tempfile
 
         from launch import git, registry

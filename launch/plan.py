@@ -72,10 +72,12 @@ def make_plan(
             pull_method = kaniko.git_pull_method(git.remote_url)
         else:
             # --allow-dirty: the working tree, uploaded to the registry as a blob by the caller.
+            if git.context_digest is None:
+                raise ValueError("a commit Kaniko cannot fetch needs the uploaded context's digest")
             blob_url = kaniko.context_blob_url(
                 registry=settings["registry"],
                 repo_name=git.repo_name,
-                digest=git.context_digest or "sha256:" + "0" * 64,
+                digest=git.context_digest,
                 insecure=settings["registry_insecure"],
             )
         build_job = kaniko.render_build_job(

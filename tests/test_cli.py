@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +268,21 @@ def test_render_trial_resources_from_flags_and_settings(
         ["render", "search.yaml", "--allow-dirty", "--env", "NOEQUALS", "--", "python", "train.py"],
     )
     assert bad.exit_code == ExitCode.USAGE and "--env" in bad.stderr
+
+
+def test_unpushed_clean_commit_with_allow_dirty_builds_from_an_upload(
+    runner: CliRunner, quickstart: Path
+) -> None:
+    (quickstart / "notes.txt").write_text("new\n")
+    subprocess.run(["git", "add", "notes.txt"], cwd=quickstart, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "local"],
+                   cwd=quickstart, check=True)  # fmt: skip
+    refused = invoke(runner, ["render", "search.yaml", "--", "python", "train.py"])
+    assert refused.exit_code == ExitCode.GIT_STATE  # clean but not pushed
+    result = invoke(runner, ["render", "search.yaml", "--allow-dirty", "--", "python", "train.py"])
+    assert result.exit_code == 0, result.output
+    job = next(iter(yaml.safe_load_all(result.stdout)))
+    fetch = job["spec"]["template"]["spec"]["initContainers"][0]
+    env = {e["name"]: e["value"] for e in fetch["env"]}
+    assert env["CONTEXT_DIGEST"] != "sha256:" + "0" * 64
+    assert env["CONTEXT_URL"].endswith(env["CONTEXT_DIGEST"])
