@@ -331,8 +331,13 @@ def test_cluster_experiment_commands_status_logs_results_cancel(lab: Lab) -> Non
     status = json.loads(invoke("status", "sds", "--json").stdout)
     assert status["backend"] == "katib" and status["trials"] == {"Succeeded": 3}
     assert status["best"]["objective"] == pytest.approx(0.2)
-    logs = invoke("logs", "sds", "--trial", "2")
-    assert logs.exit_code == 0 and "loss 0.2" in logs.stdout  # trials numbered by creation
+    # Trials created in the same second (timestamps are whole seconds) are numbered by name, so
+    # the number is looked up as a user would: from the per-trial results.
+    rows = json.loads(invoke("results", "sds", "--per-trial", "--json").stdout)
+    best = next(r for r in rows if r["objective"] == pytest.approx(0.2))
+    assert sorted(r["number"] for r in rows) == [1, 2, 3]
+    logs = invoke("logs", "sds", "--trial", str(best["number"]))
+    assert logs.exit_code == 0 and "loss 0.2" in logs.stdout
     grouped = invoke("results", "sds")  # a seed sweep: one config, its distribution
     assert grouped.exit_code == 0, grouped.output
     assert "3/3" in grouped.stdout and "0.25" in grouped.stdout  # n and the median
