@@ -1248,6 +1248,10 @@ def _cluster_status(exp: Any, *, as_json: bool) -> None:
     with cluster:
         obj = cluster.get("Experiment", meta["namespace"], exp.name)
         rows = submit.trial_rows(cluster, spec=spec, namespace=meta["namespace"], name=exp.name)
+        pending = submit.pending_reasons(
+            cluster, namespace=meta["namespace"], name=exp.name,
+            states={r.name: r.status for r in rows}, kueue=bool(meta.get("queue")),
+        )  # fmt: skip
     status, reason = katib.experiment_status(obj)
     rows = results.rank(rows, minimize=spec.objective.type == "minimize")
     counts: dict[str, int] = {}
@@ -1258,6 +1262,7 @@ def _cluster_status(exp: Any, *, as_json: bool) -> None:
         "name": exp.name, "backend": "katib", "namespace": meta["namespace"], "status": status,
         "reason": reason, "trials": counts, "katibUrl": meta.get("katib_url"),
         "best": None if best is None else {"trial": best.name, "objective": best.objective, "params": dict(best.params)},
+        "pending": pending,
     }  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -1276,6 +1281,9 @@ def _cluster_status(exp: Any, *, as_json: bool) -> None:
         objective = spec.objective.objectiveMetricName
         params = " ".join(f"{k}={v}" for k, v in best.params.items())
         out.print(f"best: {best.name} {objective}={best.objective:.6g}  {params}", highlight=False)
+    numbers = {r.name: r.number for r in rows}
+    for trial_name, why in pending.items():
+        out.print(f"trial {numbers[trial_name]} ({trial_name}) pending: {why}", highlight=False)
     if meta.get("katib_url"):
         out.print(f"Katib: {meta['katib_url']}", highlight=False)
 

@@ -32,7 +32,6 @@ KATIB_INSTALL = (
     "kubectl apply -k "
     '"github.com/kubeflow/katib.git/manifests/v1beta1/installs/katib-standalone?ref=v0.19.0"'
 )
-KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"  # set by Kueue on the Workload of a Job
 _MESSAGE_MAX = 600
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _NOT_SERVED = "the server could not find the requested resource"
@@ -595,27 +594,6 @@ class Cluster:
             return False
         return any(r.get("name") == k.plural for r in doc.get("resources") or [])
 
-    def events_for(self, namespace: str, name: str, *, kind: str | None = None) -> Items:
-        """Events about the object `name` (optionally only of `kind`), oldest first."""
-        selector = f"involvedObject.name={name}"
-        if kind:
-            selector += f",involvedObject.kind={kind}"
-        events = self.list("Event", namespace, field_selector=selector)
-        return sorted(events, key=_event_order)
-
-    def workload_for_job(self, namespace: str, job_name: str) -> Obj | None:
-        """Kueue's Workload for a Job (found by Kueue's job-uid label), or None (not queued by
-        Kueue, or Kueue absent)."""
-        job = self.get("Job", namespace, job_name)
-        uid = (job.get("metadata") or {}).get("uid")
-        try:
-            workloads = self.list(
-                "Workload", namespace, label_selector=f"{KUEUE_JOB_UID_LABEL}={uid}"
-            )
-        except NotFoundError:
-            return None
-        return workloads[0] if workloads else None
-
     # ----------------------------------------------------------------- watch
 
     def watch(
@@ -625,6 +603,7 @@ class Cluster:
         *,
         name: str | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         resource_version: str | None = None,
         timeout_s: float | None = None,
         window_s: float = 300.0,
@@ -639,7 +618,8 @@ class Cluster:
         lasts at most `window_s` (server-side timeoutSeconds), so one request serves minutes.
         """
         k = kind_of(kind)
-        field_selector = f"metadata.name={name}" if name else None
+        if name:
+            field_selector = ",".join(filter(None, (f"metadata.name={name}", field_selector)))
         op = Op("watch", k.plural, namespace, name)
         deadline = None if timeout_s is None else self.now() + timeout_s
         known: dict[str, Obj] = {}

@@ -1291,6 +1291,30 @@ def pending_reason(
     return None
 
 
+def pending_reasons(
+    states: Mapping[str, str],
+    *,
+    pods: Mapping[str, Mapping[str, Any]],
+    warnings: Mapping[str, Sequence[Mapping[str, Any]]],
+    workloads: Mapping[str, Mapping[str, Any]],
+) -> dict[str, str]:
+    """{trial: why it is not running} for the unfinished trials in `states` ({trial: state})
+    that are held up; `pods` by trial, `warnings` (Warning Events) by involved object name,
+    `workloads` by Job name. Katib names a trial's Job after the trial; its pod has its own name.
+    """
+    out: dict[str, str] = {}
+    for trial, state in states.items():
+        if state not in ("Pending", "Running", "Created"):
+            continue
+        pod = pods.get(trial)
+        pod_name = str((pod or {}).get("metadata", {}).get("name", "")) if pod else ""
+        about = [*warnings.get(trial, ()), *(warnings.get(pod_name, ()) if pod_name else ())]
+        why = pending_reason(pod=pod, events=about, workload=workloads.get(trial))
+        if why:
+            out[trial] = why
+    return out
+
+
 # --------------------------------------------------------------------------- metrics help
 
 

@@ -292,6 +292,8 @@ def watch(
         ("trial", cluster.watch("Trial", namespace, label_selector=selector, **opts)),
         ("pod", cluster.watch("Pod", namespace, label_selector=selector, **opts)),
         ("experiment", cluster.watch("Experiment", namespace, name=name, **opts)),
+        # Warnings only: why a Job makes no pod (quota) or a pod cannot start (FailedMount).
+        ("event", cluster.watch("Event", namespace, field_selector="type=Warning", **opts)),
     ]
     if kueue:
         streams.append(("workload", cluster.watch("Workload", namespace, **opts)))
@@ -322,6 +324,7 @@ def _follow(
     trials: dict[str, Mapping[str, Any]] = {}
     pods: dict[str, Mapping[str, Any]] = {}
     workloads: dict[str, Mapping[str, Any]] = {}
+    warnings: dict[str, list[Mapping[str, Any]]] = {}  # by involved Job or Pod name, newest last
     said_pending: dict[str, str] = {}
     deadline = None if timeout_s is None else now() + timeout_s
     while True:
@@ -366,10 +369,10 @@ def _follow(
             trial_name = (obj.get("metadata", {}).get("labels") or {}).get(TRIAL_LABEL)
             if trial_name:
                 pods[trial_name] = obj
+        elif tag == "event" and event.type != "DELETED":
+            _keep_warnings(warnings, [obj])
         elif tag == "workload":
-            for owner in obj.get("metadata", {}).get("ownerReferences") or []:
-                if owner.get("kind") == "Job":
-                    workloads[owner["name"]] = obj
+            workloads.update(_by_job([obj]))
         else:
             trial_name = event.name
             trials[trial_name] = obj
@@ -381,15 +384,61 @@ def _follow(
             if new == "Succeeded" and until == "first":
                 return WatchResult("first-succeeded", dict(states))
         # Pending trials: say why, once per distinct reason.
-        for trial_name, state in states.items():
-            if state not in ("Pending", "Running", "Created"):
-                continue
-            why = katib.pending_reason(
-                pod=pods.get(trial_name), events=[], workload=workloads.get(trial_name)
-            )
-            if why and said_pending.get(trial_name) != why:
+        reasons = katib.pending_reasons(states, pods=pods, warnings=warnings, workloads=workloads)
+        for trial_name, why in reasons.items():
+            if said_pending.get(trial_name) != why:
                 said_pending[trial_name] = why
                 report("warn", f"{trial_name} pending: {why}")
+
+
+_WARNINGS_KEPT = 5  # per object: pending_reason reads the latest
+
+
+def _keep_warnings(
+    warnings: dict[str, list[Mapping[str, Any]]],
+    events: Sequence[Mapping[str, Any]],
+    *,
+    kept: int | None = _WARNINGS_KEPT,
+) -> None:
+    """File Warning Events about Jobs and Pods under the object's name; a long watch keeps the
+    last few that arrived for each (a list comes in no particular order: keep it whole)."""
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        if involved.get("kind") in ("Job", "Pod"):
+            recent = warnings.setdefault(str(involved.get("name", "")), [])
+            recent.append(event)
+            if kept is not None:
+                del recent[:-kept]
+
+
+def _by_job(workloads: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Kueue Workloads by the name of the Job that owns them."""
+    return {
+        str(owner["name"]): workload
+        for workload in workloads
+        for owner in workload.get("metadata", {}).get("ownerReferences") or []
+        if owner.get("kind") == "Job"
+    }
+
+
+def pending_reasons(
+    cluster: Any, *, namespace: str, name: str, states: Mapping[str, str], kueue: bool
+) -> dict[str, str]:
+    """{trial: why it is not running} for the experiment's held-up trials, from one list each of
+    its pods, the namespace's Warning Events and (with Kueue) Workloads: what `status` shows."""
+    if not any(state in ("Pending", "Running", "Created") for state in states.values()):
+        return {}
+    pods = {
+        str(labels[TRIAL_LABEL]): pod
+        for pod in cluster.list("Pod", namespace, label_selector=f"{EXPERIMENT_LABEL}={name}")
+        if TRIAL_LABEL in (labels := pod.get("metadata", {}).get("labels") or {})
+    }
+    warnings: dict[str, list[Mapping[str, Any]]] = {}
+    _keep_warnings(
+        warnings, cluster.list("Event", namespace, field_selector="type=Warning"), kept=None
+    )
+    workloads = _by_job(cluster.list("Workload", namespace)) if kueue else {}
+    return katib.pending_reasons(states, pods=pods, warnings=warnings, workloads=workloads)
 
 
 def _report_trial(

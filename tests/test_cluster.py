@@ -15,7 +15,7 @@ from typing import Any
 import kubernetes.config  # noqa: F401 - the client imports slowly: pay at collection, not in a test
 import pytest
 
-from launch import katib, spec
+from launch import katib, spec, submit
 from launch.cluster import (
     REQUEST_ID_ANNOTATION,
     AlreadyExistsError,
@@ -379,6 +379,33 @@ def test_watch_by_name_ends_at_timeout(cluster: Cluster, kube: KubeEmulator) -> 
     assert watch.query["fieldSelector"] == "metadata.name=exp"
 
 
+def test_watch_with_a_field_selector_lists_and_streams_only_matches(
+    cluster: Cluster, kube: KubeEmulator
+) -> None:
+    def event(name: str, type_: str) -> None:
+        kube.add_event(NS, involved_kind="Pod", involved_name=name, reason="R", message=name,
+                       type_=type_)  # fmt: skip
+
+    event("listed", "Warning")
+    event("normal", "Normal")
+    seen = []
+
+    def writer() -> None:
+        time.sleep(0.05)
+        event("normal-later", "Normal")
+        event("streamed", "Warning")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    for item in cluster.watch("Event", NS, field_selector="type=Warning", timeout_s=3):
+        seen.append(item.object["message"])
+        if item.object["message"] == "streamed":
+            break
+    thread.join()
+    assert seen == ["listed", "streamed"]
+    assert {r.query.get("fieldSelector") for r in kube.requests} == {"type=Warning"}
+
+
 def test_watch_sees_katib_progress(cluster: Cluster, kube: KubeEmulator) -> None:
     cluster.create(experiment())
     controller = KatibController(kube)
@@ -417,38 +444,48 @@ def test_logs_tail_follow_and_events(cluster: Cluster, kube: KubeEmulator) -> No
         0.05, kube.append_pod_log, (NS, trial.pod, "second\nlast"), {"close": True}
     ).start()
     assert list(cluster.stream_pod_logs(NS, trial.pod)) == ["first", "second", "last"]
-    reasons = [e["reason"] for e in cluster.events_for(NS, trial.name)]
-    assert reasons == ["JobCreated", "JobFailed"]
+    events = cluster.list("Event", NS, field_selector=f"involvedObject.name={trial.name}")
+    assert sorted(e["reason"] for e in events) == ["JobCreated", "JobFailed"]
     kube.forbid("get", "pods/log", NS)
     with pytest.raises(ClusterError) as info:
         cluster.pod_logs(NS, trial.pod)
     assert "`get` on `pods/log`" in (info.value.hint or "")
 
 
-def test_pending_trial_reasons_and_kueue_workload(cluster: Cluster, kube: KubeEmulator) -> None:
+def test_pending_trial_reasons_from_pods_events_and_kueue(
+    cluster: Cluster, kube: KubeEmulator
+) -> None:
     cluster.create(experiment())
     controller = KatibController(kube)
-    (trial,) = controller.create_trials(NS, "exp", [{"lr": 0.1}])
-    assert cluster.workload_for_job(NS, trial.job) is None
-    controller.unschedulable(NS, trial.name)
-    pod = cluster.list("Pod", NS, label_selector=f"katib.kubeflow.org/trial={trial.name}")[0]
-    assert pod["status"]["conditions"][0]["reason"] == "Unschedulable"
-    events = cluster.events_for(NS, pod["metadata"]["name"], kind="Pod")
-    assert events[0]["reason"] == "FailedScheduling"
-    workload = controller.kueue_pending(NS, trial.name)
-    found = cluster.workload_for_job(NS, trial.job)
-    assert found is not None and found["metadata"]["name"] == workload["metadata"]["name"]
-    assert {c["type"]: c["status"] for c in found["status"]["conditions"]} == {
-        "QuotaReserved": "False",
-        "Admitted": "False",
-    }
+    first, second, third = controller.create_trials(
+        NS, "exp", [{"lr": 0.1}, {"lr": 0.2}, {"lr": 0.3}]
+    )
+    controller.run_trial(NS, third.name)
+    states = {first.name: "Pending", second.name: "Pending", third.name: "Running"}
+    assert (
+        submit.pending_reasons(cluster, namespace=NS, name="exp", states=states, kueue=True) == {}
+    )
+    controller.unschedulable(NS, first.name)
+    workload = controller.kueue_pending(NS, second.name)
+    assert workload["metadata"]["ownerReferences"][0]["name"] == second.job
+    kube.reset_requests()
+    reasons = submit.pending_reasons(cluster, namespace=NS, name="exp", states=states, kueue=True)
+    assert reasons[first.name].startswith("unschedulable: 0/3 nodes are available")
+    assert "queued in Kueue, not admitted" in reasons[second.name]
+    assert third.name not in reasons  # running: old warnings about it do not matter
+    assert [(r.verb, r.resource) for r in kube.requests] == [
+        ("list", "pods"), ("list", "events"), ("list", "workloads")
+    ]  # fmt: skip
+    # Finished trials ask nothing of the cluster.
+    kube.reset_requests()
+    done = dict.fromkeys(states, "Succeeded")
+    assert submit.pending_reasons(cluster, namespace=NS, name="exp", states=done, kueue=True) == {}
+    assert kube.requests == []
 
 
-def test_workload_lookup_without_kueue(tmp_path: Path, clock: Clock) -> None:
+def test_kueue_absent(tmp_path: Path, clock: Clock) -> None:
     with running(kueue=False) as kube, connect(kube, tmp_path, clock) as cluster:
-        kube.put("jobs", {"metadata": {"name": "j", "namespace": NS}, "spec": {}})
-        assert not cluster.kueue_installed()
-        assert cluster.workload_for_job(NS, "j") is None
+        assert cluster.katib_installed() and not cluster.kueue_installed()
 
 
 class _Registry(BaseHTTPRequestHandler):

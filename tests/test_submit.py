@@ -353,6 +353,33 @@ def test_cluster_experiment_commands_status_logs_results_cancel(lab: Lab) -> Non
     ).items()
 
 
+def test_logs_follow_streams_a_running_trial_until_it_ends(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    assert invoke("--name", "fol", "--detach", *RUN).exit_code == 0
+    (trial,) = lab.katib.create_trials(
+        NS, "fol", [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"}]
+    )
+    lab.katib.run_trial(NS, trial.name)
+    lab.kube.set_pod_log(NS, trial.pod, "epoch 1\n", closed=False)
+
+    def write_more() -> None:
+        # Lines the trainer writes after `logs -f` started reading; then the container ends.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            r.resource == "pods/log" and r.query.get("follow") == "true" for r in lab.kube.requests
+        ):
+            time.sleep(0.02)
+        lab.kube.append_pod_log(NS, trial.pod, "epoch 2\nepoch 3 done", close=True)
+
+    writer = threading.Thread(target=write_more, daemon=True)
+    writer.start()
+    logs = invoke("logs", "fol", "-f")
+    writer.join(timeout=30)
+    assert logs.exit_code == 0, logs.output
+    assert logs.stdout.splitlines() == ["epoch 1", "epoch 2", "epoch 3 done"]
+    assert f"== {trial.name} (Running) pod {NS}/{trial.pod}" in logs.stderr
+
+
 def test_pending_trials_say_why(lab: Lab) -> None:
     lab.kaniko.auto("succeed")
 
@@ -364,12 +391,40 @@ def test_pending_trials_say_why(lab: Lab) -> None:
         ):
             time.sleep(0.02)
         name = lab.kube.objects("experiments", NS)[0]["metadata"]["name"]
-        first, second = lab.katib.create_trials(
+        first, second, third, fourth = lab.katib.create_trials(
             NS, name, [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"},
-                       {"optim.lr": 0.02, "hidden": 8, "activation": "relu"}]
+                       {"optim.lr": 0.02, "hidden": 8, "activation": "relu"},
+                       {"optim.lr": 0.03, "hidden": 8, "activation": "relu"},
+                       {"optim.lr": 0.04, "hidden": 8, "activation": "relu"}]
         )  # fmt: skip
         lab.katib.unschedulable(NS, first.name)
         lab.katib.kueue_pending(NS, second.name, queue="launch")
+        # Only Events say these: kubelet cannot mount a volume; the Job controller makes no pod.
+        lab.kube.add_event(
+            NS,
+            involved_kind="Pod",
+            involved_name=third.pod,
+            type_="Warning",
+            reason="FailedMount",
+            message='persistentvolumeclaim "data" not found',
+        )
+        lab.kube.remove("pods", NS, fourth.pod)
+        lab.kube.add_event(
+            NS,
+            involved_kind="Job",
+            involved_name=fourth.job,
+            type_="Warning",
+            reason="FailedCreate",
+            message='pods "x" is forbidden: exceeded quota',
+        )
+        lab.kube.add_event(
+            NS,
+            involved_kind="Pod",
+            involved_name="someone-elses-pod",
+            type_="Warning",
+            reason="BackOff",
+            message="not ours",
+        )
 
     threading.Thread(target=play, daemon=True).start()
     result = invoke("--name", "pend", "--queue", "launch", "--timeout", "8s", *RUN)
@@ -379,3 +434,14 @@ def test_pending_trials_say_why(lab: Lab) -> None:
         in result.stderr
     )
     assert "queued in Kueue, not admitted" in result.stderr
+    assert 'pending: FailedMount: persistentvolumeclaim "data" not found' in result.stderr
+    assert 'pending: FailedCreate: pods "x" is forbidden: exceeded quota' in result.stderr
+    assert "not ours" not in result.stderr
+    # `status` says the same, at any later time, from one list each of pods, events, workloads.
+    status = json.loads(invoke("status", "pend", "--json").stdout)
+    reasons = sorted(status["pending"].values())
+    assert len(reasons) == 4 and reasons[0].startswith("FailedCreate: ")
+    assert any(r.startswith("unschedulable: 0/3 nodes") for r in reasons)
+    shown = invoke("status", "pend")
+    assert shown.exit_code == 0 and shown.stdout.count(" pending: ") == 4
+    assert 'pending: FailedMount: persistentvolumeclaim "data" not found' in shown.stdout
