@@ -456,17 +456,23 @@ def test_seeded_suggester_finishes_a_half_run_config_first() -> None:
 
 
 @pytest.mark.parametrize(
-    "algorithm", ["random", "tpe", "multivariate-tpe", "cmaes", "sobol", "grid"]
+    "algorithm",
+    ["random", "tpe", "multivariate-tpe", "cmaes", "sobol", "grid", "bayesianoptimization"],
 )
 def test_every_local_algorithm_suggests_inside_the_space(algorithm: str) -> None:
     from launch import sampling, spec
+
+    if algorithm == "bayesianoptimization":
+        # Optuna's GPSampler needs torch, an optional install (the next test: its error).
+        pytest.importorskip("torch", reason="bayesianoptimization needs torch (pip install torch)")
 
     text = "\n".join(
         [
             "objective: {type: minimize, objectiveMetricName: loss}",
             f"algorithm: {{algorithmName: {algorithm}}}",
             "parameters:",
-            '  - {name: optim.lr, parameterType: double, feasibleSpace: {min: "0.01", max: "0.5", step: "0.01"}}',
+            '  - {name: optim.lr, parameterType: double, feasibleSpace: {min: "0.01", max: "0.5"'
+            + ("}}" if algorithm == "bayesianoptimization" else ', step: "0.01"}}'),
             "  - {name: layers, parameterType: int, feasibleSpace: {min: 1, max: 4}}",
             "maxTrialCount: 6",
         ]
@@ -480,3 +486,21 @@ def test_every_local_algorithm_suggests_inside_the_space(algorithm: str) -> None
         handle, params, retry_of = asked
         assert 0.01 <= params["optim.lr"] <= 0.5 and 1 <= params["layers"] <= 4 and retry_of is None
         suggester.tell(handle, params["optim.lr"] * params["layers"])
+
+
+def test_bayesianoptimization_without_torch_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from launch import sampling, spec
+    from launch.errors import SpecError
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    loaded = spec.parse(
+        "objective: {type: minimize, objectiveMetricName: loss}\n"
+        "algorithm: {algorithmName: bayesianoptimization}\n"
+        "parameters:\n"
+        '  - {name: lr, parameterType: double, feasibleSpace: {min: "0.01", max: "0.5"}}\n'
+    )
+    with pytest.raises(SpecError) as info:
+        sampling.check_local(loaded)
+    assert "needs torch" in str(info.value) and "pip install torch" in (info.value.hint or "")
