@@ -29,6 +29,9 @@ NAMESPACE = os.environ.get("LAUNCH_TEST_NAMESPACE", "launch-test")
 LAUNCH = str(Path(sys.executable).with_name("launch"))
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
 KEEP = os.environ.get("LAUNCH_TEST_KEEP") == "1"
+GIT_REMOTE = os.environ.get("LAUNCH_TEST_GIT_REMOTE")
+GPUS = int(os.environ.get("LAUNCH_TEST_GPUS") or "0")
+QUEUE = os.environ.get("LAUNCH_TEST_QUEUE")
 
 if not CONTEXT:
     pytest.skip("set LAUNCH_TEST_CONTEXT to run the real-cluster tests", allow_module_level=True)
@@ -134,5 +137,66 @@ def test_ctrl_c_detaches_and_watch_reattaches(project: Path, tmp_path: Path) -> 
         assert proc.returncode == ExitCode.DETACHED, err
         watched = run(project, home, "watch", name, timeout=1800)
         assert watched.returncode == 0, watched.stderr
+    finally:
+        cancel(project, home, name)
+
+
+@pytest.mark.skipif(not GIT_REMOTE, reason="set LAUNCH_TEST_GIT_REMOTE for the git-context build")
+def test_git_context_build_then_relaunch_starts_no_job(tmp_path: Path) -> None:
+    """Check 2: a pushed commit of a clone of this repository builds from git (Kaniko clones
+    it); the same commit again finds the image by its tag and starts no build Job."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--depth", "1", GIT_REMOTE or "", str(clone)], check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
+    cwd, home = clone / "examples" / "quickstart", tmp_path / "home"
+    name = f"lt-{secrets.token_hex(3)}"
+    args = ["--dockerfile", "examples/quickstart/Dockerfile", "--detach"]
+    first = run(cwd, home, *args, "--rebuild", "--name", name, "search.yaml", "--", "python",
+                "train.py")  # fmt: skip
+    try:
+        assert first.returncode == 0, first.stderr
+        assert "building the image in-cluster" in first.stderr
+        again = run(cwd, home, *args, "--name", name + "b", "search.yaml", "--", "python",
+                    "train.py")  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert "already built" in again.stderr and "building the image" not in again.stderr
+        cancel(cwd, home, name + "b")
+    finally:
+        cancel(cwd, home, name)
+
+
+@pytest.mark.skipif(not QUEUE, reason="set LAUNCH_TEST_QUEUE (a LocalQueue with no GPU quota)")
+def test_queued_trials_say_not_admitted(project: Path, tmp_path: Path) -> None:
+    """Check 7: the queue's ClusterQueue has no GPU quota, so a 1-GPU trial's Workload is never
+    admitted; launch says so while it waits, and the trial Jobs carry the queue label."""
+    home = tmp_path / "home"
+    name = f"lt-{secrets.token_hex(3)}"
+    done = run(project, home, "--allow-dirty", "--name", name, "--queue", QUEUE or "", "--gpus",
+               "1", "--timeout", "4m", "search.yaml", "--", "python", "train.py")  # fmt: skip
+    try:
+        assert done.returncode == ExitCode.TIMED_OUT, done.stderr
+        assert "queued in Kueue, not admitted" in done.stderr
+        status = json.loads(run(project, home, "status", name, "--json").stdout)
+        assert any("not admitted" in why for why in status["pending"].values())
+        assert "Succeeded" not in status["trials"]
+    finally:
+        cancel(project, home, name)
+
+
+@pytest.mark.skipif(GPUS <= 0, reason="set LAUNCH_TEST_GPUS (GPUs per trial) for the GPU test")
+def test_a_gpu_trial_sees_its_gpus(project: Path, tmp_path: Path) -> None:
+    """Check 8: a trial asking for GPUs sees exactly that many (`nvidia-smi -L` inside the
+    trial, no runtimeClassName), then runs the trainer with its flags."""
+    home = tmp_path / "home"
+    name = f"lt-{secrets.token_hex(3)}"
+    script = 'nvidia-smi -L && exec python train.py "$@"'  # the flags arrive as "$@"
+    done = run(project, home, "--allow-dirty", "--name", name, "--gpus", str(GPUS), "--timeout",
+               "25m", "search.yaml", "--", "sh", "-c", script, "sh")  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        rows = json.loads(run(project, home, "results", name, "--per-trial", "--json").stdout)
+        first = next(r for r in rows if r["status"] == "Succeeded")
+        logs = run(project, home, "logs", name, "--trial", str(first["number"]))
+        assert sum(line.startswith("GPU ") for line in logs.stdout.splitlines()) == GPUS
     finally:
         cancel(project, home, name)
