@@ -157,7 +157,7 @@ def test_unreachable_cluster_fails_fast(tmp_path: Path, clock: Clock) -> None:
         pytest.raises(ClusterError) as info,
     ):
         cluster.namespace_labels(NS)
-    assert time.monotonic() - start < 1.0 and clock.sleeps == []  # refused is not retried
+    assert time.monotonic() - start < 10 and clock.sleeps == []  # refused is not retried
     assert (
         f"cannot reach the Kubernetes API server at http://127.0.0.1:{port}" in info.value.message
     )
@@ -374,7 +374,7 @@ def test_watch_by_name_ends_at_timeout(cluster: Cluster, kube: KubeEmulator) -> 
     cluster.create(experiment())
     start = time.monotonic()
     events = list(cluster.watch("Experiment", NS, name="exp", timeout_s=0.3))
-    assert [e.type for e in events] == ["ADDED"] and time.monotonic() - start < 1.5
+    assert [e.type for e in events] == ["ADDED"] and time.monotonic() - start < 10  # not 300 s
     watch = kube.matching(verb="watch")[0]
     assert watch.query["fieldSelector"] == "metadata.name=exp"
 
