@@ -50,26 +50,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(exc: LaunchError) -> NoReturn:
+    from rich.markup import escape
+
     err = _stderr()
-    err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
+    # Escaped: messages quote user text and commands such as `pip install 'launch[plot]'`.
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
     if exc.hint:
-        err.print(f"[bold cyan]hint:[/] {exc.hint}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"[bold cyan]hint:[/] {escape(exc.hint)}", markup=True, highlight=False)
     raise typer.Exit(int(exc.exit_code))
 
 
 def _stderr() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, soft_wrap=True)  # long paths and URLs stay whole, copy-pasteable
+    # Long paths and URLs stay whole, copy-pasteable; no markup: printed text is user text.
+    return Console(stderr=True, soft_wrap=True, markup=False)
 
 
 def _stdout() -> Any:
     from rich.console import Console
 
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, markup=False)
     if not console.is_terminal:
         # A pipe or a file gets whole rows: never cut table cells to an assumed 80 columns.
-        console = Console(soft_wrap=True, width=1000)
+        console = Console(soft_wrap=True, width=1000, markup=False)
     return console
 
 
@@ -427,10 +431,12 @@ def render(
 
 
 def _warn_coercions(loaded: Any) -> None:
+    from rich.markup import escape
+
     from launch import spec
 
     for warning in spec.coercion_warnings(loaded):
-        _stderr().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        _stderr().print(f"[yellow]warning:[/] {escape(warning)}", markup=True, highlight=False)
 
 
 @app.command(

@@ -557,8 +557,13 @@ def _translate(exc: ValidationError, source: SpecSource) -> SpecError:
     # An unknown key explains more than the "missing" error it usually causes (a typo'd name).
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     err = errors[0]
-    loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and _is_union_tag(part)))
     kind = err["type"]
+    raw = tuple(err["loc"])
+    if kind == "extra_forbidden":
+        # The unknown key is the user's, whatever it looks like (even `a[b]`): never a union tag.
+        loc = (*(p for p in raw[:-1] if not (isinstance(p, str) and _is_union_tag(p))), raw[-1])
+    else:
+        loc = tuple(part for part in raw if not (isinstance(part, str) and _is_union_tag(part)))
     if kind == "extra_forbidden":
         key = str(loc[-1])
         known = _known_fields(loc)

@@ -143,6 +143,28 @@ def test_spec_error_is_error_hint_exit_2(runner: CliRunner, quickstart: Path) ->
     assert result.stdout == ""
 
 
+def test_error_text_is_printed_verbatim_not_as_markup(
+    runner: CliRunner, quickstart: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (quickstart / "bad.yaml").write_text(
+        "objective: {type: minimize, objectiveMetricName: loss}\n"
+        '"alg[red]orithm": {algorithmName: random}\n'
+    )
+    result = invoke(runner, ["render", "bad.yaml", "--", "python", "train.py"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "error: bad.yaml:2: alg[red]orithm: unknown field `alg[red]orithm`" in result.stderr
+    # A hint quoting an install extra keeps its brackets (rich markup would eat `[plot]`).
+    from launch import plots
+
+    with pytest.raises(typer.Exit):
+        cli._fail(
+            LaunchError("--plot needs matplotlib, [bold]not[/] installed", hint=plots.PLOT_HINT)
+        )
+    err = capsys.readouterr().err
+    assert "error: --plot needs matplotlib, [bold]not[/] installed" in err
+    assert "hint: pip install 'launch[plot]'" in err
+
+
 def test_missing_command_and_missing_file(runner: CliRunner, quickstart: Path) -> None:
     result = invoke(runner, ["render", "search.yaml"])
     assert result.exit_code == ExitCode.USAGE and "no training command" in result.stderr

@@ -45,6 +45,13 @@ CASES = [
     # ------------------------------------------------------------------ unknown keys
     _case("unknown-top", OBJ + LR + "maxTrialCont: 3\n", "maxTrialCont", 6, "maxTrialCount"),
     _case(
+        "unknown-key-with-brackets",  # not mistaken for a pydantic union tag (it crashed)
+        OBJ + LR + '"maxTrialCount[0]": 3\n',
+        "maxTrialCount[0]",
+        6,
+        "maxTrialCount",
+    ),
+    _case(
         "unknown-objective",
         "objective: {type: minimize, objectiveMetricName: loss, goals: 0.1}\n" + LR,
         "objective.goals",
