@@ -1120,7 +1120,7 @@ def results_cmd(
             hint="use one of " + ", ".join(spec.objective.metric_names),
         )
     if not grouped:
-        _print_rows(exp.name, spec, rows, fmt=fmt)
+        _print_rows(exp.name, spec, _with_mlflow_links(exp, rows), fmt=fmt)
         return
     groups = stats.group_by_config(
         rows, minimize=minimize, seed_flag=seed_flag, metric=metric, objective_name=objective

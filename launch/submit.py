@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from launch import kaniko, katib, registry
@@ -549,7 +550,14 @@ def launch(
     check_namespace(cluster, namespace)
     check_katib(cluster)
     path = f"{context_dir}/{dockerfile}" if context_dir else dockerfile
-    if git_facts.remote_url and not git.file_exists_at(snap.root, snap.commit, path):
+    if context_data is not None:
+        if not (Path(snap.root) / path).is_file():
+            raise UsageError(
+                f"{path} does not exist in the working tree (--allow-dirty builds the working "
+                "tree, uploaded as it is)",
+                hint="create it, or pass --dockerfile PATH (relative to --context)",
+            )
+    elif git_facts.remote_url and not git.file_exists_at(snap.root, snap.commit, path):
         raise UsageError(
             f"{path} does not exist at commit {snap.commit[:12]} (Kaniko builds the commit, "
             "not the working tree)",

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from launch import cli, registry
+from launch import cli, git, registry
 from launch.errors import ExitCode
 from tests.gitrepo import make_repo
 from tests.kube_emulator import Denied, KanikoController, KatibController, KubeEmulator, running
@@ -187,6 +187,50 @@ def test_dirty_tree_refused_with_exit_3(lab: Lab) -> None:
     result = invoke("--name", "dirty", "--detach", *RUN)
     assert result.exit_code == ExitCode.GIT_STATE and "--allow-dirty" in result.stderr
     assert lab.kube.requests == []  # refused before any request
+
+
+def test_allow_dirty_builds_the_uploaded_working_tree_then_reuses_it(lab: Lab) -> None:
+    (lab.repo / "train.py").write_text((lab.repo / "train.py").read_text() + "# edited\n")
+    lab.kaniko.auto("succeed")
+    result = invoke("--allow-dirty", "--name", "dirty1", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    assert "uploaded the working tree" in result.stderr
+    (job,) = lab.kube.objects("jobs", NS)
+    pod = job["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]  # fetches the uploaded context and checks its sha256
+    env = {e["name"]: e["value"] for e in fetch["env"]}
+    assert env["CONTEXT_URL"].endswith(f"/v2/lab-project/context/blobs/{env['CONTEXT_DIGEST']}")
+    transport = registry.HttpTransport(lab.registry.url, timeout_s=5)
+    assert registry.blob_exists(
+        repository="lab-project/context", digest=env["CONTEXT_DIGEST"], transport=transport
+    )  # the bytes the build pod fetches are in the real registry
+    destination = next(a for a in pod["containers"][0]["args"] if a.startswith("--destination="))
+    assert destination.rsplit(":", 1)[1] == git.tree_hash(lab.repo) != lab.commit
+    # The same tree again: no upload, no build.
+    lab.kube.reset_requests()
+    again = invoke("--allow-dirty", "--name", "dirty2", "--detach", *RUN)
+    assert again.exit_code == 0, again.output
+    assert "already built" in again.stderr and "uploaded" not in again.stderr
+    assert creates(lab.kube, "jobs") == 0
+    assert not [r for r in lab.kube.requests if r.verb == "proxy" and r.method in ("POST", "PUT")]
+
+
+def test_allow_dirty_without_the_dockerfile_creates_nothing(lab: Lab) -> None:
+    (lab.repo / "Dockerfile").unlink()  # deleted in the working tree, which is what is built
+    lab.kaniko.auto("succeed")
+    result = invoke("--allow-dirty", "--name", "nodockerfile", "--detach", *RUN)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "Dockerfile does not exist in the working tree" in result.stderr
+    assert "hint:" in result.stderr
+    assert creates(lab.kube, "jobs") == 0 and creates(lab.kube, "experiments") == 0
+    assert not [r for r in lab.kube.requests if r.verb == "proxy"]  # nothing uploaded
+
+
+def test_a_dockerfile_missing_at_the_commit_is_refused_before_anything(lab: Lab) -> None:
+    result = invoke("--dockerfile", "docker/Dockerfile", "--name", "nofile", "--detach", *RUN)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert f"docker/Dockerfile does not exist at commit {lab.commit[:12]}" in result.stderr
+    assert creates(lab.kube, "jobs") == 0 and creates(lab.kube, "experiments") == 0
 
 
 def test_create_500_is_retried_without_two_experiments(lab: Lab) -> None:

@@ -282,6 +282,28 @@ def test_corrupt_crc_is_detected(tmp_path: Path, where: str) -> None:
     assert result.values == {"loss": 5.0} and result.problems == [ef.error]
 
 
+def test_without_the_crc32c_wheel_the_pure_python_crc_reads_and_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial image may hold only the MLflow client: the wrapper still mirrors scalars."""
+    import crc32c
+
+    rng = random.Random(7)
+    for size in (0, 1, 9, 255, 4096):
+        data = bytes(rng.randrange(256) for _ in range(size))
+        assert tfevents._crc32c_py(data) == crc32c.crc32c(data)
+    assert tfevents._crc32c_py(b"123456789") == 0xE3069283  # the CRC-32C check value
+    path = write_simple(tmp_path)
+    expected = read_scalars(path)
+    monkeypatch.setattr(tfevents, "_crc32c", tfevents._crc32c_py)
+    assert read_scalars(path) == expected
+    buf = bytearray(Path(path).read_bytes())
+    buf[record_offsets(bytes(buf))[3] + 14] ^= 0x01
+    Path(path).write_bytes(bytes(buf))
+    with pytest.raises(CorruptEventFileError, match="data CRC mismatch"):
+        read_event_file(path)
+
+
 def test_malformed_protobuf_with_good_crc_is_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "events.out.tfevents.1.bad"
     with open(path, "wb") as f:
