@@ -561,6 +561,15 @@ def _builds(settings: Any, state: _State, namespace: str) -> Check:
         )
     detail = f"ServiceAccount `{account}` exists in `{namespace}`"
     try:
+        # What a launch creates, refused or admitted without being created: RBAC on Jobs,
+        # quotas and admission policies speak now, not after the user waited for a build.
+        c.dry_run_create(_tiny_build_job(settings, namespace, account))
+    except kube.ClusterError as err:
+        return Check(
+            "builds", False, f"{detail}; a build Job is refused (dry-run): {err.message}", err.hint
+        )
+    detail += "; a build Job is admitted (dry-run)"
+    try:
         has_secret = c.find("Secret", namespace, secret) is not None
     except kube.ClusterError as err:
         if err.status != 403:
@@ -582,6 +591,24 @@ def _builds(settings: Any, state: _State, namespace: str) -> Check:
             "--from-literal=password=TOKEN (deploy/registry/git-credentials.secret.template.yaml)",
         )
     return Check("builds", True, f"{detail}; git Secret `{secret}` exists")
+
+
+def _tiny_build_job(settings: Any, namespace: str, account: str) -> dict[str, Any]:
+    from launch import kaniko
+
+    registry_name = str(settings["registry"])
+    return kaniko.render_build_job(
+        name=f"launch-doctor-{secrets.token_hex(3)}",
+        namespace=namespace,
+        context="git://git.invalid/launch-doctor.git#refs/heads/main",
+        destination=f"{registry_name}/launch-doctor:doctor",
+        cache_repo=kaniko.cache_repo(registry=registry_name, repo_name="launch-doctor"),
+        kaniko_image=settings["kaniko_image"],
+        insecure_registry=registry_name if settings["registry_insecure"] else None,
+        platform=settings["platform"],
+        service_account=account,
+        labels={"app.kubernetes.io/managed-by": "launch"},
+    )
 
 
 # --------------------------------------------------------------------------- 7. mlflow

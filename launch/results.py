@@ -102,6 +102,13 @@ def _param_text(value: ParamValue | None, *, precise: bool) -> str:
     return str(value)
 
 
+def _metric_text(value: float | None, *, precise: bool) -> str:
+    # CSV keeps every digit (repr round-trips); the table shows 6 significant ones.
+    if value is None:
+        return ""
+    return repr(value) if precise else format_number(value)
+
+
 def to_rows(
     trials: Sequence[Trial], objective_name: str, *, precise: bool = True
 ) -> tuple[list[str], list[list[str]]]:
@@ -124,8 +131,8 @@ def to_rows(
             [
                 str(t.number),
                 t.status,
-                format_number(t.objective),
-                *(format_number(t.metrics.get(m)) for m in metrics),
+                _metric_text(t.objective, precise=precise),
+                *(_metric_text(t.metrics.get(m), precise=precise) for m in metrics),
                 *(_param_text(t.params.get(p), precise=precise) for p in params),
                 "" if duration is None else f"{duration:.1f}",
                 _iso(t.start),

@@ -148,9 +148,12 @@ def test_all_checks_pass_on_a_healthy_cluster(setup: Setup) -> None:
     assert "not checked" in named["builds"].detail
     assert mlflow.uri in named["mlflow"].detail
     assert "LocalQueue `launch`" in named["queue"].detail
-    # the webhook really judged an Experiment, as a dry-run only
+    # the webhook really judged an Experiment, and RBAC a build Job, as dry-runs only
     dry = [r for r in setup.kube.requests if r.verb == "create"]
-    assert [(r.resource, r.query.get("dryRun")) for r in dry] == [("experiments", "All")]
+    assert [(r.resource, r.query.get("dryRun")) for r in dry] == [
+        ("experiments", "All"), ("jobs", "All")
+    ]  # fmt: skip
+    assert "a build Job is admitted (dry-run)" in named["builds"].detail
     text = doctor.render(checks)
     assert text.splitlines()[0].startswith("PASS  kubeconfig")
     assert "8 passed, 0 failed, 0 skipped" in text
@@ -244,7 +247,7 @@ def test_katib_not_installed(tmp_path: Path, registry: Registry) -> None:
         check = assert_only_failure(by_name(checks), "katib")
         assert "Katib is not installed" in check.detail
         assert "kubectl apply -k deploy/katib" in (check.fix or "")
-        assert kube.count(verb="create") == 0
+        assert kube.real_creates() == []  # dry-runs only
     finally:
         kube.stop()
 
@@ -367,6 +370,13 @@ def test_build_service_account_missing(setup: Setup) -> None:
     assert "`launch-builder` does not exist" in check.detail
     assert "kubectl apply -k deploy/registry" in (check.fix or "")
     assert "LAUNCH_BUILD_SERVICE_ACCOUNT" in (check.fix or "")
+
+
+def test_build_jobs_not_creatable(setup: Setup) -> None:
+    setup.kube.forbid("create", "jobs", "default")
+    check = assert_only_failure(run(setup), "builds")
+    assert "a build Job is refused (dry-run)" in check.detail
+    assert "create" in (check.fix or "") and "jobs" in (check.fix or "")
 
 
 def test_git_secret_missing_when_readable(setup: Setup) -> None:
