@@ -438,8 +438,9 @@ def require_buildable(snap: Snapshot, *, allow_dirty: bool, require_pushed: bool
         raise GitStateError(
             f"the working tree of {snap.root} has uncommitted changes ({count} {files}: "
             f"{shown}{more}); the trials would not run what you see",
-            hint="commit them (`git add -A && git commit`) or set them aside (`git stash -u`), "
-            "or pass --allow-dirty to use the working tree as it is",
+            hint="commit them (`git add -A && git commit`) or set them aside (`git stash -u`); "
+            "list generated outputs in .gitignore; or pass --allow-dirty to use the working "
+            "tree as it is",
         )
     if not require_pushed or snap.pushed:
         return

@@ -474,10 +474,18 @@ def _prepare_tracking(job: LocalExperiment) -> None:
         return  # not a local sqlite store, or one that exists already
     if importlib.util.find_spec("mlflow") is None:
         return
-    code = "import sys; from launch import mlflow_wrapper; mlflow_wrapper.prepare(sys.argv[1], sys.argv[2])"
-    subprocess.run(
-        [sys.executable, "-c", code, job.tracking_uri, job.name], check=False, timeout=300
+    code = (
+        "import sys; from launch import mlflow_wrapper; "
+        "sys.exit(mlflow_wrapper.prepare(sys.argv[1], sys.argv[2]) is None)"
     )
+    # Quiet (MLflow and alembic log each migration at INFO); its words only if it failed.
+    done = subprocess.run(
+        [sys.executable, "-c", code, job.tracking_uri, job.name],
+        check=False, timeout=300, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        sys.stderr.write(f"warning: creating the MLflow store {store} failed:\n{tail}\n")
 
 
 class _Tally:
