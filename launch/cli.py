@@ -688,12 +688,16 @@ def _run_local(
     home = state.home_dir(settings["home"])
     in_place = allow_dirty and not snap.clean
     if dry_run:
-        lines = katib.trial_command_lines(loaded, argv, seed_flag=settings["seed_flag"])
+        trials_dir = state.experiments_dir(home) / name / "trials"
+        lines, complete, exact = _local_first_trials(
+            loaded, argv, name=name, trials_dir=trials_dir, max_trials=counts.max_trials,
+            seed_flag=settings["seed_flag"],
+        )  # fmt: skip
         where = snap.root if in_place else state.experiments_dir(home) / name / "worktree"
         plan = {
             "backend": "local", "name": name, "commit": snap.commit, "workdir": str(where / snap.subdir),
             "parallel": parallel, "maxTrialCount": counts.max_trials, "maxFailedTrialCount": counts.max_failed,
-            "gpuSlices": slices, "trials": lines, "trialsComplete": loaded.algorithm.algorithmName == "grid",
+            "gpuSlices": slices, "trials": lines, "trialsComplete": complete, "trialsExact": exact,
         }  # fmt: skip
         if as_json:
             import json
@@ -707,8 +711,13 @@ def _run_local(
         out.write(
             f"# {counts.max_trials} trials, {parallel} at a time, stop after {counts.max_failed} failures\n"
         )
-        what = "every trial" if plan["trialsComplete"] else f"a sample of {len(lines)} trials"
-        out.write(f"# trial command lines ({what}; --tensorboard_dir is per trial):\n")
+        if complete:
+            what = "every trial, in order"
+        elif exact:
+            what = f"the first {len(lines)}, as random_state fixes them"
+        else:
+            what = f"a sample of {len(lines)}: the sampler picks again when it runs"
+        out.write(f"# trial command lines ({what}):\n")
         out.writelines(f"{shlex.join(line)}\n" for line in lines)
         return
     exp = local.create(
@@ -723,6 +732,28 @@ def _run_local(
         highlight=False,
     )
     _drive_local(exp, quiet=quiet)
+
+
+def _local_first_trials(
+    loaded: Any, argv: list[str], *, name: str, trials_dir: Path, max_trials: int,
+    seed_flag: str, sample_size: int = 5,
+) -> tuple[list[list[str]], bool, bool]:  # fmt: skip
+    """The argv of the first trials as the local sampler picks them: every one for a grid or a
+    seed sweep (complete), else the first `sample_size` (exact when random_state fixes them)."""
+    from launch import katib, sampling
+
+    complete = loaded.algorithm.algorithmName == "grid" or (loaded.seeds and not loaded.parameters)
+    suggester = sampling.make_suggester(loaded, [], seed_flag=seed_flag)
+    lines = []
+    for number in range(1, (max_trials if complete else min(sample_size, max_trials)) + 1):
+        asked = suggester.ask()
+        if asked is None:
+            break
+        _, params, _ = asked
+        tb_dir = trials_dir / f"{name}-{number:04d}" / "tfevent"
+        lines.append(katib.trial_argv(argv, katib.merge_params(loaded.fixed, params), str(tb_dir)))
+    exact = complete or len(lines) <= sampling.predictable_trials(loaded)
+    return lines, bool(complete), bool(exact)
 
 
 def _drive_local(exp: Any, *, quiet: bool) -> None:

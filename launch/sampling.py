@@ -107,6 +107,25 @@ def _int_setting(spec: LaunchSpec, *names: str) -> int | None:
     return None
 
 
+def predictable_trials(spec: LaunchSpec) -> int:
+    """How many first suggestions are fixed before any result (what a dry run may promise):
+    Sobol (unscrambled: Katib's takes no seed) is fixed always; the rest need random_state.
+    Random never looks at results; TPE and GP start with `n_startup_trials` /
+    `n_initial_points` independent draws; CMA-ES with one."""
+    name = spec.algorithm.algorithmName
+    if name == "sobol":
+        return 2**31
+    if _int_setting(spec, "random_state") is None:
+        return 0
+    if name == "random":
+        return 2**31
+    if name in ("tpe", "multivariate-tpe"):
+        return _int_setting(spec, "n_startup_trials", "n_initial_points") or 10
+    if name == "bayesianoptimization":
+        return _int_setting(spec, "n_initial_points") or 10
+    return 1
+
+
 def _sampler(spec: LaunchSpec) -> Any:
     import optuna
 

@@ -204,6 +204,51 @@ def test_seed_sweep_passes_seeds(tmp_path: Path) -> None:
     assert seeds == [0, 1, 2]
 
 
+def test_dry_run_shows_the_trials_the_sampler_will_run(tmp_path: Path) -> None:
+    """With random_state set, --dry-run prints the very argv the first trials get."""
+    cwd = project(tmp_path)
+    args = ("--backend", "local", "--name", "same", "search.yaml", "--", sys.executable, "train.py")
+    dry = launch(cwd, "--dry-run", "--json", *args)
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["trialsExact"] and not plan["trialsComplete"] and len(plan["trials"]) == 4
+    assert not (cwd / ".launch").exists()
+    done = launch(cwd, *args)
+    assert done.returncode == 0, done.stderr
+    exp = experiment(cwd, "same")
+    ran = [[sys.executable, "train.py", *received(exp, r.name)["argv"]]
+           for r in sorted(exp.state().trials.values(), key=lambda r: r.number)]  # fmt: skip
+    assert ran == plan["trials"]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "settings", "fixed"),
+    [
+        ("random", "", 0),  # no random_state: nothing is fixed in advance
+        ("random", "{name: random_state, value: 1}", 2**31),
+        ("sobol", "", 2**31),  # unscrambled Sobol: the same points every time
+        ("tpe", "{name: random_state, value: 1}", 10),
+        (
+            "multivariate-tpe",
+            "{name: random_state, value: 1}, {name: n_startup_trials, value: 3}",
+            3,
+        ),
+        ("cmaes", "{name: random_state, value: 1}", 1),
+    ],
+)
+def test_predictable_trials(algorithm: str, settings: str, fixed: int) -> None:
+    from launch import sampling, spec
+
+    loaded = spec.parse(
+        "objective: {type: minimize, objectiveMetricName: loss}\n"
+        f"algorithm: {{algorithmName: {algorithm}, algorithmSettings: [{settings}]}}\n"
+        "parameters:\n"
+        '  - {name: a, parameterType: double, feasibleSpace: {min: "0.1", max: "0.5"}}\n'
+        '  - {name: b, parameterType: double, feasibleSpace: {min: "0.1", max: "0.5"}}\n'
+    )
+    assert sampling.predictable_trials(loaded) == fixed
+
+
 def test_crashing_trainer_fails_the_experiment_after_max_failed(tmp_path: Path) -> None:
     search = SEARCH_RANDOM.replace(
         "maxTrialCount: 4", "maxTrialCount: 8\nmaxFailedTrialCount: 2"
