@@ -826,6 +826,12 @@ def _trials_of(exp: Any) -> tuple[Any, list[Any]]:
         cluster, meta = _cluster_of(exp)
         with cluster:
             rows = submit.trial_rows(cluster, spec=spec, namespace=meta["namespace"], name=exp.name)
+            if not rows and cluster.find("Experiment", meta["namespace"], exp.name) is None:
+                raise UsageError(
+                    f"{meta['namespace']}/{exp.name} no longer exists on the cluster, and its "
+                    "trials went with it (deleted outside launch, so nothing was saved)",
+                    hint=f"`launch cancel {exp.name}` saves results.csv before it deletes",
+                )
     return spec, results.rank(rows, minimize=spec.objective.type == "minimize")
 
 

@@ -282,6 +282,72 @@ def test_waits_until_the_first_trial_succeeds(lab: Lab) -> None:
     assert "a first trial of waits succeeded" in result.stderr
 
 
+def test_wait_all_returns_once_every_trial_has_finished(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+
+    def play() -> None:
+        lab.kube.wait_for(lambda: lab.kube.objects("experiments", NS), timeout_s=30)
+        deadline = time.monotonic() + 30
+        while not lab.kube.count(verb="watch", resource="trials") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first, second = lab.katib.create_trials(
+            NS, "all", [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"},
+                        {"optim.lr": 0.05, "hidden": 16, "activation": "tanh"}]
+        )  # fmt: skip
+        lab.katib.run_trial(NS, first.name)
+        lab.katib.succeed_trial(NS, first.name, {"val_loss": 0.3, "train_loss": 0.3})
+        time.sleep(0.5)  # `--wait first` would have returned here
+        lab.katib.run_trial(NS, second.name)
+        lab.katib.succeed_trial(NS, second.name, {"val_loss": 0.1, "train_loss": 0.1})
+        lab.katib.finish(NS, "all", succeeded=True)
+
+    driver = threading.Thread(target=play, daemon=True)
+    driver.start()
+    result = invoke("--name", "all", "--wait", "all", "--timeout", "60s", *RUN)
+    driver.join(5)
+    assert result.exit_code == 0, result.output
+    assert "val_loss=0.3" in result.stderr and "val_loss=0.1" in result.stderr
+    assert "a first trial of all succeeded" not in result.stderr
+
+
+def test_rebuild_builds_an_existing_image_again(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    assert invoke("--name", "rb1", "--detach", *RUN).exit_code == 0
+    assert creates(lab.kube, "jobs") == 1
+    again = invoke("--name", "rb2", "--detach", "--rebuild", *RUN)
+    assert again.exit_code == 0, again.output
+    assert creates(lab.kube, "jobs") == 2 and "already built" not in again.stderr
+    # Deleted behind launch's back (not `launch cancel`): said plainly, not an empty table.
+    lab.kube.remove("experiments", NS, "rb2")
+    gone = invoke("results", "rb2")
+    assert gone.exit_code == ExitCode.USAGE and "no longer exists on the cluster" in gone.stderr
+
+
+def test_the_created_experiment_is_the_rendered_one(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    args = ("--name", "same", "--gpus", "2", "--env", "A=1", *RUN)
+    rendered = json.loads(invoke("render", "--json", *args).stdout)["experiment"]
+    assert invoke("--detach", *args).exit_code == 0
+    created = lab.kube.get_object("experiments", NS, "same")
+    assert created is not None
+
+    def image(exp: dict[str, Any]) -> str:
+        found: str = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+            "containers"
+        ][0]["image"]
+        return found
+
+    # Only the image differs (in the container and its env): the digest Kaniko reported.
+    assert image(created).startswith("127.0.0.1:30500/lab-project@sha256:")
+    assert image(rendered) == f"127.0.0.1:30500/lab-project:{lab.commit}"
+    same = json.loads(json.dumps(rendered).replace(image(rendered), image(created)))
+    for key in ("apiVersion", "kind", "spec"):
+        assert created[key] == same[key], key
+    # ... and the request id that makes a retried create idempotent.
+    assert created["metadata"]["annotations"].pop("launch/request-id")
+    assert {k: created["metadata"].get(k) for k in same["metadata"]} == same["metadata"]
+
+
 def test_failed_experiment_exits_5_with_expected_tags(lab: Lab) -> None:
     lab.kaniko.auto("succeed")
     driver = _drive_trials(lab, "unavailable")
