@@ -51,6 +51,9 @@ with open(os.path.join(cfg.tensorboard_dir, "received.json"), "w") as f:
                        "MLFLOW_EXPERIMENT_NAME", "CUDA_VISIBLE_DEVICES")},
                "pid": os.getpid()}, f)
 print("training", cfg, flush=True)
+if cfg.mode == "stubborn":  # ignores SIGTERM: only the SIGKILL after the grace period ends it
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 time.sleep(float(os.environ.get("TRAINER_SLEEP", cfg.sleep)))
 if cfg.mode == "crash":
     print("boom: something broke", file=sys.stderr)
@@ -247,6 +250,51 @@ def test_predictable_trials(algorithm: str, settings: str, fixed: int) -> None:
         '  - {name: b, parameterType: double, feasibleSpace: {min: "0.1", max: "0.5"}}\n'
     )
     assert sampling.predictable_trials(loaded) == fixed
+
+
+def test_status_logs_and_cancel_of_a_running_sweep(tmp_path: Path) -> None:
+    """A sweep whose trainers ignore SIGTERM: status and logs while it runs, then cancel ends
+    it (SIGKILL after the grace period), records the trials Killed and leaves no process."""
+    cwd = project(tmp_path)
+    proc = subprocess.Popen(
+        [LAUNCH, "--backend", "local", "--name", "live", "-q", "search.yaml", "--",
+         sys.executable, "train.py", "--mode=stubborn", "--sleep=600"],
+        cwd=cwd, env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        running: list[state.TrialRecord] = []
+        while time.monotonic() < deadline and len(running) < 2:
+            time.sleep(0.2)
+            if (cwd / ".launch" / "experiments" / "live" / "experiment.json").exists():
+                exp = experiment(cwd, "live")
+                running = [t for t in exp.state().trials.values()
+                           if t.status == state.RUNNING
+                           and (exp.trial_dir(t.name) / "tfevent" / "received.json").exists()]  # fmt: skip
+        assert len(running) == 2, proc.stderr
+        status = json.loads(launch(cwd, "status", "live", "--json").stdout)
+        assert status["status"] == state.EXP_RUNNING and status["trials"] == {state.RUNNING: 2}
+        shown = launch(cwd, "status", "live")
+        assert shown.returncode == 0 and "2 running" in shown.stdout
+        logs = launch(cwd, "logs", "live", "--trial", "1")
+        assert logs.returncode == 0 and "training Config(" in logs.stdout
+        pids = [received(exp, t.name)["pid"] for t in running]
+
+        cancel = launch(cwd, "cancel", "live", timeout=90)
+        assert cancel.returncode == 0, cancel.stderr
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert [t.status for t in exp.state().trials.values()] == [state.KILLED] * 2
+    assert exp.state().status == state.EXP_CANCELLED
+    for pid in pids:  # gone (at most a zombie left for init to reap)
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().split(") ")[1][0] == "Z", pid
+    csv_text = launch(cwd, "results", "live", "--format", "csv").stdout.splitlines()
+    assert csv_text[0].startswith("trial,status,loss") and len(csv_text) == 3
+    assert all(",Killed," in line for line in csv_text[1:])
 
 
 def test_crashing_trainer_fails_the_experiment_after_max_failed(tmp_path: Path) -> None:
