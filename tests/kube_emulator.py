@@ -1919,8 +1919,7 @@ class KatibController:
                 observed.append(
                     {"name": name, "latest": str(value), "min": str(value), "max": str(value)}
                 )
-        self._trial_condition(ns, trial, "Running", "False", "TrialRunning", "Trial is running")
-        self._trial_condition(
+        self._end_trial(
             ns,
             trial,
             "Succeeded",
@@ -1942,8 +1941,7 @@ class KatibController:
         """Exit 0 but no objective metric found: Katib's MetricsUnavailable (counts as failed)."""
         self._finish_pod(ns, trial, 0, log)
         self._job_done(ns, trial, ok=True)
-        self._trial_condition(ns, trial, "Running", "False", "TrialRunning", "Trial is running")
-        self._trial_condition(
+        self._end_trial(
             ns,
             trial,
             "MetricsUnavailable",
@@ -1984,8 +1982,7 @@ class KatibController:
     ) -> None:
         self._finish_pod(ns, trial, exit_code, log)
         self._job_done(ns, trial, ok=False)
-        self._trial_condition(ns, trial, "Running", "False", "TrialRunning", "Trial is running")
-        self._trial_condition(
+        self._end_trial(
             ns,
             trial,
             "Failed",
@@ -2291,6 +2288,26 @@ class KatibController:
             st = obj.setdefault("status", {})
             st["conditions"] = _set_condition(
                 st.get("conditions") or [], _condition(type_, status, reason, message)
+            )
+            st.update(extra or {})
+            self.kube.put("trials", obj)
+
+    def _end_trial(
+        self, ns: str, trial: str, type_: str, status: str, reason: str, message: str,
+        *, extra: Obj | None = None,
+    ) -> None:  # fmt: skip
+        """Running=False and the final condition in one update, as Katib's reconcile writes it
+        (two updates would show watchers a trial that is neither running nor finished)."""
+        with self.kube._lock:
+            obj = self.kube.get_object("trials", ns, trial)
+            assert obj is not None, f"no trial {ns}/{trial}"
+            st = obj.setdefault("status", {})
+            conditions = _set_condition(
+                st.get("conditions") or [],
+                _condition("Running", "False", "TrialRunning", "Trial is running"),
+            )
+            st["conditions"] = _set_condition(
+                conditions, _condition(type_, status, reason, message)
             )
             st.update(extra or {})
             self.kube.put("trials", obj)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -280,6 +281,12 @@ def test_waits_until_the_first_trial_succeeds(lab: Lab) -> None:
     assert "Failed" in result.stderr and "ValueError: bad lr" in result.stderr
     assert "Succeeded" in result.stderr and "val_loss=0.02" in result.stderr
     assert "a first trial of waits succeeded" in result.stderr
+    # Each trial's reported states only move forward (never Running -> Pending).
+    order = {"Pending": 0, "Running": 1, "Succeeded": 2, "Failed": 2}
+    seen: dict[str, list[int]] = {}
+    for m in re.finditer(r"(waits-\w+) (Pending|Running|Succeeded|Failed)\b", result.stderr):
+        seen.setdefault(m[1], []).append(order[m[2]])
+    assert len(seen) == 2 and all(states == sorted(states) for states in seen.values()), seen
 
 
 def test_wait_all_returns_once_every_trial_has_finished(lab: Lab) -> None:
