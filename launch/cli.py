@@ -431,11 +431,14 @@ def render(
 
 
 def _warn_coercions(loaded: Any) -> None:
-    from rich.markup import escape
-
     from launch import spec
 
-    for warning in spec.coercion_warnings(loaded):
+    warnings = spec.coercion_warnings(loaded)
+    if not warnings:
+        return  # rich (markup, console) costs ~20 ms to import: only when there is something to say
+    from rich.markup import escape
+
+    for warning in warnings:
         _stderr().print(f"[yellow]warning:[/] {escape(warning)}", markup=True, highlight=False)
 
 
