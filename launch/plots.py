@@ -33,8 +33,16 @@ def _need(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
+        import sys
+
+        hint = PLOT_HINT
+        if getattr(sys, "frozen", False):  # the single-file build (docs/dist.md) has no extras
+            hint = (
+                "the single-file launch leaves the plotting libraries out: install the package "
+                f"with them ({PLOT_HINT}), or export with --format csv and plot elsewhere"
+            )
         raise LaunchError(
-            f"--plot needs {module.split('.')[0]}, which is not installed", hint=PLOT_HINT
+            f"--plot needs {module.split('.')[0]}, which is not installed", hint=hint
         ) from None
 
 

@@ -266,6 +266,15 @@ def test_local_sweep_and_results(sandbox: dict[str, Path]) -> None:
         assert leaked == [], f"the frozen app leaked {leaked} into a trial"
         assert env["PATH"] == SYSTEM_PATH
         assert env["KATIB_EXPERIMENT_NAME"] == "dist-sweep"
+    csv_text = launch(sandbox, "results", "dist-sweep", "--format", "csv").stdout
+    assert (
+        csv_text.splitlines()[0].startswith("trial,status,val_loss") and csv_text.count("\n") == 5
+    )
+    # No plotting libraries in the binary: said so, with what to do instead.
+    plot = launch(sandbox, "results", "dist-sweep", "--plot", "x.png", check=False)
+    assert plot.returncode != 0 and "single-file launch leaves the plotting libraries out" in (
+        plot.stderr
+    ), plot.stderr
 
 
 def test_trials_get_the_users_library_path(sandbox: dict[str, Path]) -> None:
