@@ -580,6 +580,13 @@ def _run_cluster(
     from launch.progress import Narrator
 
     facts, name, context_data = _facts(snap, name=name, allow_dirty=allow_dirty)
+    home = state.home_dir(settings["home"])
+    if (state.experiments_dir(home) / name).exists():
+        # Refused before the cluster sees anything (the record is written after the create).
+        raise UsageError(
+            f"experiment `{name}` already exists in {state.experiments_dir(home)}",
+            hint=f"pick another --name, or `launch watch {name}` to follow it",
+        )
     if not yes and sys.stdin.isatty():
         from launch import spec
 
@@ -601,7 +608,6 @@ def _run_cluster(
         )  # fmt: skip
     finally:
         say.close()
-    home = state.home_dir(settings["home"])
     state.Experiment.create(
         home,
         name,
@@ -621,8 +627,12 @@ def _run_cluster(
     if settings["mlflow_url"]:
         from launch import tracking
 
-        # The trials create the MLflow experiment; link it exactly when it already exists.
-        link = tracking.find_experiment(settings["mlflow_url"], name, timeout=5)
+        # Created now (as the local backend does), so the link is exact from the start; the
+        # trials log into it by name. Unreachable from here: a fallback link, never an error.
+        link = tracking.ensure_experiment(
+            settings["mlflow_url"], name,
+            tags={"katib.url": launched.katib_url} if launched.katib_url else None,
+        )  # fmt: skip
         base = settings["mlflow_url"].rstrip("/")
         where = link.url or f"{base}/#/experiments (experiment {name}, made by the first trial)"
         out.print(f"MLflow: {where}", highlight=False)

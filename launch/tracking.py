@@ -24,6 +24,7 @@ __all__ = [
     "ExperimentLink",
     "RunLink",
     "RunLookup",
+    "ensure_experiment",
     "experiment_url",
     "find_experiment",
     "find_runs",
@@ -204,6 +205,44 @@ def find_experiment(
         env=env,
     )
     return lookup.experiment
+
+
+def ensure_experiment(
+    server: str,
+    experiment_name: str,
+    *,
+    tags: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+    env: Mapping[str, str] | None = None,
+) -> ExperimentLink:
+    """The experiment's link on an MLflow server, created now when it does not exist yet (so
+    launch can print its exact URL before any trial logs; trials find it by name). At most
+    three requests: get-by-name, create, get-by-name again after losing a creation race.
+    Never raises: a problem comes back as `warning`."""
+    env = os.environ if env is None else env
+    base = server.rstrip("/")
+    headers, auth = _auth(env)
+    with requests.Session() as s:
+        exp_id, problem = _http_experiment(s, base, experiment_name, timeout=timeout, env=env)
+        if exp_id is None and problem is None:
+            body = {
+                "name": experiment_name,
+                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+            }
+            try:
+                r = s.post(f"{base}/api/2.0/mlflow/experiments/create", json=body,
+                           headers=headers, auth=auth, timeout=timeout)  # fmt: skip
+            except requests.RequestException as exc:
+                return ExperimentLink(None, None, _http_error(base, exc))
+            if r.status_code == 200:
+                exp_id = str(r.json().get("experiment_id") or "") or None
+            elif "RESOURCE_ALREADY_EXISTS" in r.text:  # a first trial was quicker
+                exp_id, problem = _http_experiment(
+                    s, base, experiment_name, timeout=timeout, env=env
+                )
+            else:
+                problem = _http_error(base, r)
+    return ExperimentLink(exp_id, experiment_url(base, exp_id) if exp_id else None, problem)
 
 
 def find_runs(

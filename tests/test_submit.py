@@ -142,6 +142,35 @@ def test_first_launch_builds_then_relaunch_reuses(
     )
 
 
+@pytest.mark.timeout(300)
+def test_the_mlflow_experiment_is_made_at_submit_so_its_link_is_exact(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from tests.mlflow_server import shared_mlflow_server
+
+    server = shared_mlflow_server()
+    monkeypatch.setenv("LAUNCH_MLFLOW_URL", server.uri)
+    lab.kaniko.auto("succeed")
+    result = invoke("--name", "tracked", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    made = MlflowClient(server.uri).get_experiment_by_name("tracked")
+    assert made is not None
+    assert f"MLflow: {server.uri}/#/experiments/{made.experiment_id}" in result.stdout
+    assert made.tags["katib.url"] == "http://katib.lab/katib/experiment/default/tracked?tab=trials"
+    # An MLflow experiment that exists already (made by hand, or an earlier sweep) is reused.
+    mine = MlflowClient(server.uri).create_experiment("mine")
+    again = invoke("--name", "mine", "--detach", *RUN)
+    assert again.exit_code == 0, again.output
+    assert f"MLflow: {server.uri}/#/experiments/{mine}" in again.stdout
+    # The same launch name again: refused before anything reaches the cluster.
+    lab.kube.reset_requests()
+    clash = invoke("--name", "mine", "--detach", *RUN)
+    assert clash.exit_code == ExitCode.USAGE and "already exists" in clash.stderr
+    assert lab.kube.requests == []
+
+
 def test_build_failure_prints_log_exits_4_creates_no_experiment(lab: Lab) -> None:
     lab.kaniko.auto("fail", log="step 1/3\nerror: COPY failed: file not found: requirements.lock\n")
     result = invoke("--name", "broken", "--detach", *RUN)
