@@ -617,7 +617,7 @@ def _run_cluster(
             "image": launched.image, "commit": facts.commit, "katib_url": launched.katib_url,
             "mlflow_url": settings["mlflow_url"], "created": __import__("time").time(),
             "seed_flag": settings["seed_flag"], "command": argv, "subdir": snap.subdir,
-            "queue": render_options.get("queue"),
+            "queue": render_options.get("queue"), "gpus": gpus,
         },
     )  # fmt: skip
     out = _stdout()
@@ -1215,10 +1215,18 @@ def _print_rerun(
             f"{exp.name} has no trial {trial}", hint="see `launch results " + exp.name + "`"
         )
     if _is_cluster(exp):
+        image = str(meta.get("image") or "")
         command = stats.rerun_command(
-            row, command=meta.get("command", []), fixed=spec.fixed, image=meta.get("image"),
-            commit=meta.get("commit"), subdir=meta.get("subdir", ""),
+            row, command=meta.get("command", []), fixed=spec.fixed, image=image,
+            commit=meta.get("commit"), subdir=meta.get("subdir", ""), gpus=int(meta.get("gpus") or 0),
         )  # fmt: skip
+        repo = image.split("/", 1)[-1]
+        _stderr().print(
+            f"# trial {row.number} ({row.name}) of commit {str(meta.get('commit'))[:12]}; the image "
+            "is in the cluster's registry: from a laptop, `kubectl -n launch-system port-forward "
+            f"svc/registry 5000:5000` and use 127.0.0.1:5000/{repo}",
+            highlight=False,
+        )
     else:
         root = meta.get("repo_root")
         workdir = meta.get("workdir", "")

@@ -382,6 +382,13 @@ def test_the_created_experiment_is_the_rendered_one(lab: Lab) -> None:
     # ... and the request id that makes a retried create idempotent.
     assert created["metadata"]["annotations"].pop("launch/request-id")
     assert {k: created["metadata"].get(k) for k in same["metadata"]} == same["metadata"]
+    # A trial of it, rerun by hand: the pinned image, its GPUs, its exact flags.
+    lab.katib.create_trials(NS, "same", [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"}])
+    rerun = invoke("results", "same", "--trial", "1", "--rerun")
+    assert rerun.exit_code == 0, rerun.output
+    assert rerun.stdout.startswith(f"docker run --rm --gpus 2 {image(created)} sh -c ")
+    assert "--optim.lr=0.01 --hidden=8 --activation=relu" in rerun.stdout
+    assert "port-forward svc/registry 5000:5000" in rerun.stderr and lab.commit[:12] in rerun.stderr
 
 
 def test_failed_experiment_exits_5_with_expected_tags(lab: Lab) -> None:
