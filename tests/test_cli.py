@@ -308,3 +308,14 @@ def test_unpushed_clean_commit_with_allow_dirty_builds_from_an_upload(
     env = {e["name"]: e["value"] for e in fetch["env"]}
     assert env["CONTEXT_DIGEST"] != "sha256:" + "0" * 64
     assert env["CONTEXT_URL"].endswith(env["CONTEXT_DIGEST"])
+
+
+def test_the_no_cli_import_contract_lists_every_module() -> None:
+    """A new module must join pyproject's import-linter contract (lint-imports enforces it)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    contracts = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [c for c in contracts["contracts"] if c["forbidden_modules"] == ["launch.cli"]]
+    modules = {f"launch.{p.stem}" for p in (root / "launch").glob("*.py")}
+    assert set(contract["source_modules"]) == modules - {"launch.__init__", "launch.cli"}
