@@ -688,6 +688,8 @@ def _run_local(
     from launch import katib, local, sampling, spec, state
 
     sampling.check_local(loaded)
+    for caveat in sampling.local_caveats(loaded):
+        _stderr().print(f"note: {caveat}", highlight=False)
     counts = spec.resolve_counts(loaded)
     parallel, slices = local.plan_slots(
         gpus_per_trial=gpus, visible=local.detect_gpus(os.environ), parallel=counts.parallel

@@ -597,3 +597,33 @@ def test_bayesianoptimization_without_torch_says_what_to_install(
     with pytest.raises(SpecError) as info:
         sampling.check_local(loaded)
     assert "needs torch" in str(info.value) and "pip install torch" in (info.value.hint or "")
+
+
+def test_local_samplers_build_without_warnings_and_say_what_differs_from_katib() -> None:
+    import warnings
+
+    from launch import sampling, spec
+
+    def loaded(algorithm: str) -> Any:
+        return spec.parse(
+            "objective: {type: minimize, objectiveMetricName: loss}\n"
+            f"algorithm: {algorithm}\n"
+            "parameters:\n"
+            '  - {name: a, parameterType: double, feasibleSpace: {min: "0.1", max: "0.5"}}\n'
+            '  - {name: b, parameterType: double, feasibleSpace: {min: "0.1", max: "0.5"}}\n'
+        )
+
+    cmaes = loaded(
+        "{algorithmName: cmaes, algorithmSettings: [{name: sigma, value: 0.2}, "
+        "{name: restart_strategy, value: ipop}]}"
+    )
+    sobol = loaded("{algorithmName: sobol}")
+    for one in (cmaes, sobol):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            suggester = sampling.make_suggester(one, [], seed_flag="seed")
+            assert suggester.ask() is not None
+        assert [str(w.message) for w in caught] == []
+    (caveat,) = sampling.local_caveats(cmaes)
+    assert "restart_strategy ipop applies on Katib only" in caveat
+    assert sampling.local_caveats(sobol) == []
