@@ -172,10 +172,13 @@ def test_the_mlflow_experiment_is_made_at_submit_so_its_link_is_exact(
 
 
 def test_build_failure_prints_log_exits_4_creates_no_experiment(lab: Lab) -> None:
-    lab.kaniko.auto("fail", log="step 1/3\nerror: COPY failed: file not found: requirements.lock\n")
+    noise = "".join(f"build line {i}\n" for i in range(1, 80))
+    lab.kaniko.auto("fail", log=noise + "error: COPY failed: file not found: requirements.lock\n")
     result = invoke("--name", "broken", "--detach", *RUN)
     assert result.exit_code == ExitCode.BUILD_FAILED, result.output
     assert "COPY failed: file not found" in result.stderr
+    # The last 50 lines of the build's log: 49 of the noise, then the error.
+    assert "build line 31\n" in result.stderr and "build line 30\n" not in result.stderr
     assert creates(lab.kube, "experiments") == 0
 
 
