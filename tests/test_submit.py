@@ -547,12 +547,14 @@ def test_pending_trials_say_why(lab: Lab) -> None:
         ):
             time.sleep(0.02)
         name = lab.kube.objects("experiments", NS)[0]["metadata"]["name"]
-        first, second, third, fourth = lab.katib.create_trials(
+        first, second, third, fourth, fifth = lab.katib.create_trials(
             NS, name, [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"},
                        {"optim.lr": 0.02, "hidden": 8, "activation": "relu"},
                        {"optim.lr": 0.03, "hidden": 8, "activation": "relu"},
-                       {"optim.lr": 0.04, "hidden": 8, "activation": "relu"}]
+                       {"optim.lr": 0.04, "hidden": 8, "activation": "relu"},
+                       {"optim.lr": 0.05, "hidden": 8, "activation": "relu"}]
         )  # fmt: skip
+        lab.katib.image_pull_backoff(NS, fifth.name)
         lab.katib.unschedulable(NS, first.name)
         lab.katib.kueue_pending(NS, second.name, queue="launch")
         # Only Events say these: kubelet cannot mount a volume; the Job controller makes no pod.
@@ -593,11 +595,14 @@ def test_pending_trials_say_why(lab: Lab) -> None:
     assert 'pending: FailedMount: persistentvolumeclaim "data" not found' in result.stderr
     assert 'pending: FailedCreate: pods "x" is forbidden: exceeded quota' in result.stderr
     assert "not ours" not in result.stderr
+    # kubelet's Failed event says why the pull fails; the pod status only says it backs off.
+    assert "pending: image pull failed (ImagePullBackOff): Failed to pull image" in result.stderr
+    assert ": not found" in result.stderr
     # `status` says the same, at any later time, from one list each of pods, events, workloads.
     status = json.loads(invoke("status", "pend", "--json").stdout)
     reasons = sorted(status["pending"].values())
-    assert len(reasons) == 4 and reasons[0].startswith("FailedCreate: ")
+    assert len(reasons) == 5 and reasons[0].startswith("FailedCreate: ")
     assert any(r.startswith("unschedulable: 0/3 nodes") for r in reasons)
     shown = invoke("status", "pend")
-    assert shown.exit_code == 0 and shown.stdout.count(" pending: ") == 4
+    assert shown.exit_code == 0 and shown.stdout.count(" pending: ") == 5
     assert 'pending: FailedMount: persistentvolumeclaim "data" not found' in shown.stdout
