@@ -510,6 +510,16 @@ def test_dirty_tree_is_refused_for_local_too(tmp_path: Path) -> None:
     assert done.returncode == ExitCode.GIT_STATE
     assert "--allow-dirty" in done.stderr
     assert not (cwd / ".launch" / "experiments").exists()
+    # --allow-dirty runs the working tree as it is, in place: the edit is what the trials run.
+    (cwd / "search.yaml").write_text(ONE_TRIAL)
+    done = launch(cwd, "--backend", "local", "--allow-dirty", "--name", "inplace", "search.yaml",
+                  "--", sys.executable, "train.py")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "in place (--allow-dirty)" in done.stderr
+    exp = experiment(cwd, "inplace")
+    (record,) = exp.state().trials.values()
+    assert received(exp, record.name)["cwd"] == str(cwd)  # not a worktree of the commit
+    assert not (exp.path / "worktree").exists()
 
 
 def test_search_times_seeds_runs_each_config_once_per_seed(tmp_path: Path) -> None:
