@@ -223,6 +223,27 @@ def test_mlflow_down_never_fails_or_stalls_the_trainer(trainer: Path, tmp_path: 
     assert failed.returncode == 5
 
 
+def test_an_mlflow_that_never_answers_does_not_stall_the_trainer(
+    trainer: Path, tmp_path: Path
+) -> None:
+    with socket.socket() as listener:  # accepts connections (backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        cmd = [sys.executable, str(trainer), "--n=50", f"--tensorboard_dir={tmp_path / 'tb'}"]
+        env = trial_env(f"http://127.0.0.1:{port}", "exp-wrap-hang", LAUNCH_MLFLOW_BUDGET_S="4")
+        env[mlflow_wrapper.ENV_START_TIMEOUT_S] = "10"
+        t0 = time.monotonic()
+        done = wrap(cmd, env)
+        elapsed = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr
+    assert "trained" in done.stdout
+    assert "warning:" in done.stderr and f"127.0.0.1:{port}" in done.stderr
+    assert "gave up" in done.stderr
+    # MLflow's own client would retry for minutes: the wrapper's bounds hold instead.
+    assert elapsed < 90, elapsed
+
+
 @dataclass
 class Optim:
     lr: float = 0.05
