@@ -280,10 +280,17 @@ def test_status_logs_and_cancel_of_a_running_sweep(tmp_path: Path) -> None:
         logs = launch(cwd, "logs", "live", "--trial", "1")
         assert logs.returncode == 0 and "training Config(" in logs.stdout
         pids = [received(exp, t.name)["pid"] for t in running]
+        follow = subprocess.Popen(
+            [LAUNCH, "logs", "live", "--trial", "2", "-f"], cwd=cwd, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"},
+        )  # fmt: skip
 
         cancel = launch(cwd, "cancel", "live", timeout=90)
         assert cancel.returncode == 0, cancel.stderr
         proc.wait(timeout=60)
+        # `logs -f` printed the trial's output as it came, and ended when the trial did.
+        followed, _ = follow.communicate(timeout=30)
+        assert follow.returncode == 0 and "training Config(" in followed
     finally:
         if proc.poll() is None:
             proc.kill()
