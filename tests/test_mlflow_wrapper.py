@@ -199,16 +199,22 @@ def test_signals_are_forwarded_and_the_childs_status_is_kept(
     assert run.data.tags["launch.exit_code"] == "42"
 
 
-def test_mlflow_down_never_fails_or_stalls_the_trainer(trainer: Path, tmp_path: Path) -> None:
-    with socket.socket() as s:  # a port nobody listens on
+@pytest.mark.parametrize("server", ["refuses", "never answers"])
+def test_mlflow_down_never_fails_or_stalls_the_trainer(
+    trainer: Path, tmp_path: Path, server: str
+) -> None:
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
+        if server == "never answers":
+            s.listen(16)  # connections wait in the backlog; nothing ever replies
         port = s.getsockname()[1]
-    cmd = [sys.executable, str(trainer), "--n=50", f"--tensorboard_dir={tmp_path / 'tb'}"]
-    env = trial_env(f"http://127.0.0.1:{port}", "exp-wrap-d4", LAUNCH_MLFLOW_BUDGET_S="4")
-    env[mlflow_wrapper.ENV_START_TIMEOUT_S] = "10"
-    t0 = time.monotonic()
-    done = wrap(cmd, env)
-    elapsed = time.monotonic() - t0
+        cmd = [sys.executable, str(trainer), "--n=50", f"--tensorboard_dir={tmp_path / 'tb'}"]
+        env = trial_env(f"http://127.0.0.1:{port}", "exp-wrap-d4", LAUNCH_MLFLOW_BUDGET_S="4")
+        env[mlflow_wrapper.ENV_START_TIMEOUT_S] = "10"
+        t0 = time.monotonic()
+        done = wrap(cmd, env)
+        elapsed = time.monotonic() - t0
+        failed = wrap([*cmd, "--exit=5"], env)
     assert done.returncode == 0, done.stderr
     assert "trained" in done.stdout
     warnings = [ln for ln in done.stderr.splitlines() if "warning:" in ln]
@@ -216,32 +222,10 @@ def test_mlflow_down_never_fails_or_stalls_the_trainer(trainer: Path, tmp_path: 
     assert f"127.0.0.1:{port}" in warnings[0]
     assert "unreachable" in warnings[0] or "slow" in warnings[0]  # slow: mlflow import > 10 s
     assert "gave up" in done.stderr
-    # start wait (<= 10 s) + budget (4 s) + interpreter/mlflow imports on a busy machine
-    assert elapsed < 60, elapsed
-
-    failed = wrap([*cmd, "--exit=5"], env)
-    assert failed.returncode == 5
-
-
-def test_an_mlflow_that_never_answers_does_not_stall_the_trainer(
-    trainer: Path, tmp_path: Path
-) -> None:
-    with socket.socket() as listener:  # accepts connections (backlog), never answers
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        port = listener.getsockname()[1]
-        cmd = [sys.executable, str(trainer), "--n=50", f"--tensorboard_dir={tmp_path / 'tb'}"]
-        env = trial_env(f"http://127.0.0.1:{port}", "exp-wrap-hang", LAUNCH_MLFLOW_BUDGET_S="4")
-        env[mlflow_wrapper.ENV_START_TIMEOUT_S] = "10"
-        t0 = time.monotonic()
-        done = wrap(cmd, env)
-        elapsed = time.monotonic() - t0
-    assert done.returncode == 0, done.stderr
-    assert "trained" in done.stdout
-    assert "warning:" in done.stderr and f"127.0.0.1:{port}" in done.stderr
-    assert "gave up" in done.stderr
-    # MLflow's own client would retry for minutes: the wrapper's bounds hold instead.
+    # start wait (<= 10 s) + budget (4 s) + interpreter/mlflow imports on a busy machine; MLflow's
+    # own client would retry a silent server for minutes
     assert elapsed < 90, elapsed
+    assert failed.returncode == 5
 
 
 @dataclass

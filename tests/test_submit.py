@@ -558,31 +558,14 @@ def test_pending_trials_say_why(lab: Lab) -> None:
         lab.katib.unschedulable(NS, first.name)
         lab.katib.kueue_pending(NS, second.name, queue="launch")
         # Only Events say these: kubelet cannot mount a volume; the Job controller makes no pod.
-        lab.kube.add_event(
-            NS,
-            involved_kind="Pod",
-            involved_name=third.pod,
-            type_="Warning",
-            reason="FailedMount",
-            message='persistentvolumeclaim "data" not found',
-        )
         lab.kube.remove("pods", NS, fourth.pod)
-        lab.kube.add_event(
-            NS,
-            involved_kind="Job",
-            involved_name=fourth.job,
-            type_="Warning",
-            reason="FailedCreate",
-            message='pods "x" is forbidden: exceeded quota',
-        )
-        lab.kube.add_event(
-            NS,
-            involved_kind="Pod",
-            involved_name="someone-elses-pod",
-            type_="Warning",
-            reason="BackOff",
-            message="not ours",
-        )
+        for kind, name, reason, message in (
+            ("Pod", third.pod, "FailedMount", 'persistentvolumeclaim "data" not found'),
+            ("Job", fourth.job, "FailedCreate", 'pods "x" is forbidden: exceeded quota'),
+            ("Pod", "someone-elses-pod", "BackOff", "not ours"),
+        ):
+            lab.kube.add_event(NS, involved_kind=kind, involved_name=name, type_="Warning",
+                               reason=reason, message=message)  # fmt: skip
 
     threading.Thread(target=play, daemon=True).start()
     result = invoke("--name", "pend", "--queue", "launch", "--timeout", "8s", *RUN)
