@@ -112,33 +112,26 @@ def _metric_text(value: float | None, *, precise: bool) -> str:
 def to_rows(
     trials: Sequence[Trial], objective_name: str, *, precise: bool = True
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and text rows, shared by the table (precise=False: short numbers) and CSV forms."""
+    """Header and text rows, shared by the CSV form and the table (precise=False: short
+    numbers, and no `start` column: the table is for reading)."""
     params, metrics = param_names(trials), metric_names(trials, objective_name)
-    header = [
-        "trial",
-        "status",
-        objective_name,
-        *metrics,
-        *params,
-        "duration_s",
-        "start",
-        "mlflow_run",
-    ]
+    header = ["trial", "status", objective_name, *metrics, *params, "duration_s"]
+    header += ["start", "mlflow_run"] if precise else ["mlflow_run"]
     rows = []
     for t in trials:
         duration = t.duration_s
-        rows.append(
-            [
-                str(t.number),
-                t.status,
-                _metric_text(t.objective, precise=precise),
-                *(_metric_text(t.metrics.get(m), precise=precise) for m in metrics),
-                *(_param_text(t.params.get(p), precise=precise) for p in params),
-                "" if duration is None else f"{duration:.1f}",
-                _iso(t.start),
-                t.mlflow_url or t.mlflow_run_id or "",
-            ]
-        )
+        row = [
+            str(t.number),
+            t.status,
+            _metric_text(t.objective, precise=precise),
+            *(_metric_text(t.metrics.get(m), precise=precise) for m in metrics),
+            *(_param_text(t.params.get(p), precise=precise) for p in params),
+            "" if duration is None else f"{duration:.1f}",
+        ]
+        if precise:
+            row.append(_iso(t.start))
+        row.append(t.mlflow_url or t.mlflow_run_id or "")
+        rows.append(row)
     return header, rows
 
 
@@ -151,14 +144,20 @@ def to_csv(trials: Sequence[Trial], objective_name: str) -> str:
     return out.getvalue()
 
 
+def json_lines_array(items: Iterable[Any]) -> str:
+    """A JSON array with one item per line: readable, greppable, and encoded by json's C
+    encoder (`indent=` switches to the pure-Python one, 3x slower on 10k trials)."""
+    body = ",\n".join(json.dumps(item) for item in items)
+    return f"[\n{body}\n]" if body else "[]"
+
+
 def to_json(trials: Sequence[Trial]) -> str:
     # Field by field: dataclasses.asdict deep-copies recursively and dominates at 10k trials.
     names = [f.name for f in fields(Trial)]
-    return json.dumps(
-        [{**{n: getattr(t, n) for n in names}, "params": dict(t.params), "metrics": dict(t.metrics)}
-         for t in trials],
-        indent=2,
-    )  # fmt: skip
+    return json_lines_array(
+        {**{n: getattr(t, n) for n in names}, "params": dict(t.params), "metrics": dict(t.metrics)}
+        for t in trials
+    )
 
 
 def from_json(text: str) -> list[Trial]:

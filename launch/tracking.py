@@ -14,10 +14,11 @@ import os
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 __all__ = [
     "DEFAULT_UI",
@@ -106,6 +107,8 @@ def _auth(env: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, str] | Non
 
 
 def _http_error(base: str, exc_or_resp: Any) -> str:
+    import requests  # ~140 ms: only for a tracking server, never for a local sqlite store
+
     if isinstance(exc_or_resp, requests.Response):
         r = exc_or_resp
         if r.status_code == 403 and "host" in r.text.lower():
@@ -126,6 +129,8 @@ def _http_experiment(
     env: Mapping[str, str],
 ) -> tuple[str | None, str | None]:
     """(experiment id or None, warning or None)."""
+    import requests
+
     headers, auth = _auth(env)
     try:
         r = session.get(
@@ -219,6 +224,8 @@ def ensure_experiment(
     launch can print its exact URL before any trial logs; trials find it by name). At most
     three requests: get-by-name, create, get-by-name again after losing a creation race.
     Never raises: a problem comes back as `warning`."""
+    import requests
+
     env = os.environ if env is None else env
     base = server.rstrip("/")
     headers, auth = _auth(env)
@@ -287,6 +294,8 @@ def find_runs(
     if not tracking_uri.startswith(("http://", "https://")):
         warning = f"no MLflow links for tracking URI {tracking_uri!r} (need http(s):// or sqlite:)"
         return RunLookup(experiment=ExperimentLink(None, None, warning=warning))
+
+    import requests
 
     base = tracking_uri.rstrip("/")
     ui = (ui_base or base).rstrip("/")
