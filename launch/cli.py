@@ -1207,6 +1207,9 @@ def results_cmd(
 def _print_rerun(
     exp: Any, meta: dict[str, Any], spec: Any, rows: list[Any], trial: int | None
 ) -> None:
+    import os
+    import time
+
     from launch import stats
 
     if trial is None:
@@ -1237,6 +1240,9 @@ def _print_rerun(
         command = stats.rerun_command(
             row, command=meta["command"], fixed=spec.fixed, commit=meta.get("commit"),
             repo_root=root, subdir="" if subdir == "." else subdir,
+            # Each printed command gets its own worktree: a second rerun never collides.
+            scratch=time.strftime("-%Y%m%d-%H%M%S-") + str(os.getpid()),
+            argv=getattr(exp.state().trials.get(row.name), "argv", None),
         )  # fmt: skip
     sys.stdout.write(command + "\n")
 

@@ -87,6 +87,7 @@ class TrialRecord:
     proc_start: str | None = None  # kernel start time, to tell our pid from a reused one
     gpus: str = ""
     retry_of: str | None = None
+    argv: list[str] | None = None  # exactly what ran (the journal's params lose their order)
 
 
 @dataclass
@@ -278,6 +279,7 @@ def reduce_events(events: list[dict[str, Any]]) -> JournalState:
                 start=event["t"],
                 gpus=event.get("gpus", ""),
                 retry_of=event.get("retry_of"),
+                argv=event.get("argv"),
             )
         elif kind == "trial_running" and event["trial"] in trials:
             trials[event["trial"]].pid = event.get("pid")

@@ -706,13 +706,18 @@ def rerun_command(
     subdir: str = "",
     tensorboard_dir: str | None = None,
     gpus: int = 0,
+    scratch: str = "",
+    argv: Sequence[str] | None = None,
 ) -> str:
     """A copy-paste shell command that reruns one trial with its exact argv.
 
     With `image` (a cluster trial; pass `name@sha256:...`): `docker run --rm IMAGE sh -c '...'`,
     run from `subdir` of the image's WORKDIR, TensorBoard files to Katib's directory.
     Otherwise (local): a fresh `git worktree` of `commit` from `repo_root` (when both are given),
-    `cd` into `subdir`, then the argv; TensorBoard files go to `tensorboard_dir`.
+    `cd` into `subdir`, then the argv; TensorBoard files go to `tensorboard_dir`. `scratch`
+    tells reruns of one trial apart (`/tmp/launch-rerun/<trial><scratch>`). `argv`: the argv
+    the trial ran with, when recorded (local journal), reused with only its TensorBoard dir
+    changed.
     """
     from launch import katib  # lazy: katib pulls in yaml and the spec model
 
@@ -725,8 +730,12 @@ def rerun_command(
             inner = f"cd {shlex.quote(subdir)} && {inner}"
         gpu = f" --gpus {gpus}" if gpus else ""
         return f"docker run --rm{gpu} {shlex.quote(image)} sh -c {shlex.quote(inner)}"
-    rerun_dir = f"/tmp/launch-rerun/{trial.name}"
-    argv = katib.trial_argv(command, params, tensorboard_dir or f"{rerun_dir}/tfevent")
+    rerun_dir = f"/tmp/launch-rerun/{trial.name}{scratch}"
+    tb_flag = f"--tensorboard_dir={tensorboard_dir or f'{rerun_dir}/tfevent'}"
+    if argv:
+        argv = [tb_flag if a.startswith("--tensorboard_dir=") else a for a in argv]
+    else:
+        argv = [*katib.trial_argv(command, params, "")[:-1], tb_flag]
     steps = []
     if commit and repo_root:
         worktree = f"{rerun_dir}/worktree"

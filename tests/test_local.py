@@ -156,6 +156,17 @@ def test_random_sweep_end_to_end(tmp_path: Path) -> None:
         ).stdout
         == ""
     )
+    # Rerun trial 2 by hand, twice: the printed command runs it from a fresh worktree of the
+    # commit with the very same flags; each printed command has its own worktree.
+    second = next(r for r in current.trials.values() if r.number == 2)
+    for _ in range(2):
+        command = launch(cwd, "results", "rnd", "--trial", "2", "--rerun").stdout.strip()
+        rerun = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        tb_dir = command.rsplit("--tensorboard_dir=", 1)[1]
+        again = json.loads((Path(tb_dir) / "received.json").read_text())
+        assert again["argv"][:-1] == received(exp, second.name)["argv"][:-1]
+        assert again["cwd"] != str(cwd) and again["cwd"].startswith("/tmp/launch-rerun/")
 
 
 def test_grid_sweep_runs_every_point_with_fixed_flags(tmp_path: Path) -> None:
