@@ -252,7 +252,7 @@ class Coordinator:
         tally = _Tally(job, finished)
         free = [list(s) for s in job.gpu_slices]
         self._emit({"event": "experiment", "status": state.EXP_RUNNING, "resumed": bool(trials)})
-        _prepare_tracking(job)
+        _prepare_tracking(job, self.base_env)
 
         selector = selectors.DefaultSelector()
         selector.register(wakeup, selectors.EVENT_READ, None)
@@ -462,27 +462,51 @@ class Coordinator:
         self.running.clear()
 
 
-def _prepare_tracking(job: LocalExperiment) -> None:
+_PREPARE_STORE = """
+import importlib.util, sys
+if importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("launch") is None:
+    sys.exit(0)  # trials here cannot log to MLflow either: nothing to prepare
+from launch import mlflow_wrapper
+sys.exit(mlflow_wrapper.prepare(sys.argv[1], sys.argv[2]) is None)
+"""
+
+
+def tracking_python(command: Sequence[str], *, frozen: bool, own: str) -> str | None:
+    """The interpreter that prepares the MLflow store: the trials' own Python when the command
+    starts with one (so the schema is the one their MLflow writes), else launch's own (`own`),
+    except in the single-file build, which has no MLflow."""
+    import shutil
+
+    first = shutil.which(command[0]) if command else None
+    if first and Path(first).name.startswith("python"):
+        return first
+    return None if frozen else own
+
+
+def _prepare_tracking(job: LocalExperiment, base_env: Mapping[str, str]) -> None:
     """Create a new local MLflow store before the first trial, so parallel trials never race to
     create its sqlite schema. In a child process: importing mlflow here would cost the
     coordinator seconds and ~150 MB for the whole sweep. Never fatal (the wrapper warns)."""
-    import importlib.util
     import sys
 
     store = job.tracking_uri.removeprefix("sqlite:///")
     if store == job.tracking_uri or os.path.exists(store):
         return  # not a local sqlite store, or one that exists already
-    if importlib.util.find_spec("mlflow") is None:
-        return
-    code = (
-        "import sys; from launch import mlflow_wrapper; "
-        "sys.exit(mlflow_wrapper.prepare(sys.argv[1], sys.argv[2]) is None)"
+    python = tracking_python(
+        job.command, frozen=bool(getattr(sys, "frozen", False)), own=sys.executable
     )
+    if python is None:
+        return
     # Quiet (MLflow and alembic log each migration at INFO); its words only if it failed.
-    done = subprocess.run(
-        [sys.executable, "-c", code, job.tracking_uri, job.name],
-        check=False, timeout=300, capture_output=True, text=True,
-    )  # fmt: skip
+    try:
+        done = subprocess.run(
+            [python, "-c", _PREPARE_STORE, job.tracking_uri, job.name],
+            cwd=job.workdir, env=trial_env(base_env, job, f"{job.name}-prepare", None),
+            check=False, timeout=300, capture_output=True, text=True,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        sys.stderr.write(f"warning: creating the MLflow store {store} failed: {exc}\n")
+        return
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         sys.stderr.write(f"warning: creating the MLflow store {store} failed:\n{tail}\n")

@@ -655,3 +655,27 @@ def test_local_samplers_build_without_warnings_and_say_what_differs_from_katib()
     (caveat,) = sampling.local_caveats(cmaes)
     assert "restart_strategy ipop applies on Katib only" in caveat
     assert sampling.local_caveats(sobol) == []
+
+
+def test_the_mlflow_store_is_prepared_by_the_trials_own_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its schema is the one the trials' MLflow writes; the single-file build (no MLflow of its
+    own) still prepares it when the trials run a Python."""
+    import types
+
+    assert local.tracking_python([sys.executable, "t.py"], frozen=True, own="x") == sys.executable
+    assert (
+        local.tracking_python(["sh", "run.sh"], frozen=False, own="/venv/python") == "/venv/python"
+    )
+    assert local.tracking_python(["sh", "run.sh"], frozen=True, own="/venv/python") is None
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    store = tmp_path / "mlflow.db"
+    job = types.SimpleNamespace(
+        tracking_uri=f"sqlite:///{store}", name="prep", command=[sys.executable, "train.py"],
+        workdir=tmp_path, extra={}, commit="0" * 40,
+    )  # fmt: skip
+    local._prepare_tracking(job, dict(os.environ))  # type: ignore[arg-type]
+    from mlflow.tracking import MlflowClient
+
+    assert MlflowClient(f"sqlite:///{store}").get_experiment_by_name("prep") is not None
