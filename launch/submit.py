@@ -251,6 +251,11 @@ class WatchResult:
     trials: dict[str, str] = field(default_factory=dict)
 
 
+# Streams that only explain pending trials: a role without access to them costs precision, not
+# the watch.
+_ADVISORY = ("event", "workload")
+
+
 def _pump(
     events: Iterator[Any], out: queue.Queue[tuple[str, Any]], tag: str, stop: threading.Event
 ) -> None:
@@ -261,6 +266,9 @@ def _pump(
             out.put((tag, event))
         out.put((tag, None))
     except BaseException as exc:  # handed to the main thread, which raises it
+        if tag in _ADVISORY and getattr(exc, "status", None) == 403:
+            out.put(("lost", exc))
+            return
         out.put(("error", exc))
 
 
@@ -341,6 +349,9 @@ def _follow(
             continue
         if tag == "error":
             raise event
+        if tag == "lost":
+            report("warn", f"{event.message}: pending trials are explained without it")
+            continue
         if event is None:
             continue
         obj = event.object
@@ -435,11 +446,20 @@ def pending_reasons(
         if TRIAL_LABEL in (labels := pod.get("metadata", {}).get("labels") or {})
     }
     warnings: dict[str, list[Mapping[str, Any]]] = {}
-    _keep_warnings(
-        warnings, cluster.list("Event", namespace, field_selector="type=Warning"), kept=None
-    )
-    workloads = _by_job(cluster.list("Workload", namespace)) if kueue else {}
+    events = _advisory_list(cluster, "Event", namespace, field_selector="type=Warning")
+    _keep_warnings(warnings, events, kept=None)
+    workloads = _by_job(_advisory_list(cluster, "Workload", namespace)) if kueue else {}
     return katib.pending_reasons(states, pods=pods, warnings=warnings, workloads=workloads)
+
+
+def _advisory_list(cluster: Any, kind: str, namespace: str, **options: Any) -> list[Any]:
+    """Objects that only sharpen an explanation: none when the role may not list them (403)."""
+    try:
+        return list(cluster.list(kind, namespace, **options))
+    except Exception as exc:
+        if getattr(exc, "status", None) == 403:
+            return []
+        raise
 
 
 def _report_trial(

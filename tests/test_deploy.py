@@ -484,6 +484,7 @@ def test_contract_launch_user_role_covers_what_launch_does() -> None:
         ("", "pods", "watch"),
         ("", "pods/log", "get"),
         ("", "events", "list"),
+        ("", "events", "watch"),
         ("kueue.x-k8s.io", "workloads", "watch"),
     ]:
         assert _allows(rules, group, resource, verb), (group, resource, verb)

@@ -394,6 +394,32 @@ def test_the_created_experiment_is_the_rendered_one(lab: Lab) -> None:
     assert "port-forward svc/registry 5000:5000" in rerun.stderr and lab.commit[:12] in rerun.stderr
 
 
+def test_a_role_without_events_still_watches(lab: Lab) -> None:
+    """Events only explain pending trials: without access to them the watch goes on."""
+    lab.kube.forbid("list", "events", NS)
+    lab.kube.forbid("watch", "events", NS)
+    lab.kaniko.auto("succeed")
+    driver = _drive_trials(lab, "succeed")
+    result = invoke("--name", "noevents", "--timeout", "60s", *RUN)
+    driver.join(5)
+    assert result.exit_code == 0, result.output
+    assert invoke("status", "noevents").exit_code == 0
+    # The stream that lost its access says so once (when it loses before the verdict).
+    import queue
+
+    from launch import submit
+    from launch.cluster import ClusterError
+
+    def refused() -> Iterator[Any]:
+        raise ClusterError("cannot watch events", status=403)
+        yield  # a generator, as cluster.watch is
+
+    for tag, expected in (("event", "lost"), ("workload", "lost"), ("trial", "error")):
+        out: queue.Queue[tuple[str, Any]] = queue.Queue()
+        submit._pump(refused(), out, tag, threading.Event())
+        assert out.get_nowait()[0] == expected, tag
+
+
 def test_failed_experiment_exits_5_with_expected_tags(lab: Lab) -> None:
     lab.kaniko.auto("succeed")
     driver = _drive_trials(lab, "unavailable")
