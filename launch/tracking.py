@@ -27,7 +27,6 @@ __all__ = [
     "RunLookup",
     "ensure_experiment",
     "experiment_url",
-    "find_experiment",
     "find_runs",
     "run_url",
     "ui_hint",
@@ -188,28 +187,6 @@ def _sqlite_lookup(
         return exp_id, runs
     finally:
         con.close()
-
-
-def find_experiment(
-    tracking_uri: str,
-    experiment_name: str,
-    *,
-    ui_base: str | None = None,
-    session: requests.Session | None = None,
-    timeout: float = 10.0,
-    env: Mapping[str, str] | None = None,
-) -> ExperimentLink:
-    """The experiment's UI link (one GET; no id yet when no trial has logged). Never raises."""
-    lookup = find_runs(
-        tracking_uri,
-        experiment_name,
-        (),
-        ui_base=ui_base,
-        session=session,
-        timeout=timeout,
-        env=env,
-    )
-    return lookup.experiment
 
 
 def ensure_experiment(

@@ -87,7 +87,7 @@ def test_ui_base_and_no_katib_filter(server: MlflowServer, runs: dict[str, Any])
 
 def test_experiment_link_only_needs_one_request(server: MlflowServer, runs: dict[str, Any]) -> None:
     s = CountingSession()
-    link = tracking.find_experiment(server.uri, "shared", session=s)
+    link = tracking.find_runs(server.uri, "shared", (), session=s).experiment
     assert len(s.calls) == 1
     assert link.experiment_id == runs["exp_id"] and link.warning is None
     missing = tracking.find_runs(server.uri, "no-such-experiment", ["t-1"], session=s)
