@@ -903,7 +903,7 @@ def _print_rows(name: str, spec: Any, rows: list[Any], *, fmt: str) -> None:
     keep = [
         i
         for i, h in enumerate(header)
-        if h != "start" and (h != "mlflow_run" or any(r[i] for r in text_rows))
+        if h != "start" and (h not in ("mlflow_run", "reason") or any(r[i] for r in text_rows))
     ]
     _stderr().print(f"{name}: {len(rows)} trials, best first", highlight=False)
     # A plain aligned table: rich costs ~1 ms a row, too slow for 10k-trial sweeps.

@@ -415,6 +415,9 @@ class Coordinator:
         if code != 0:
             record.status = state.FAILED
             record.reason = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
+            last = last_line(self.exp.trial_dir(record.name) / "output.log")
+            if last:  # e.g. `ModuleNotFoundError: No module named 'draccus'`: the why, at once
+                record.reason += f": {last}"
         elif objective not in result.values:
             record.status = state.METRICS_UNAVAILABLE
             record.reason = f"objective `{objective}` not found: {result.describe_missing()}"
@@ -510,6 +513,18 @@ def _prepare_tracking(job: LocalExperiment, base_env: Mapping[str, str]) -> None
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         sys.stderr.write(f"warning: creating the MLflow store {store} failed:\n{tail}\n")
+
+
+def last_line(path: Path, *, limit: int = 200) -> str:
+    """The last non-empty line of a log (at most `limit` characters), or "" when none."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else ""
 
 
 class _Tally:

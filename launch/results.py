@@ -116,7 +116,7 @@ def to_rows(
     numbers, and no `start` column: the table is for reading)."""
     params, metrics = param_names(trials), metric_names(trials, objective_name)
     header = ["trial", "status", objective_name, *metrics, *params, "duration_s"]
-    header += ["start", "mlflow_run"] if precise else ["mlflow_run"]
+    header += ["start", "mlflow_run", "reason"] if precise else ["mlflow_run", "reason"]
     rows = []
     for t in trials:
         duration = t.duration_s
@@ -131,6 +131,7 @@ def to_rows(
         if precise:
             row.append(_iso(t.start))
         row.append(t.mlflow_url or t.mlflow_run_id or "")
+        row.append(t.reason if t.status != "Succeeded" else "")  # why it failed, in a word
         rows.append(row)
     return header, rows
 

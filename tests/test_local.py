@@ -339,6 +339,13 @@ def test_crashing_trainer_fails_the_experiment_after_max_failed(tmp_path: Path) 
     # Katib ends the experiment once failures reach maxFailedTrialCount: 2 trials, not 8.
     assert [t.status for t in current.trials.values()] == [state.FAILED] * 2
     assert "exit code 3" in done.stderr and "launch logs crash --trial 1" in done.stderr
+    # The trainer's last words are the reason, at once (no need to open the log for a typo).
+    assert "Failed in" in done.stderr and "exit code 3: boom: something broke" in done.stderr
+    assert [t.reason for t in current.trials.values()] == ["exit code 3: boom: something broke"] * 2
+    table = launch(cwd, "results", "crash").stdout.splitlines()
+    assert table[0].split()[-1] == "reason" and table[1].endswith(
+        "exit code 3: boom: something broke"
+    )
     logs = launch(cwd, "logs", "crash", "--trial", "2")
     assert "boom: something broke" in logs.stdout
 
@@ -679,3 +686,14 @@ def test_the_mlflow_store_is_prepared_by_the_trials_own_python(
     from mlflow.tracking import MlflowClient
 
     assert MlflowClient(f"sqlite:///{store}").get_experiment_by_name("prep") is not None
+
+
+def test_last_line_of_a_log(tmp_path: Path) -> None:
+    log = tmp_path / "output.log"
+    assert local.last_line(log) == ""  # no log at all
+    log.write_text("")
+    assert local.last_line(log) == ""
+    log.write_text("x" * 10_000 + "\nTraceback (most recent call last):\nKeyError: 'lr'\n\n  \n")
+    assert local.last_line(log) == "KeyError: 'lr'"
+    log.write_text("y" * 500)
+    assert local.last_line(log) == "y" * 200
