@@ -851,7 +851,19 @@ def _trials_of(exp: Any) -> tuple[Any, list[Any]]:
 
 
 def _print_results(exp: Any, *, fmt: str) -> None:
+    """What `launch results EXP` prints by default: a seed sweep's distribution per config,
+    else one row per trial with its MLflow link."""
+    from launch import stats
+
     spec, rows = _trials_of(exp)
+    seed_flag = exp.meta().get("seed_flag", "seed")
+    if stats.has_seed_axis(rows, seed_flag):
+        groups = stats.group_by_config(
+            rows, minimize=spec.objective.type == "minimize", seed_flag=seed_flag,
+            objective_name=spec.objective.objectiveMetricName,
+        )  # fmt: skip
+        _print_groups(exp.name, groups, n_trials=len(rows), fmt=fmt)
+        return
     _print_rows(exp.name, spec, _with_mlflow_links(exp, rows), fmt=fmt)
 
 
@@ -1191,6 +1203,13 @@ def results_cmd(
             )
             _stderr().print(f"wrote {plot} ({drawn} configs)", highlight=False)
         return
+    _print_groups(exp.name, groups, n_trials=len(rows), fmt=fmt)
+
+
+def _print_groups(name: str, groups: list[Any], *, n_trials: int, fmt: str) -> None:
+    """A seed sweep's distribution per config, as a table, CSV or JSON."""
+    from launch import stats
+
     if fmt == "json":
         sys.stdout.write(stats.to_json(groups) + "\n")
     elif fmt == "csv":
@@ -1198,7 +1217,7 @@ def results_cmd(
     else:
         header, text_rows = stats.to_table_rows(groups)
         _stderr().print(
-            f"{exp.name}: {len(rows)} trials in {len(groups)} configs, best mean first",
+            f"{name}: {n_trials} trials in {len(groups)} configs, best mean first",
             highlight=False,
         )
         sys.stdout.write(stats.text_table(header, text_rows) + "\n")

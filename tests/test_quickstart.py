@@ -87,6 +87,8 @@ def test_local_seed_sweep_reports_a_distribution_and_plots_it(tmp_path: Path) ->
     done = launch(cwd, "--backend", "local", "--name", "sd", "--seeds", "4", "seeds.yaml", "--",
                   sys.executable, "train.py")  # fmt: skip
     assert done.returncode == 0, done.stderr
+    # The sweep ends with what `launch results` shows for a seed sweep: the distribution.
+    assert "4/4" in done.stdout and "1 configs, best mean first" in done.stderr
     per_trial = json.loads(launch(cwd, "results", "sd", "--per-trial", "--json").stdout)
     assert sorted(r["params"]["seed"] for r in per_trial) == [0, 1, 2, 3]
     losses = sorted(r["objective"] for r in per_trial)
