@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,8 +164,9 @@ def test_random_sweep_end_to_end(tmp_path: Path) -> None:
         command = launch(cwd, "results", "rnd", "--trial", "2", "--rerun").stdout.strip()
         rerun = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
         assert rerun.returncode == 0, rerun.stderr
-        tb_dir = command.rsplit("--tensorboard_dir=", 1)[1]
-        again = json.loads((Path(tb_dir) / "received.json").read_text())
+        tb_dir = Path(command.rsplit("--tensorboard_dir=", 1)[1])
+        again = json.loads((tb_dir / "received.json").read_text())
+        shutil.rmtree(tb_dir.parent)  # the rerun's scratch directory, outside tmp_path
         assert again["argv"][:-1] == received(exp, second.name)["argv"][:-1]
         assert again["cwd"] != str(cwd) and again["cwd"].startswith("/tmp/launch-rerun/")
 
