@@ -19,16 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from startup import FLOOR_APP  # the same floor app as bench/startup.py
+
 ROOT = Path(__file__).resolve().parent.parent
-FLOOR_APP = '''
-import typer
-app = typer.Typer()
-@app.command()
-def main(name: str = "world") -> None:
-    """Say hello."""
-    print(name)
-app()
-'''
 GOAL = 1.5
 
 

@@ -274,16 +274,21 @@ def test_create_500_is_retried_without_two_experiments(lab: Lab) -> None:
     assert len(lab.kube.objects("experiments", NS)) == 1
 
 
+def _once_watching(lab: Lab, resource: str) -> str:
+    """The Experiment's name, once it exists and launch watches `resource` (plural)."""
+    lab.kube.wait_for(lambda: lab.kube.objects("experiments", NS), timeout_s=30)
+    deadline = time.monotonic() + 30
+    while not lab.kube.count(verb="watch", resource=resource) and time.monotonic() < deadline:
+        time.sleep(0.02)  # requests are not object changes: wait_for would not wake
+    return str(lab.kube.objects("experiments", NS)[0]["metadata"]["name"])
+
+
 def _drive_trials(lab: Lab, outcome: str) -> threading.Thread:
     """Play Katib once the Experiment exists: two trials, one fails, then `outcome` for the other."""
 
     def play() -> None:
-        lab.kube.wait_for(lambda: lab.kube.objects("experiments", NS), timeout_s=30)
-        name = lab.kube.objects("experiments", NS)[0]["metadata"]["name"]
         # Start once launch is watching, so the trials' changes arrive as events, in order.
-        deadline = time.monotonic() + 30
-        while not lab.kube.count(verb="watch", resource="trials") and time.monotonic() < deadline:
-            time.sleep(0.02)  # requests are not object changes: wait_for would not wake
+        name = _once_watching(lab, "trials")
         first, second = lab.katib.create_trials(
             NS, name, [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"},
                        {"optim.lr": 0.05, "hidden": 16, "activation": "tanh"}]
@@ -325,10 +330,7 @@ def test_wait_all_returns_once_every_trial_has_finished(lab: Lab) -> None:
     lab.kaniko.auto("succeed")
 
     def play() -> None:
-        lab.kube.wait_for(lambda: lab.kube.objects("experiments", NS), timeout_s=30)
-        deadline = time.monotonic() + 30
-        while not lab.kube.count(verb="watch", resource="trials") and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _once_watching(lab, "trials")
         first, second = lab.katib.create_trials(
             NS, "all", [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"},
                         {"optim.lr": 0.05, "hidden": 16, "activation": "tanh"}]
@@ -566,13 +568,7 @@ def test_pending_trials_say_why(lab: Lab) -> None:
     lab.kaniko.auto("succeed")
 
     def play() -> None:
-        lab.kube.wait_for(lambda: lab.kube.objects("experiments", NS), timeout_s=30)
-        deadline = time.monotonic() + 30
-        while (
-            lab.kube.count(verb="watch", resource="workloads") == 0 and time.monotonic() < deadline
-        ):
-            time.sleep(0.02)
-        name = lab.kube.objects("experiments", NS)[0]["metadata"]["name"]
+        name = _once_watching(lab, "workloads")
         first, second, third, fourth, fifth = lab.katib.create_trials(
             NS, name, [{"optim.lr": 0.01, "hidden": 8, "activation": "relu"},
                        {"optim.lr": 0.02, "hidden": 8, "activation": "relu"},
