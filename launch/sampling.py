@@ -1,8 +1,9 @@
 """Suggestions for the local backend: Optuna samplers mapped from Katib algorithm names.
 
 Optuna is imported only when a sampler is built (it costs ~0.6 s). Grid sweeps need no Optuna:
-they enumerate the grid in order, which also makes resuming trivial. A suggester is rebuilt from
-the journal's trial records on resume: finished trials are history, Killed ones run again.
+they enumerate the grid lazily, in order, which also makes resuming trivial. A suggester is
+rebuilt from the journal's trial records on resume: finished trials are history, Killed ones run
+again.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import itertools
 import json
 import statistics
 import warnings
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from launch.errors import SpecError
 from launch.spec import (
     KATIB_ALGORITHMS,
+    MAX_GRID_COMBINATIONS,
     UNSUPPORTED_ALGORITHMS,
     LaunchSpec,
     Parameter,
+    grid_overflow,
     grid_values,
     numeric_value,
 )
@@ -77,11 +81,21 @@ def _typed(param: Parameter, text: str) -> ParamValue:
     return text
 
 
-def grid_points(spec: LaunchSpec) -> list[dict[str, ParamValue]]:
-    """The full grid, first parameter varying slowest."""
+def grid_points(spec: LaunchSpec) -> Iterator[dict[str, ParamValue]]:
+    """The grid, first parameter varying slowest, one point at a time (only the axes in memory).
+
+    Refuses a grid past MAX_GRID_COMBINATIONS (a spec that skipped check_rules, or an old
+    journal's): its axes alone could fill the memory.
+    """
+    over = grid_overflow(spec.parameters)
+    if over is not None:
+        raise SpecError(
+            f"{over[1]}; launch refuses grids over {MAX_GRID_COMBINATIONS:,} trials",
+            hint="raise `step` or narrow min/max, or use algorithmName: random or tpe",
+        )
     names = [p.name for p in spec.parameters]
     axes = [[_typed(p, v) for v in grid_values(p)] for p in spec.parameters]
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
+    return (dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes))
 
 
 def _key(params: Mapping[str, Any]) -> str:
@@ -198,15 +212,16 @@ class GridSuggester(Suggester):
     """Every grid point not yet finished, in order; Killed points run again (linked)."""
 
     def __init__(self, spec: LaunchSpec, records: Sequence[Any]) -> None:
-        done = {_key(r.params) for r in _finished(records)}
+        self.done = {_key(r.params) for r in _finished(records)}
         self.retry = {_key(r.params): r.name for r in _killed_unretried(records)}
-        self.queue = [p for p in grid_points(spec) if _key(p) not in done]
+        self.points = grid_points(spec)  # lazy: a resumed sweep skips what is done
 
     def ask(self) -> tuple[int, dict[str, ParamValue], str | None] | None:
-        if not self.queue:
-            return None
-        params = self.queue.pop(0)
-        return -1, params, self.retry.pop(_key(params), None)
+        for params in self.points:
+            key = _key(params)
+            if key not in self.done:
+                return -1, params, self.retry.pop(key, None)
+        return None
 
     def tell(self, handle: int, value: float | None) -> None:
         """The grid does not learn."""
@@ -291,7 +306,8 @@ class SeededSuggester(Suggester):
         self.inner = OptunaSuggester(spec, history, [(g["config"], None) for g in partial])
         # handle -> {"left": seeds still to run, "values": {seed: value}, "config": ...}
         self.groups: dict[int, dict[str, Any]] = {}
-        self.queue: list[tuple[int, dict[str, ParamValue], str | None]] = []
+        # A deque: with 100k seeds, list.pop(0) per trial would be quadratic.
+        self.queue: deque[tuple[int, dict[str, ParamValue], str | None]] = deque()
         self._partial = partial
         self._retry = retry
 
@@ -310,7 +326,7 @@ class SeededSuggester(Suggester):
             for seed in todo:
                 params = {**config, self.seed_flag: seed}
                 self.queue.append((handle, params, self._retry.pop(_key(params), None)))
-        return self.queue.pop(0)
+        return self.queue.popleft()
 
     def tell(self, handle: int, value: float | None) -> None:
         group = self.groups.get(handle)

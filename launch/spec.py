@@ -7,12 +7,15 @@ Rules and their Katib sources are listed in docs/search-yaml.md.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import errno
 import keyword
 import math
 import re
+import sys
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -67,6 +70,20 @@ DEFAULT_PARALLEL_TRIALS = 3  # Katib's DefaultTrialParallelCount
 DEFAULT_MAX_FAILED_TRIALS = 3
 MAX_COUNT = 2**31 - 1  # Katib's counts are int32
 
+# Limits that keep parsing and validation fast and bounded (docs/search-yaml.md, "Limits").
+MAX_SPEC_BYTES = 1024 * 1024  # a real search.yaml is a few KiB
+MAX_YAML_DEPTH = 64  # a spec nests 5 levels; PyYAML's composer recurses once per level
+MAX_NUMBER_CHARS = 100  # a YAML integer literal (Python's int() refuses > 4300 digits)
+# Optuna's GridSampler (Katib's grid service, and what a local grid mirrors) materialises every
+# combination on each suggestion; 100k trials is far beyond what any Katib cluster runs.
+MAX_GRID_COMBINATIONS = 100_000
+MAX_SEEDS = 100_000  # `seeds: N` and the length of a seed list
+MAX_SEED = 2**32 - 1  # numpy's (and so Optuna's, hyperopt's, skopt's) seed range
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # goptuna reads int bounds with strconv.Atoi
+# Katib's collector matches every metric against every tag, and launch checks them pairwise.
+MAX_METRICS = 100
+MAX_EI_CANDIDATES = 10_000  # TPE's candidates per suggestion (default 24)
+
 # Flags launch passes itself or Draccus reserves: a parameter or fixed key by these names clashes.
 RESERVED_FLAGS = ("tensorboard_dir", "config_path", "help")
 
@@ -104,9 +121,17 @@ def _number_text(value: Any) -> str:
         text = value.strip()
         # Stricter than float(): Katib's Go services reject `1_000`, ` inf`, `0x10`.
         if not _DECIMAL_RE.match(text):
-            raise ValueError(f"expected a decimal number, got {value!r}")
+            raise ValueError(f"expected a decimal number, got {_short(value)!r}")
+        if not math.isfinite(float(text)):
+            # `1e309` is text to YAML 1.1 but infinity to Go's ParseFloat and to numpy.
+            raise ValueError(f"expected a finite number, got {_short(text)} (beyond float64)")
         return text
     raise ValueError(f"expected a number, got {type(value).__name__}")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """`text` cut for an error message (a value may be up to MAX_SPEC_BYTES long)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _count(value: Any) -> Any:
@@ -229,7 +254,9 @@ class Algorithm(_Strict):
         return None
 
 
-Seeds = Annotated[int, Field(ge=1, le=100_000)] | tuple[Annotated[int, Field(ge=0)], ...]
+Seeds = (
+    Annotated[int, Field(ge=1, le=MAX_SEEDS)] | tuple[Annotated[int, Field(ge=0, le=MAX_SEED)], ...]
+)
 
 
 class LaunchSpec(_Strict):
@@ -255,8 +282,13 @@ class LaunchSpec(_Strict):
         if isinstance(value, list | tuple):
             if not value:
                 raise ValueError("expected a seed count or a non-empty list of seeds")
+            if len(value) > MAX_SEEDS:
+                raise ValueError(f"at most {MAX_SEEDS:,} seeds, got {len(value):,}")
             for item in value:
                 _count(item)
+                if isinstance(item, int) and not 0 <= item <= MAX_SEED:
+                    # numpy (and torch's generators) refuse seeds outside 0..2**32-1.
+                    raise ValueError(f"seed {_short(str(item))} is outside 0..{MAX_SEED}")
             if len(set(value)) != len(value):
                 raise ValueError("the seed list has duplicates")
             return tuple(value)
@@ -305,11 +337,117 @@ _API_VERSION = "kubeflow.org/v1beta1"
 # --------------------------------------------------------------------------- YAML with lines
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader; lines and raw scalars are read from its node tree (see `_walk`)."""
-
-
 Path = tuple[str | int, ...]
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that search.yaml does not take (aliases, deep nesting, huge integers)."""
+
+    def __init__(self, mark: Any, path: Path, problem: str, hint: str) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.path = path
+        self.hint = hint
+
+
+class _BoundedComposer(yaml.composer.Composer):
+    """Composes without aliases, with bounded nesting, knowing the path of every node.
+
+    Aliases are refused, not expanded: nine nested `[*a, *a, ...]` make 9**9 nodes from a few
+    lines (a "billion laughs"), `a: &a [*a]` is a cycle, and search.yaml has no use for them.
+    """
+
+    _path: Path = ()  # where the node being composed sits
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        part = _path_part(parent, index)
+        path = (*self._path, part) if part is not None else self._path
+        event = self.peek_event()  # type: ignore[attr-defined]  # the parser's, next in the MRO
+        # An undefined alias is left to PyYAML ("found undefined alias").
+        if isinstance(event, yaml.AliasEvent) and event.anchor in self.anchors:
+            raise _Refused(
+                event.start_mark,
+                path,
+                f"YAML alias `*{event.anchor}`: search.yaml takes no aliases (nor `<<:` merges)",
+                hint="write the value out in full (aliases can expand a few lines into "
+                "billions of values)",
+            )
+        if self._depth >= MAX_YAML_DEPTH:
+            raise _Refused(
+                event.start_mark,
+                path[:3],  # the whole path would be 64 levels long
+                f"nested more than {MAX_YAML_DEPTH} levels deep",
+                hint="a search.yaml nests a few levels: check the brackets and indentation",
+            )
+        saved = self._path
+        self._path, self._depth = path, self._depth + 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._path, self._depth = saved, self._depth - 1
+        _check_int_length(node, path)
+        return node
+
+
+class _CheckedConstructor(yaml.constructor.SafeConstructor):
+    """SafeConstructor whose plain Python errors become YAML errors with a line."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            # `2001-13-45` (a YAML 1.1 date) and `!!int abc` raise plain Python errors.
+            raise yaml.constructor.ConstructorError(
+                problem=f"cannot read {_short(str(node.value))!r} as {node.tag}: {exc}",
+                problem_mark=node.start_mark,
+            ) from None
+
+
+class _PyLineLoader(_BoundedComposer, _CheckedConstructor, yaml.SafeLoader):
+    """The pure-Python loader, where PyYAML was installed without libyaml."""
+
+
+_LineLoader: Callable[[str], Any] = _PyLineLoader
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml
+    pass
+else:
+
+    class _CLineLoader(_BoundedComposer, CParser, _CheckedConstructor, yaml.resolver.Resolver):
+        """libyaml's events (6x faster than PyYAML's scanner) under the Python composer above."""
+
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+    _LineLoader = _CLineLoader
+
+
+def _path_part(parent: yaml.Node | None, index: Any) -> str | int | None:
+    """The path component a node adds under `parent` (None: the root, or a mapping key)."""
+    if parent is None or index is None:
+        return None
+    if isinstance(index, yaml.ScalarNode):
+        return str(index.value)  # a mapping value, under its key
+    return index if isinstance(index, int) else "?"
+
+
+def _check_int_length(node: yaml.Node | None, path: Path) -> None:
+    # int() of 4300+ digits raises ValueError, and of a long `1:2:3:...` (base 60) is slow.
+    if (
+        isinstance(node, yaml.ScalarNode)
+        and node.tag == "tag:yaml.org,2002:int"
+        and len(node.value) > MAX_NUMBER_CHARS
+    ):
+        raise _Refused(
+            node.start_mark,
+            path,
+            f"an integer of {len(node.value):,} characters (at most {MAX_NUMBER_CHARS})",
+            hint="quote it if it is text, or write a smaller number",
+        )
 
 
 def _walk(
@@ -339,7 +477,7 @@ def _walk(
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), lines, raw, filename)
-    elif isinstance(node, yaml.ScalarNode) and node.style is None:
+    elif isinstance(node, yaml.ScalarNode) and not node.style:  # plain: None, or "" (libyaml)
         raw[path] = node.value
 
 
@@ -404,15 +542,45 @@ def source_of(spec: LaunchSpec) -> SpecSource | None:
 
 
 def load(path: str) -> LaunchSpec:
-    """Read and validate a search.yaml file (I/O at the edge: one file read)."""
+    """Read and validate a search.yaml file (I/O at the edge: one bounded file read)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)  # /dev/zero or a huge file must not hang
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file", hint="pass the path of your search.yaml") from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read: {exc}", hint="pass a YAML text file") from None
-    return parse(text, filename=path)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        hint = _READ_HINTS.get(exc.errno or 0, "pass a readable YAML text file")
+        raise SpecError(f"{path}: cannot read: {reason}", hint=hint) from None
+    _check_size(len(data), path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            hint="save the file as UTF-8 (a search.yaml is text)",
+        ) from None
+    # Text mode's universal newlines, as before: `\r\n` and `\r` end a line.
+    return parse(text.replace("\r\n", "\n").replace("\r", "\n"), filename=path)
+
+
+_READ_HINTS = {
+    errno.ELOOP: "a symbolic link on the path points back into a loop: fix or replace it "
+    "(ls -l shows where each link points)",
+    errno.EACCES: "make the file readable (chmod u+r), or copy it somewhere you can read",
+    errno.EPERM: "make the file readable (chmod u+r), or copy it somewhere you can read",
+    errno.EISDIR: "pass the search.yaml file inside that directory",
+}
+
+
+def _check_size(size: int, filename: str) -> None:
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"{filename}: larger than {MAX_SPEC_BYTES // 1024 // 1024} MiB, the limit for a "
+            "search.yaml",
+            hint="a search space takes a few KiB: check that this is the right file",
+        )
 
 
 def _keep_typed(data: dict[str, Any], raw: dict[Path, str], prefix: Path) -> None:
@@ -443,18 +611,28 @@ def _keep_typed(data: dict[str, Any], raw: dict[Path, str], prefix: Path) -> Non
 
 def parse(text: str, *, filename: str = "search.yaml") -> LaunchSpec:
     """Parse search.yaml text into a validated LaunchSpec, or raise SpecError naming file:line: field."""
+    _check_size(len(text), filename)  # characters first: never encode a huge text to measure it
+    _check_size(len(text.encode("utf-8", "surrogatepass")), filename)
+    _check_printable(text, filename)
     loader = _LineLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise SpecError(
+            f"{filename}:{line}: {_format_path(exc.path)}: {exc.problem}", hint=exc.hint
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark is not None else filename
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            f"{where}: not valid YAML: {problem}",
-            hint="check indentation and quoting (a value with `: ` or `#` needs quotes)",
-        ) from None
+        hint = (
+            "quote the value to pass it as text"
+            if isinstance(exc, yaml.constructor.ConstructorError)
+            else "check indentation and quoting (a value with `: ` or `#` needs quotes)"
+        )
+        raise SpecError(f"{where}: not valid YAML: {problem}", hint=hint) from None
     finally:
         loader.dispose()
     lines: dict[Path, int] = {}
@@ -473,6 +651,28 @@ def parse(text: str, *, filename: str = "search.yaml") -> LaunchSpec:
     _keep_typed(data, raw, prefix)
     source = SpecSource(filename, lines, prefix)
     return validate(data, source)
+
+
+# Names of the control characters people paste by accident (PyYAML refuses all of them).
+_CONTROL_NAMES = {0x00: "NUL", 0x07: "BEL", 0x08: "backspace", 0x0B: "VT", 0x0C: "form feed",
+                  0x1B: "ESC", 0x7F: "DEL"}  # fmt: skip
+
+
+def _check_printable(text: str, filename: str) -> None:
+    """Name the line and column of a character YAML refuses (PyYAML only gives an offset)."""
+    match = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if match is None:
+        return
+    start = match.start()
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    code = ord(match.group())
+    name = _CONTROL_NAMES.get(code, "control character")
+    raise SpecError(
+        f"{filename}:{line}: column {column}: {name} (U+{code:04X}) is not allowed in YAML",
+        hint="delete it (an editor's `show invisibles` reveals it); write `\\t`-style escapes "
+        'inside "double quotes" if the value needs one',
+    )
 
 
 def _unwrap_document(data: dict[str, Any], top: SpecSource) -> dict[str, Any]:
@@ -601,12 +801,14 @@ def _is_union_tag(part: str) -> bool:
 _Checker = Callable[[str], str | None]
 
 
-def _int_at_least(low: int) -> _Checker:
+def _int_in(low: int, high: int | None = None) -> _Checker:
     def check(value: str) -> str | None:
         # Digits only: Python's int() (hyperopt, optuna, skopt) and Go's strconv.Atoi (goptuna)
-        # disagree on `1_000` and ` 3`.
-        if not _INT_RE.match(value) or int(value) < low:
-            return f"expected a whole number >= {low}, got {value!r}"
+        # disagree on `1_000` and ` 3`. The length check spares int() 4300+ digits.
+        number = int(value) if _INT_RE.match(value) and len(value) <= MAX_NUMBER_CHARS else None
+        if number is None or number < low or (high is not None and number > high):
+            bound = f">= {low}" if high is None else f"in {low}..{high}"
+            return f"expected a whole number {bound}, got {_short(value)!r}"
         return None
 
     return check
@@ -617,6 +819,7 @@ def _float_in(
 ) -> _Checker:
     def check(value: str) -> str | None:
         number = float(value) if _DECIMAL_RE.match(value) else math.nan
+        number = number if math.isfinite(number) else math.nan  # `1e309` is not a sigma
         low_ok = number > low if low_open else number >= low
         high_ok = high is None or (number < high if high_open else number <= high)
         if not (low_ok and high_ok):
@@ -637,7 +840,10 @@ def _one_of(*choices: str) -> _Checker:
     return check
 
 
-_RANDOM_STATE = _int_at_least(0)
+# numpy's RandomState (Optuna, hyperopt, skopt) refuses seeds past 2**32 - 1.
+_RANDOM_STATE = _int_in(0, MAX_SEED)
+# Scored for every suggestion (defaults 24): a billion would exhaust the sampler's memory.
+_EI_CANDIDATES = _int_in(1, MAX_EI_CANDIDATES)
 
 # Setting names and value checks of each suggestion service's ValidateAlgorithmSettings (v0.19).
 # launch is stricter where a service accepts a value it then ignores or crashes on.
@@ -647,15 +853,15 @@ ALGORITHM_SETTINGS: dict[str, dict[str, _Checker]] = {
     "tpe": {
         "gamma": _float_in(0.0, 1.0, low_open=True),
         "prior_weight": _float_in(0.0, None, low_open=True),
-        "n_EI_candidates": _int_at_least(1),
+        "n_EI_candidates": _EI_CANDIDATES,
         "random_state": _RANDOM_STATE,
     },
     # pkg/suggestion/v1beta1/optuna/service.py
     "grid": {"random_state": _RANDOM_STATE},
     "multivariate-tpe": {
-        "n_startup_trials": _int_at_least(0),
+        "n_startup_trials": _int_in(0),
         # Optuna accepts 0 here but then has no candidate to pick from.
-        "n_ei_candidates": _int_at_least(1),
+        "n_ei_candidates": _EI_CANDIDATES,
         "random_state": _RANDOM_STATE,
     },
     # pkg/suggestion/v1beta1/goptuna/converter.go (unknown names are silently ignored there)
@@ -670,7 +876,7 @@ ALGORITHM_SETTINGS: dict[str, dict[str, _Checker]] = {
     # pkg/suggestion/v1beta1/skopt/service.py
     "bayesianoptimization": {
         "base_estimator": _one_of("GP", "RF", "ET", "GBRT"),
-        "n_initial_points": _int_at_least(0),
+        "n_initial_points": _int_in(0),
         # EIps/PIps pass Katib's validation but skopt then expects (value, time) pairs and the
         # suggestion service crashes on the first tell().
         "acq_func": _one_of("gp_hedge", "LCB", "EI", "PI"),
@@ -689,7 +895,11 @@ def _double_grid(low: float, high: float, step: float) -> tuple[int, float]:
     numpy's length is ceil((stop - start) / step); it fills start + i * delta with
     delta = (start + step) - start (pkg/suggestion/v1beta1/internal/search_space.py).
     """
-    length = max(math.ceil((high + step - low) / step), 0)
+    span = (high + step - low) / step
+    if not math.isfinite(span):
+        # numpy.arange fails too ("Maximum allowed size exceeded").
+        raise ValueError(f"max + step ({high} + {step}) overflows float64")
+    length = max(math.ceil(span), 0)
     delta = (low + step) - low
     if length >= 1 and low + (length - 1) * delta > high:
         length -= 1
@@ -734,6 +944,24 @@ def grid_combinations(parameters: Iterable[Parameter]) -> int:
     return math.prod(grid_size(param) for param in parameters)
 
 
+def grid_overflow(parameters: Sequence[Parameter], seeds: int = 1) -> tuple[int, str] | None:
+    """(index of the parameter, what) where the grid (x seeds) passes MAX_GRID_COMBINATIONS.
+
+    Multiplies axis sizes (arithmetic, no lists) and stops at the bound; index -1: the seeds.
+    """
+    total, sizes = 1, []
+    for index, param in enumerate(parameters):
+        size = grid_size(param)
+        total *= size
+        sizes.append(f"{param.name}: {size:,}")
+        if total > MAX_GRID_COMBINATIONS:
+            at_least = "at least " if index + 1 < len(parameters) or seeds > 1 else ""
+            return index, f"grid has {at_least}{total:,} combinations ({' x '.join(sizes)})"
+    if total * seeds > MAX_GRID_COMBINATIONS:
+        return -1, f"grid of {total:,} combinations x {seeds:,} seeds has {total * seeds:,} trials"
+    return None
+
+
 # --------------------------------------------------------------------------- counts
 
 
@@ -748,7 +976,7 @@ class Counts:
 
 def _max_trials(spec: LaunchSpec) -> tuple[int, str]:
     """(maxTrialCount, where it comes from); the same before and after apply_seeds."""
-    seeds = len(spec.seed_values)
+    seeds = _seed_count(spec)
     if not spec.parameters and seeds:
         return spec.maxTrialCount or seeds, "the number of seeds"
     if spec.algorithm.algorithmName == "grid":
@@ -800,11 +1028,20 @@ def _cli_seeds(seeds: int | list[int] | tuple[int, ...]) -> int | tuple[int, ...
     if isinstance(seeds, int):
         if seeds < 1:
             raise SpecError(f"--seeds: expected N >= 1, got {seeds}", hint="pass --seeds N")
+        if seeds > MAX_SEEDS:
+            raise SpecError(
+                f"--seeds: at most {MAX_SEEDS:,} seeds, got {seeds:,}", hint="pass fewer seeds"
+            )
         return seeds
     values = tuple(seeds)
-    if not values or any(isinstance(v, bool) or v < 0 for v in values):
+    if not values or any(isinstance(v, bool) or not 0 <= v <= MAX_SEED for v in values):
         raise SpecError(
-            f"--seeds: expected non-negative seeds, got {list(values)}", hint="pass --seeds N"
+            f"--seeds: expected seeds in 0..{MAX_SEED}, got {_short(str(list(values)))}",
+            hint="pass --seeds N",
+        )
+    if len(values) > MAX_SEEDS:
+        raise SpecError(
+            f"--seeds: at most {MAX_SEEDS:,} seeds, got {len(values):,}", hint="pass fewer seeds"
         )
     if len(set(values)) != len(values):
         raise SpecError("--seeds: the seed list has duplicates", hint="list each seed once")
@@ -839,6 +1076,8 @@ def apply_seeds(
                 "nothing to search: no parameters and no seeds",
                 hint="add a parameter under `parameters:`, or pass --seeds N for a seed sweep",
             )
+        if spec.algorithm.algorithmName == "grid":  # a spec built in code skips check_rules
+            _check_grid_bound(spec.parameters, 1, source)
         return spec
 
     def fail(message: str, hint: str) -> SpecError:
@@ -848,6 +1087,8 @@ def apply_seeds(
 
     _check_seed_flag(spec, seed_flag, fail)
     values = spec.seed_values
+    if spec.parameters and spec.algorithm.algorithmName == "grid":
+        _check_grid_bound(spec.parameters, len(values), source, cli_seeds=from_cli)
     if isinstance(spec.seeds, int) and spec.seeds > 1:
         space = FeasibleSpace(min="0", max=str(spec.seeds - 1), step="1")
         seed_param = Parameter(name=seed_flag, parameterType="int", feasibleSpace=space)
@@ -858,7 +1099,9 @@ def apply_seeds(
             parameterType="discrete",
             feasibleSpace=FeasibleSpace(list=tuple(str(v) for v in values)),
         )
-    max_trials, _ = _max_trials(spec)
+    max_trials, why = _max_trials(spec)
+    if max_trials > MAX_COUNT:
+        raise fail(*_too_many(max_trials, why))
     if not spec.parameters:
         algorithm = Algorithm(algorithmName="grid")
         if max_trials > len(values):
@@ -931,6 +1174,8 @@ def check_rules(spec: LaunchSpec, source: SpecSource) -> None:
     for index, param in enumerate(spec.parameters):
         _check_space(param, source, ("parameters", index))
         _check_for_algorithm(param, algorithm, source, ("parameters", index))
+    if algorithm == "grid":
+        _check_grid(spec, source)
     _check_settings(spec.algorithm, source)
     _check_objective(spec.objective, source)
     _check_fixed_values(spec, source)
@@ -951,6 +1196,46 @@ def check_rules(spec: LaunchSpec, source: SpecSource) -> None:
             hint="use algorithmName: grid to run every config once per seed, or remove seeds",
         )
     _check_counts(spec, source)
+
+
+def _check_grid(spec: LaunchSpec, source: SpecSource) -> None:
+    """A grid that Katib's service and the local runner can enumerate (counted, not built)."""
+    for index, param in enumerate(spec.parameters):
+        try:
+            grid_size(param)
+        except ValueError as exc:
+            raise source.error(
+                ("parameters", index, "feasibleSpace", "step"),
+                str(exc),
+                hint="Katib's grid computes np.arange(min, max + step, step): lower max or step",
+            ) from None
+    _check_grid_bound(spec.parameters, _seed_count(spec), source)
+
+
+def _check_grid_bound(
+    parameters: Sequence[Parameter], seeds: int, source: SpecSource, *, cli_seeds: bool = False
+) -> None:
+    over = grid_overflow(parameters, seeds)
+    if over is None:
+        return
+    index, what = over
+    message = f"{what}; launch refuses grids over {MAX_GRID_COMBINATIONS:,} trials"
+    hint = (
+        "raise `step`, narrow min/max or shorten a list, or search the space with "
+        "algorithmName: random or tpe and a maxTrialCount"
+    )
+    if index < 0 and cli_seeds:
+        raise SpecError(f"--seeds: {message}", hint=f"pass fewer --seeds, or {hint}")
+    if index < 0:
+        raise source.error(("seeds",), message, hint=f"use fewer seeds, or {hint}")
+    param = parameters[index]
+    field = "max" if param.parameterType in ("int", "double") else "list"
+    raise source.error(("parameters", index, "feasibleSpace", field), message, hint=hint)
+
+
+def _seed_count(spec: LaunchSpec) -> int:
+    """len(spec.seed_values) without building it."""
+    return spec.seeds if isinstance(spec.seeds, int) else len(spec.seeds or ())
 
 
 def _check_algorithm_name(algorithm: str, source: SpecSource) -> None:
@@ -976,6 +1261,7 @@ def _check_algorithm_name(algorithm: str, source: SpecSource) -> None:
 def _check_names(spec: LaunchSpec, source: SpecSource) -> None:
     """Every searched and fixed name is a Draccus flag, unique, and unique as a trialParameter."""
     names: dict[str, Path] = {}
+    parents: dict[str, str] = {}  # `optim` -> the first name nested in it (`optim.lr`)
     trial_names: dict[str, str] = {}
     entries: list[tuple[str, Path]] = [
         (param.name, ("parameters", index, "name")) for index, param in enumerate(spec.parameters)
@@ -986,9 +1272,16 @@ def _check_names(spec: LaunchSpec, source: SpecSource) -> None:
         if not _FIELD_RE.match(name) or any(keyword.iskeyword(part) for part in name.split(".")):
             raise source.error(
                 where,
-                f"{kind} `{name}` cannot be a Draccus flag",
+                f"{kind} `{_short(name)}` cannot be a Draccus flag",
                 hint="use a dataclass field path: letters, digits and `_`, `.` for nesting "
                 "(e.g. optim.lr)",
+            )
+        if name.count(".") >= MAX_YAML_DEPTH:
+            # Bounds the prefix look-ups of the nesting check (quadratic in the dots).
+            raise source.error(
+                where,
+                f"{kind} `{_short(name)}` nests more than {MAX_YAML_DEPTH} fields deep",
+                hint="a config dataclass nests a few levels: shorten the field path",
             )
         for reserved in RESERVED_FLAGS:
             if _names_clash(name, reserved):
@@ -1002,24 +1295,26 @@ def _check_names(spec: LaunchSpec, source: SpecSource) -> None:
                     ),
                     hint=f"rename the field in your config dataclass and here (not `{reserved}`)",
                 )
-        for other, other_where in names.items():
-            if name == other:
-                twice = "fixed and searched" if other_where[0] != where[0] else "listed twice"
-                raise source.error(
-                    where,
-                    f"`{name}` is {twice}",
-                    hint=f"remove `{name}` from `fixed` or from `parameters`"
-                    if other_where[0] != where[0]
-                    else "keep only one",
-                )
-            if _names_clash(name, other):
-                raise source.error(
-                    where,
-                    f"`{name}` and `{other}` set the same Draccus field twice (one nests in "
-                    "the other)",
-                    hint=f"keep only one of `{name}` and `{other}`",
-                )
+        if name in names:
+            other_where = names[name]
+            twice = "fixed and searched" if other_where[0] != where[0] else "listed twice"
+            raise source.error(
+                where,
+                f"`{name}` is {twice}",
+                hint=f"remove `{name}` from `fixed` or from `parameters`"
+                if other_where[0] != where[0]
+                else "keep only one",
+            )
+        other = _nesting_clash(name, names, parents)
+        if other is not None:
+            raise source.error(
+                where,
+                f"`{name}` and `{other}` set the same Draccus field twice (one nests in the other)",
+                hint=f"keep only one of `{name}` and `{other}`",
+            )
         names[name] = where
+        for parent in _parents(name):
+            parents.setdefault(parent, name)
         if where[0] == "parameters":
             param = spec.parameters[int(where[1])]
             trial_name = param.trial_parameter_name
@@ -1031,6 +1326,20 @@ def _check_names(spec: LaunchSpec, source: SpecSource) -> None:
                     hint="rename one of them; avoid `__` in names next to dotted ones",
                 )
             trial_names[trial_name] = name
+
+
+def _parents(name: str) -> Iterable[str]:
+    """The Draccus fields `name` nests in: `a.b.c` -> `a`, `a.b`."""
+    parts = name.split(".")
+    return (".".join(parts[:cut]) for cut in range(1, len(parts)))
+
+
+def _nesting_clash(name: str, names: Mapping[str, Path], parents: Mapping[str, str]) -> str | None:
+    """A name seen before that `name` nests in, or that nests in `name` (look-ups, no scan)."""
+    for parent in _parents(name):
+        if parent in names:
+            return parent
+    return parents.get(name)
 
 
 def _check_space(param: Parameter, source: SpecSource, where: Path) -> None:
@@ -1051,16 +1360,9 @@ def _check_space(param: Parameter, source: SpecSource, where: Path) -> None:
                 hint="use parameterType: discrete or categorical for a list",
             )
         if param.parameterType == "int":
-            for key in ("min", "max", "step"):
-                text = getattr(space, key)
-                if text is not None and not _INT_RE.match(text):
-                    raise source.error(
-                        (*at, key),
-                        f"int parameter `{param.name}` needs an integer {key}, got {text!r}",
-                        hint="use parameterType: double for fractional values",
-                    )
+            _check_int_bounds(param, source, at)
         low, high = float(space.min), float(space.max)
-        if low >= high:
+        if (int(space.min) >= int(space.max)) if param.parameterType == "int" else low >= high:
             raise source.error(
                 (*at, "min"),
                 f"min ({space.min}) must be less than max ({space.max})",
@@ -1068,18 +1370,15 @@ def _check_space(param: Parameter, source: SpecSource, where: Path) -> None:
                 if low > high
                 else f"move `{param.name}` to `fixed:` for a constant",
             )
+        if not math.isfinite(high - low):
+            # numpy's uniform (Optuna) and hyperopt need max - min as a float64.
+            raise source.error(
+                (*at, "max"),
+                f"max - min overflows float64 ({space.max} - {space.min})",
+                hint=f"narrow the range: max - min must stay below {sys.float_info.max:.4g}",
+            )
         if space.step is not None:
-            step = float(space.step)
-            if step <= 0:
-                raise source.error(
-                    (*at, "step"), f"step must be positive, got {space.step}", hint="use a step > 0"
-                )
-            if step > high - low:
-                raise source.error(
-                    (*at, "step"),
-                    f"step ({space.step}) is larger than max - min ({high - low:g})",
-                    hint="use a smaller step, or move the constant to `fixed:`",
-                )
+            _check_step(param, source, at)
         if space.distribution in ("logUniform", "logNormal") and low <= 0:
             raise source.error(
                 (*at, "min"),
@@ -1126,6 +1425,54 @@ def _check_space(param: Parameter, source: SpecSource, where: Path) -> None:
                     )
 
 
+def _check_int_bounds(param: Parameter, source: SpecSource, at: Path) -> None:
+    for key in ("min", "max", "step"):
+        text = getattr(param.feasibleSpace, key)
+        if text is None:
+            continue
+        if not _INT_RE.match(text):
+            raise source.error(
+                (*at, key),
+                f"int parameter `{param.name}` needs an integer {key}, got {_short(text)!r}",
+                hint="use parameterType: double for fractional values",
+            )
+        # Length first: int() refuses more than 4300 digits.
+        if len(text.lstrip("+-0")) > 19 or not INT64_MIN <= int(text) <= INT64_MAX:
+            raise source.error(
+                (*at, key),
+                f"{_short(text)} is outside int64 ({INT64_MIN}..{INT64_MAX})",
+                hint="Katib's goptuna service reads int bounds as int64 (strconv.Atoi): use a "
+                "smaller value, or parameterType: double",
+            )
+
+
+def _check_step(param: Parameter, source: SpecSource, at: Path) -> None:
+    space = param.feasibleSpace
+    assert space.min is not None and space.max is not None and space.step is not None
+    low, high, step = float(space.min), float(space.max), float(space.step)
+    if step <= 0:
+        raise source.error(
+            (*at, "step"), f"step must be positive, got {space.step}", hint="use a step > 0"
+        )
+    if step > high - low:
+        raise source.error(
+            (*at, "step"),
+            f"step ({space.step}) is larger than max - min ({high - low:g})",
+            hint="use a smaller step, or move the constant to `fixed:`",
+        )
+    resolution = math.ulp(max(abs(low), abs(high)))
+    if param.parameterType == "double" and step < resolution:
+        # min + k * step would repeat values, (max - min) / step can overflow, and Optuna's
+        # decimal arithmetic on the step raises DivisionImpossible.
+        raise source.error(
+            (*at, "step"),
+            f"step ({space.step}) is finer than float64 can tell apart between min and max "
+            f"(spacing {resolution:.3g} at {max(abs(low), abs(high)):g})",
+            hint=f"use a step of at least {resolution:.3g}, or remove `step` to sample the "
+            "range continuously",
+        )
+
+
 def _categorical_problem(value: str) -> str | None:
     """Why Katib's text substitution or Draccus would mangle this value, or None."""
     if not CATEGORICAL_VALUE_RE.match(value):
@@ -1136,7 +1483,7 @@ def _categorical_problem(value: str) -> str | None:
     if set(value) == {"-"}:
         return "is read by Draccus as a list or an option terminator"
     try:
-        parsed = yaml.safe_load(value)
+        parsed = _flag_yaml(value)
     except yaml.YAMLError:
         return "is not valid YAML, and Draccus parses every flag value as YAML"
     if isinstance(parsed, list | dict):
@@ -1256,6 +1603,12 @@ def _check_settings(algorithm: Algorithm, source: SpecSource) -> None:
 
 def _check_objective(objective: Objective, source: SpecSource) -> None:
     names = objective.metric_names
+    if len(names) > MAX_METRICS:
+        raise source.error(
+            ("objective", "additionalMetricNames"),
+            f"{len(names):,} metrics; launch takes at most {MAX_METRICS}",
+            hint="keep the metrics you compare trials by; the rest stay in TensorBoard",
+        )
     for index, name in enumerate(names):
         where: Path = (
             ("objective", "objectiveMetricName")
@@ -1323,7 +1676,13 @@ def _check_fixed_values(spec: LaunchSpec, source: SpecSource) -> None:
     for key, value in spec.fixed.items():
         if isinstance(value, str):
             try:
-                yaml.safe_load(value)
+                _flag_yaml(value)
+            except _Refused as exc:
+                raise source.error(
+                    ("fixed", key),
+                    f"Draccus parses flag values as YAML; launch refuses this one: {exc.problem}",
+                    hint=exc.hint,
+                ) from None
             except yaml.YAMLError:
                 raise source.error(
                     ("fixed", key),
@@ -1333,8 +1692,39 @@ def _check_fixed_values(spec: LaunchSpec, source: SpecSource) -> None:
                 ) from None
 
 
+# A word that YAML reads as a plain scalar whatever it is (no indicator, space or quote).
+_PLAIN_WORD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+_RESOLVER = yaml.resolver.Resolver()
+_SCALARS = yaml.constructor.SafeConstructor()
+
+
+def _implicit_tag(word: str) -> str:
+    """The tag YAML 1.1 gives a plain scalar (`on`: bool, `12`: int, `lr`: str)."""
+    resolve: Callable[..., str] = _RESOLVER.resolve
+    return resolve(yaml.ScalarNode, word, (True, False))
+
+
+def _flag_yaml(text: str) -> Any:
+    """What Draccus's YAML parse makes of a flag value, within search.yaml's limits.
+
+    yaml.safe_load would expand an alias bomb hidden in a quoted value. A plain word is
+    resolved and constructed without the parser, which keeps 60k `fixed` values fast.
+    """
+    if _PLAIN_WORD_RE.match(text) and len(text) <= MAX_NUMBER_CHARS:
+        tag = _implicit_tag(text)
+        if tag == "tag:yaml.org,2002:str":
+            return text
+        with contextlib.suppress(ValueError):  # `0x_`, `2001-13-45`: the parser says why
+            return _SCALARS.yaml_constructors[tag](_SCALARS, yaml.ScalarNode(tag, text))
+    loader = _LineLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _check_counts(spec: LaunchSpec, source: SpecSource) -> None:
-    seeds = len(spec.seed_values)
+    seeds = _seed_count(spec)
     if spec.maxTrialCount is not None:
         if spec.algorithm.algorithmName == "grid" and spec.parameters:
             combinations = grid_combinations(spec.parameters)
@@ -1356,8 +1746,10 @@ def _check_counts(spec: LaunchSpec, source: SpecSource) -> None:
             )
     if not spec.parameters and not seeds:
         return  # apply_seeds decides once --seeds is known
-    counts = resolve_counts(spec)
     max_trials, why = _max_trials(spec)
+    if max_trials > MAX_COUNT:
+        raise source.error(("seeds",) if seeds else ("maxTrialCount",), *_too_many(max_trials, why))
+    counts = resolve_counts(spec)
     because = "" if why == "maxTrialCount" else f" ({why})"
     if spec.parallelTrialCount is not None and counts.parallel > max_trials:
         raise source.error(
@@ -1372,6 +1764,15 @@ def _check_counts(spec: LaunchSpec, source: SpecSource) -> None:
             f"({max_trials}){because}",
             hint=f"set maxFailedTrialCount to at most {max_trials}",
         )
+
+
+def _too_many(max_trials: int, why: str) -> tuple[str, str]:
+    """(message, hint) for a derived maxTrialCount past Katib's int32."""
+    return (
+        f"{why} makes {max_trials:,} trials, more than Katib's maxTrialCount can hold "
+        f"({MAX_COUNT:,}, an int32)",
+        "lower maxTrialCount or use fewer seeds",
+    )
 
 
 # --------------------------------------------------------------------------- warnings
@@ -1425,10 +1826,12 @@ def _grid_drops_max(param: Parameter) -> str | None:
         return None
     low, high, step = float(space.min), float(space.max), float(space.step)
     steps = (high - low) / step
-    if abs(steps - round(steps)) > 1e-9 or grid_size(param) != round(steps):
+    length, delta = _double_grid(low, high, step)
+    if abs(steps - round(steps)) > 1e-9 or length != round(steps):
         return None
+    last = low if length == 1 else low + (length - 1) * delta  # grid_values(param)[-1]
     return (
-        f"Katib's grid stops at {grid_values(param)[-1]} and never tries max {space.max} "
+        f"Katib's grid stops at {last!r} and never tries max {space.max} "
         f"(float rounding in np.arange); raise max by half a step (max: {high + step / 2:g}) "
         "to include it"
     )
@@ -1437,7 +1840,7 @@ def _grid_drops_max(param: Parameter) -> str | None:
 def _coercion(text: str) -> str | None:
     """What Draccus makes of `text` when it is not the text itself, or None."""
     try:
-        parsed = yaml.safe_load(text)
+        parsed = _flag_yaml(text)
     except yaml.YAMLError:
         return None  # refused by the rules already
     if isinstance(parsed, bool) or parsed is None:

@@ -706,6 +706,72 @@ CASES = [
         "grid",
     ),
     _case("seed-sweep-too-many-trials", OBJ + "seeds: 3\nmaxTrialCount: 4\n", "maxTrialCount", 3),
+    _case("seed-beyond-numpy", OBJ + LR + "seeds: [4294967296]\n", "seeds", 6, "", "outside 0.."),
+    # ------------------------------------------------------------------ hostile input
+    # More in tests/test_hostile_spec.py (time and memory bounds).
+    _case("yaml-alias", OBJ + "a: &a [1]\nb: *a\n", "b", 3, "write the value out", "alias"),
+    _case("yaml-control-char", OBJ + "maxTrialCount: 3\x07\n", "", 2, "delete it", "BEL"),
+    _case("yaml-too-deep", OBJ + "x: " + "[" * 100 + "]" * 100 + "\n", "x[0][0]", 2, "nests"),
+    _case(
+        "grid-too-large",
+        OBJ + "algorithm: {algorithmName: grid}\n"
+        "parameters:\n  - name: n\n    parameterType: int\n"
+        "    feasibleSpace: {min: 1, max: 1000000}\n",
+        "parameters[0].feasibleSpace.max",
+        6,
+        "algorithmName: random",
+        "1,000,000 combinations",
+    ),
+    _case(
+        "random-state-beyond-numpy",
+        OBJ + "algorithm:\n  algorithmName: random\n  algorithmSettings:\n"
+        "    - {name: random_state, value: 4294967296}\n" + LR,
+        "algorithm.algorithmSettings[0].value",
+        5,
+        "random_state",
+        "0..4294967295",
+    ),
+    _case(
+        "double-step-below-resolution",
+        OBJ + LR.replace("max: 0.1}", "max: 0.1, step: 1e-300}"),
+        "parameters[0].feasibleSpace.step",
+        5,
+        "at least",
+        "finer than float64",
+    ),
+    _case(
+        "double-range-overflow",
+        OBJ + LR.replace("{min: 0.001, max: 0.1}", "{min: -1e308, max: 1e308}"),
+        "parameters[0].feasibleSpace.max",
+        5,
+        "narrow",
+        "overflows float64",
+    ),
+    _case(
+        "double-max-beyond-float64",
+        OBJ + LR.replace("max: 0.1}", "max: 1e309}"),
+        "parameters[0].feasibleSpace.max",
+        5,
+        "",
+        "finite",
+    ),
+    _case(
+        "int-beyond-int64",
+        OBJ + "parameters:\n  - name: n\n    parameterType: int\n"
+        "    feasibleSpace: {min: 0, max: 9223372036854775808}\n",
+        "parameters[0].feasibleSpace.max",
+        5,
+        "int64",
+        "outside int64",
+    ),
+    _case(
+        "goal-beyond-float64",
+        "objective: {type: minimize, objectiveMetricName: loss, goal: 1e309}\n" + LR,
+        "objective.goal",
+        1,
+        "",
+        "finite",
+    ),
 ]
 
 
