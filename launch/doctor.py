@@ -128,7 +128,9 @@ def run_checks(
 
     `settings` is a `launch.config.Settings` (read with `[key]`, `.get` and `.sources`);
     `kubeconfig` (a path, or a `:`-separated list) overrides $KUBECONFIG; `env` (for $KUBECONFIG,
-    $HOME, $KUBERNETES_SERVICE_HOST) defaults to os.environ; `timeout_s` bounds every request.
+    $HOME, $KUBERNETES_SERVICE_HOST) defaults to os.environ; `timeout_s` bounds every request
+    (`DEFAULT_TIMEOUT_S`: a healthy server answers in well under a second; tests on a loaded
+    machine pass more).
     No exception escapes for a broken cluster: each problem is a failed Check.
     """
     env = os.environ if env is None else env
@@ -662,10 +664,13 @@ def _mlflow(settings: Any, timeout_s: float) -> Check:
             )
         except OSError as err:
             unresolvable = _cluster_internal(urlsplit(url).netloc)
+            timed_out = str(err) == "timed out"
             return Check(
                 "mlflow",
                 False,
-                f"cannot reach MLflow at {what}: {err}",
+                f"MLflow at {what} did not answer within {timeout_s:g} s"
+                if timed_out
+                else f"cannot reach MLflow at {what}: {err}",
                 (
                     f"this machine cannot resolve `{urlsplit(url).hostname}`: "
                     "kubectl -n launch-system port-forward svc/mlflow 5000:5000, then "

@@ -6,6 +6,13 @@ A tracking server is asked over REST: one `GET experiments/get-by-name`, then ON
 the experiment's tagged runs and matches them here). A local `sqlite:///` store (the local
 backend's default) is read directly, read-only, with the standard library; its links point at
 `mlflow ui` (`ui_hint` gives the command). Problems never raise: they come back as `warning`.
+
+The local store's health, also without `mlflow`: `local_store_problem` tells in about a
+millisecond whether an existing `mlflow.db` is unusable (not SQLite, truncated, or left half-built
+by an interrupted creation) and says so in a sentence; `broken_store_hint` says what to do.
+`launch.mlflow_wrapper.create_local_store` builds a new store beside its final path
+(`store_temp_path`) and renames it into place, so an interrupted creation leaves only a temporary
+file, which the next creation removes (`remove_stale_store_temps`).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -25,15 +33,24 @@ __all__ = [
     "ExperimentLink",
     "RunLink",
     "RunLookup",
+    "broken_store_hint",
     "ensure_experiment",
     "experiment_url",
     "find_runs",
+    "local_store_problem",
+    "remove_stale_store_temps",
     "run_url",
+    "sqlite_store_path",
+    "store_temp_path",
     "ui_hint",
 ]
 
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store
 SEARCH_MAX_RESULTS = 50000  # MLflow's SEARCH_MAX_RESULTS_THRESHOLD: one page
+# Tables every MLflow store has had since its first schema (MLflow 1.0).
+CORE_TABLES = ("experiments", "runs", "metrics", "params", "tags")
+STALE_TEMP_AGE_S = 3600.0  # a creation takes seconds: an older temporary file is a leftover
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -89,6 +106,182 @@ def _sqlite_path(tracking_uri: str) -> str | None:
     if path.startswith("//"):
         return path[1:]
     return path[1:] if path.startswith("/") else path
+
+
+def sqlite_store_path(tracking_uri: str) -> Path | None:
+    """The file of a `sqlite:///` tracking URI (relative paths as given), else None (a server,
+    another scheme, an in-memory database)."""
+    path = _sqlite_path(tracking_uri)
+    if not path or path == ":memory:":
+        return None
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- local store health
+
+
+def local_store_problem(path: str | os.PathLike[str]) -> str | None:
+    """What makes the existing local MLflow store at `path` unusable, as a sentence; None when it
+    looks sound, or does not exist (the next sweep creates it), or is busy (in use, not broken).
+
+    Standard library only, reading at most a few pages (about a millisecond): no `mlflow` import.
+    Finds a file that is not SQLite, a truncated one, and what an interrupted creation leaves (no
+    tables, some of MLflow's tables but no schema version, no experiment at all). A store of
+    another MLflow version is not judged here (MLflow says so itself). Writes nothing, except
+    that SQLite rolls back a hot journal (a writer killed mid-transaction) on open, as any
+    client of the store would.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"the MLflow store {p} cannot be read: {exc.strerror or exc}"
+    if not p.is_file():
+        return f"the MLflow store {p} is not a file"
+    if st.st_size == 0:
+        return f"the MLflow store {p} is empty (0 bytes): its creation was interrupted"
+    try:
+        with p.open("rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        return f"the MLflow store {p} cannot be read: {exc.strerror or exc}"
+    if not header.startswith(_SQLITE_MAGIC):
+        return f"the MLflow store {p} is not an SQLite database"
+    pending = any(_nonempty(Path(f"{p}{suffix}")) for suffix in ("-journal", "-wal"))
+    if len(header) == 100 and not pending:  # a hot journal or a WAL may hold the missing pages
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        valid = header[24:28] == header[92:96]  # the in-header size is current
+        if valid and pages and st.st_size < pages * page_size:
+            return f"the MLflow store {p} is truncated ({st.st_size} of {pages * page_size} bytes)"
+    try:
+        return _schema_problem(p)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return None  # another process is writing to it: in use, so not broken
+        return f"the MLflow store {p} is unreadable: {exc}"
+    except sqlite3.DatabaseError as exc:
+        return f"the MLflow store {p} is damaged: {exc}"
+
+
+def _nonempty(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _schema_problem(p: Path) -> str | None:
+    # Read-write (not `mode=ro`), though it only reads: a hot journal, left by a writer killed
+    # mid-transaction, is rolled back on open as any SQLite client does; read-only, it cannot be.
+    try:
+        con = sqlite3.connect(f"{p.absolute().as_uri()}?mode=rw", uri=True, timeout=2)
+    except sqlite3.OperationalError:  # no write permission: read what can be read
+        con = sqlite3.connect(f"{p.absolute().as_uri()}?mode=ro", uri=True, timeout=2)
+    try:
+        tables = {
+            row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if not tables:
+            return f"the MLflow store {p} has no tables: its creation was interrupted"
+        missing = [t for t in CORE_TABLES if t not in tables]
+        if len(missing) == len(CORE_TABLES):
+            return f"{p} is an SQLite database but not an MLflow store (it has no `experiments`)"
+        if missing:
+            return (
+                f"the MLflow store {p} lacks the table(s) {', '.join(missing)}: its creation was "
+                "interrupted"
+            )
+        if "alembic_version" not in tables:
+            return (
+                f"the MLflow store {p} has no schema version (table alembic_version): its "
+                "creation was interrupted before MLflow's migrations finished"
+            )
+        if con.execute("SELECT version_num FROM alembic_version").fetchone() is None:
+            return (
+                f"the MLflow store {p} has an empty alembic_version: its creation was "
+                "interrupted during MLflow's migrations"
+            )
+        if con.execute("SELECT 1 FROM experiments LIMIT 1").fetchone() is None:
+            return (
+                f"the MLflow store {p} has no experiment, not even MLflow's Default: its "
+                "creation was interrupted"
+            )
+        return None
+    finally:
+        con.close()
+
+
+def broken_store_hint(path: str | os.PathLike[str]) -> str:
+    """What to do about a store `local_store_problem` complains about."""
+    import shlex
+
+    p = shlex.quote(os.fspath(path))
+    return f"move it aside: mv {p} {p}.broken; the next sweep creates a new one"
+
+
+def store_temp_path(path: str | os.PathLike[str], pid: int | None = None) -> Path:
+    """Where this process builds the store `path` before renaming it into place: a hidden file
+    beside it, `.<name>.tmp-<host>-<pid>` (the host keeps creators on a shared disk apart)."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.tmp-{_host()}-{os.getpid() if pid is None else pid}")
+
+
+def _host() -> str:
+    name = os.uname().nodename.split(".")[0] if hasattr(os, "uname") else ""
+    return "".join(c if c.isalnum() or c == "-" else "_" for c in name) or "host"
+
+
+def remove_stale_store_temps(
+    path: str | os.PathLike[str], *, max_age_s: float = STALE_TEMP_AGE_S
+) -> list[Path]:
+    """Remove what interrupted creations of the store `path` left beside it: temporary stores
+    (and their journals) of processes of this host that are gone, any older than `max_age_s`.
+    Returns what was removed; never raises."""
+    import time
+
+    p = Path(path)
+    prefix = f".{p.name}.tmp-"
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(p.parent if str(p.parent) else "."))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        stem = entry.name[len(prefix) :]
+        for suffix in ("-journal", "-wal", "-shm"):
+            stem = stem.removesuffix(suffix)
+        host, _, pid_text = stem.rpartition("-")
+        try:
+            old = now - entry.stat(follow_symlinks=False).st_mtime > max_age_s
+        except OSError:
+            continue
+        stale = old
+        if not stale and host == _host() and pid_text.isdigit():
+            stale = int(pid_text) != os.getpid() and not _alive(int(pid_text))
+        if stale:
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists (owned by someone else)
+    return True
 
 
 def ui_hint(tracking_uri: str) -> str | None:

@@ -336,6 +336,77 @@ def test_sqlite_store_the_local_default(trainer: Path, tmp_path: Path) -> None:
     assert links.hint == f"open the links with: mlflow ui --backend-store-uri {uri}"
 
 
+def test_trials_create_a_missing_local_store_atomically(trainer: Path, tmp_path: Path) -> None:
+    """No prepare (say it failed): parallel trials race to create the store; one creation wins,
+    the others discard theirs, and all of them log to it."""
+    from launch import tracking
+
+    store = tmp_path / "home" / "mlflow.db"
+    uri = f"sqlite:///{store}"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "launch.mlflow_wrapper", "--", sys.executable, str(trainer),
+                f"--seed={i}", "--n=20", f"--tensorboard_dir={tmp_path / f'tb{i}'}",
+            ],
+            env=trial_env(uri, f"exp-race-{i}", experiment="exp-race"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        for i in range(2)
+    ]  # fmt: skip
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+        assert "warning" not in err
+    assert tracking.local_store_problem(store) is None
+    assert [p.name for p in store.parent.iterdir()] == ["mlflow.db"]  # no temporary file left
+    for i in range(2):
+        [run] = runs_of(uri, "exp-race", f"exp-race-{i}")
+        assert run.info.status == "FINISHED"
+        assert len(client(uri).get_metric_history(run.info.run_id, "loss")) == 20
+
+
+def test_broken_local_store_says_why_and_how_to_fix_and_training_goes_on(
+    trainer: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "mlflow.db"
+    store.write_bytes(b"half a store" * 1000)
+    cmd = [sys.executable, str(trainer), "--n=5", f"--tensorboard_dir={tmp_path / 'tb'}"]
+    done = wrap(cmd, trial_env(f"sqlite:///{store}", "exp-broken-1"))
+    assert done.returncode == 0, done.stderr
+    assert "trained" in done.stdout
+    warnings = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1, done.stderr
+    assert f"the MLflow store {store} is not an SQLite database" in warnings[0]
+    assert "training continues, but this trial logs nothing to MLflow" in warnings[0]
+    assert f"mv {store} {store}.broken; the next sweep creates a new one" in warnings[0]
+    assert store.read_bytes() == b"half a store" * 1000  # left alone
+
+
+def test_broken_local_store_costs_no_wait_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Retrying cannot mend a broken store: the end does not spend the budget on it."""
+    store = tmp_path / "mlflow.db"
+    store.write_bytes(b"")
+    for k in list(os.environ):
+        if k.startswith(("MLFLOW_", "KATIB_")):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.setenv("KATIB_TRIAL_NAME", "exp-broken-2")
+    monkeypatch.setenv(mlflow_wrapper.ENV_BUDGET_S, "300")
+    monkeypatch.setenv(mlflow_wrapper.ENV_START_TIMEOUT_S, "300")
+    with mlflow_wrapper.trial_run(Config(), mirror=False) as run:
+        run.log_metric("loss", 1.0)
+        started = time.monotonic()
+    ended_s = time.monotonic() - started
+    assert run.run_id is None
+    assert ended_s < 60  # not the 300 s budget
+    err = capsys.readouterr().err
+    assert "is empty (0 bytes): its creation was interrupted" in err
+    assert err.count("warning") == 1
+
+
 DRACCUS_TRAINER = textwrap.dedent(
     """
     from dataclasses import dataclass, field

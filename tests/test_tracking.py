@@ -123,3 +123,50 @@ def test_local_stores(tmp_path: Path) -> None:
     assert bad.warning and "unreadable" in bad.warning
     other = tracking.find_runs(str(tmp_path / "mlruns"), "e", ["t"])
     assert other.warning and "no MLflow links" in other.warning
+
+
+def test_sqlite_store_path() -> None:
+    assert tracking.sqlite_store_path("sqlite:////home/u/.launch/mlflow.db") == Path(
+        "/home/u/.launch/mlflow.db"
+    )
+    assert tracking.sqlite_store_path("sqlite:///mlflow.db") == Path("mlflow.db")
+    assert tracking.sqlite_store_path("sqlite:////a%20b/mlflow.db") == Path("/a b/mlflow.db")
+    for uri in ("http://127.0.0.1:5000", "file:///tmp/mlruns", "sqlite://", "sqlite:///:memory:"):
+        assert tracking.sqlite_store_path(uri) is None, uri
+
+
+def test_stale_temporary_stores_are_removed(tmp_path: Path) -> None:
+    """What killed creations left beside the store goes; a live creator's file stays."""
+    import os
+    import subprocess
+    import sys
+
+    store = tmp_path / "mlflow.db"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(dead.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        gone = [
+            tracking.store_temp_path(store, dead_pid),
+            Path(f"{tracking.store_temp_path(store, dead_pid)}-journal"),
+            store.with_name(f".{store.name}.tmp-otherhost-{os.getpid()}"),  # old, other host
+        ]
+        kept = [
+            tracking.store_temp_path(store, live.pid),
+            tracking.store_temp_path(store),  # this process's own
+            store.with_name(f".{store.name}.tmp-otherhost-1"),  # another host's, recent
+            tracking.store_temp_path(tmp_path / "other.db", dead_pid),  # another store's
+        ]
+        for path in gone + kept:
+            path.write_bytes(b"x")
+        old = time.time() - tracking.STALE_TEMP_AGE_S - 60
+        os.utime(gone[2], (old, old))
+        assert sorted(tracking.remove_stale_store_temps(store)) == sorted(gone)
+        assert sorted(p for p in tmp_path.iterdir()) == sorted(kept)
+    finally:
+        live.kill()
+        live.wait()
+    assert tracking.store_temp_path(store, 7).name.startswith(".mlflow.db.tmp-")
+    assert tracking.store_temp_path(store, 7).name.endswith("-7")
+    assert tracking.remove_stale_store_temps(tmp_path / "missing" / "mlflow.db") == []
