@@ -6,6 +6,7 @@ imported inside the commands that need it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,14 +62,14 @@ def _fail(exc: LaunchError) -> NoReturn:
 
 
 def _stderr() -> Any:
-    from rich.console import Console
+    from launch.terminal import Console
 
     # Long paths and URLs stay whole, copy-pasteable; no markup: printed text is user text.
     return Console(stderr=True, soft_wrap=True, markup=False)
 
 
 def _stdout() -> Any:
-    from rich.console import Console
+    from launch.terminal import Console
 
     console = Console(soft_wrap=True, markup=False)
     if not console.is_terminal:
@@ -92,6 +93,10 @@ def _guard(func: F) -> F:
         except KeyboardInterrupt:
             _stderr().print("interrupted")
             raise typer.Exit(int(ExitCode.DETACHED)) from None
+        except BrokenPipeError:
+            # The reader left (`launch results | head`): what it wanted was printed.
+            _discard_output()
+            raise typer.Exit(0) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug: say so in one line, the traceback only with --debug
@@ -105,6 +110,16 @@ def _guard(func: F) -> F:
             )
 
     return wrapper  # type: ignore[return-value]
+
+
+def _discard_output() -> None:
+    """Point stdout at /dev/null once its reader is gone, so the interpreter's last flush is quiet."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _version_callback(value: bool) -> None:
@@ -230,6 +245,15 @@ PriorityOpt = Annotated[
     str | None,
     typer.Option("--priority", help="Cluster: Kueue WorkloadPriorityClass for the trials."),
 ]
+TrialTimeoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trial-timeout",
+        metavar="DURATION",
+        help="Fail a trial that runs longer than this (90s, 30m, 2h): its processes are stopped "
+        "(SIGTERM, SIGKILL after 10 s locally; the Job's activeDeadlineSeconds on the cluster).",
+    ),
+]
 
 
 def _pairs(items: Any, flag: str) -> dict[str, str]:
@@ -262,7 +286,17 @@ def _render_options(settings: Any, **flags: Any) -> dict[str, Any]:
         "tolerations": merged("toleration"),
         "queue": pick("queue"),
         "priority": pick("priority"),
+        "trial_timeout_s": _trial_timeout(flags.get("trial_timeout")),
     }
+
+
+def _trial_timeout(text: str | None) -> int | None:
+    """--trial-timeout in whole seconds (activeDeadlineSeconds is an integer), at least 1."""
+    if text is None:
+        return None
+    import math
+
+    return max(1, math.ceil(_duration(text, "--trial-timeout")))
 
 
 def _command_or_fail(command: list[str] | None) -> list[str]:
@@ -404,6 +438,7 @@ def render(
     toleration: TolerationOpt = None,
     queue: QueueOpt = None,
     priority: PriorityOpt = None,
+    trial_timeout: TrialTimeoutOpt = None,
 ) -> None:
     settings = _settings(namespace=namespace, backend="katib")
     settings, argv, loaded, snap = _prepare(
@@ -422,6 +457,7 @@ def render(
         toleration=toleration,
         queue=queue,
         priority=priority,
+        trial_timeout=trial_timeout,
     )
     _print_plan(
         _plan(settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty,
@@ -482,7 +518,8 @@ def run(
         str | None,
         typer.Option(
             "--timeout",
-            help="Cluster: stop waiting after this long (90s, 30m, 2h); the experiment keeps running.",
+            help="Stop waiting after this long (90s, 30m, 2h) and exit 6. Cluster: the experiment "
+            "keeps running. Local: running trials are stopped; `launch watch` resumes the sweep.",
         ),
     ] = None,
     rebuild: Annotated[
@@ -509,6 +546,7 @@ def run(
     toleration: TolerationOpt = None,
     queue: QueueOpt = None,
     priority: PriorityOpt = None,
+    trial_timeout: TrialTimeoutOpt = None,
 ) -> None:
     if wait not in ("first", "all"):
         raise UsageError(
@@ -530,11 +568,12 @@ def run(
     options = _render_options(
         settings, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
         volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,
-        priority=priority,
+        priority=priority, trial_timeout=trial_timeout,
     )  # fmt: skip
     if chosen == "local":
         _run_local(settings, argv, loaded, snap, name=name, gpus=gpus, allow_dirty=allow_dirty,
-                   dry_run=dry_run, as_json=as_json, quiet=quiet, env=options["extra_env"] or {})  # fmt: skip
+                   dry_run=dry_run, as_json=as_json, quiet=quiet, env=options["extra_env"] or {},
+                   timeout_s=timeout_s, trial_timeout_s=options["trial_timeout_s"])  # fmt: skip
         return
     if dry_run:
         _print_plan(
@@ -681,6 +720,7 @@ def _watch_cluster(
 def _run_local(
     settings: Any, argv: list[str], loaded: Any, snap: Any, *, name: str | None, gpus: int,
     allow_dirty: bool, dry_run: bool, as_json: bool, quiet: bool, env: dict[str, str],
+    timeout_s: float | None = None, trial_timeout_s: int | None = None,
 ) -> None:  # fmt: skip
     import os
     import secrets
@@ -739,14 +779,14 @@ def _run_local(
         home=home, name=name, spec=loaded, command=argv, snap=snap, in_place=in_place,
         gpus_per_trial=gpus, parallel=parallel, gpu_slices=slices, max_trials=counts.max_trials,
         max_failed=counts.max_failed, env=os.environ, seed_flag=settings["seed_flag"],
-        extra_env=env,
+        extra_env=env, trial_timeout_s=trial_timeout_s,
     )  # fmt: skip
     where = "in place (--allow-dirty)" if in_place else f"in a worktree of {snap.commit[:12]}"
     _stderr().print(
         f"experiment {name}: {counts.max_trials} trials, {parallel} at a time, {where}; state in {exp.path}",
         highlight=False,
     )
-    _drive_local(exp, quiet=quiet)
+    _drive_local(exp, quiet=quiet, timeout_s=timeout_s)
 
 
 def _local_first_trials(
@@ -771,8 +811,10 @@ def _local_first_trials(
     return lines, bool(complete), bool(exact)
 
 
-def _drive_local(exp: Any, *, quiet: bool) -> None:
-    """Run or resume a local experiment in the foreground, then print its results."""
+def _drive_local(exp: Any, *, quiet: bool, timeout_s: float | None = None) -> None:
+    """Run or resume a local experiment in the foreground, then print its results.
+
+    `timeout_s` (--timeout): stop the trials after that long, exit 6; `launch watch` resumes."""
     from launch import local, state
     from launch.errors import ExitCode
     from launch.progress import Progress
@@ -782,14 +824,26 @@ def _drive_local(exp: Any, *, quiet: bool) -> None:
         experiment=exp.name, objective=job.spec.objective.objectiveMetricName,
         minimize=job.spec.objective.type == "minimize", total=job.max_trials, quiet=quiet,
     )  # fmt: skip
+    coordinator = None
     try:
         local.ensure_worktree(exp)
-        status = local.Coordinator(exp, report=progress).run()
+        coordinator = local.Coordinator(exp, report=progress, deadline_s=timeout_s)
+        status = coordinator.run()
     finally:
-        progress.close()
+        with contextlib.suppress(OSError, ValueError):  # a closed stderr ends narration only
+            progress.close()
     if status in (state.EXP_SUCCEEDED, state.EXP_FAILED, state.EXP_CANCELLED):
         local.cleanup(exp)
-    _print_results(exp, fmt="table")
+    try:
+        _print_results(exp, fmt="table")
+    except BrokenPipeError:  # the exit code still tells how the sweep ended
+        _discard_output()
+    if coordinator.timed_out:
+        _stderr().print(
+            f"timed out (--timeout); running trials were stopped. Resume with: launch watch {exp.name}",
+            highlight=False,
+        )
+        raise typer.Exit(int(ExitCode.TIMED_OUT))
     if status == state.EXP_INTERRUPTED:
         _stderr().print(f"interrupted; resume with: launch watch {exp.name}", highlight=False)
         raise typer.Exit(int(ExitCode.DETACHED))
@@ -924,9 +978,18 @@ def _print_rows(name: str, spec: Any, rows: list[Any], *, fmt: str) -> None:
 
 
 def _open_local(name: str) -> Any:
+    """The experiment's directory; a journal with damaged lines is read anyway, with one warning."""
     from launch import config, state
 
-    return state.Experiment.open(state.home_dir(config.load_settings()["home"]), name)
+    exp = state.Experiment.open(state.home_dir(config.load_settings()["home"]), name)
+    if not _is_cluster(exp):
+        _warn(state.problems_warning(exp.name, exp.state().problems))
+    return exp
+
+
+def _warn(text: str | None, hint: str | None = None) -> None:
+    if text:
+        _stderr().print(f"warning: {text}" + (f"\nhint: {hint}" if hint else ""), highlight=False)
 
 
 ExpArg = Annotated[str, typer.Argument(help="Experiment name (see `launch list`).")]
@@ -940,25 +1003,14 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     from launch import config, state
 
     home = state.home_dir(config.load_settings()["home"])
-    items: list[dict[str, Any]] = []
-    for name in state.list_names(home):
-        exp = state.Experiment(state.experiments_dir(home) / name)
-        meta = exp.meta()
-        if meta.get("backend") == "katib":
-            # Offline: where it runs; `launch status NAME` asks the cluster.
-            status = "deleted" if meta.get("deleted") else f"on cluster ({meta['namespace']})"
-            items.append({"name": name, "backend": "katib", "status": status, "trials": {},
-                          "created": meta.get("created")})  # fmt: skip
-            continue
-        current = exp.state()
-        counts: dict[str, int] = {}
-        for record in current.trials.values():
-            counts[record.status] = counts.get(record.status, 0) + 1
-        status = current.status
-        if status == state.EXP_RUNNING and exp.coordinator_pid() is None:
-            status = state.EXP_INTERRUPTED  # its coordinator died: `launch watch` resumes it
-        items.append({"name": name, "backend": "local", "status": status, "trials": counts,
-                      "created": meta.get("created")})  # fmt: skip
+    # One broken experiment is a row saying why, never the end of the list.
+    rows = state.summaries(home)
+    items = [row.as_dict() for row in rows]
+    for row in rows:
+        if row.problem:
+            _warn(f"{row.name}: {row.problem}", row.hint)
+        else:
+            _warn(state.problems_warning(row.name, row.warnings))
     if as_json:
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
         return
@@ -970,7 +1022,9 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     table = Table("name", "backend", "status", "trials", box=None)
     for item in items:
         trials = ", ".join(f"{n} {s.lower()}" for s, n in sorted(item["trials"].items()))
-        table.add_row(item["name"], item["backend"], item["status"], trials)
+        table.add_row(
+            item["name"], item["backend"], item["status"], trials or item["problem"] or ""
+        )
     _stdout().print(table)
 
 

@@ -575,6 +575,9 @@ def add_worktree(root: Path, commit: str, dest: Path) -> Path:
     """Check out `commit` into a new detached worktree at `dest` (absent or empty)."""
     dest = Path(dest).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
+    # A worktree whose directory was deleted (`rm -rf .launch`) stays registered and blocks a new
+    # one at the same path: forget such stale entries first (prune touches only missing ones).
+    _run(["worktree", "prune"], Path(root))
     _run(["worktree", "add", "--detach", "--quiet", str(dest), _check_rev(commit)], Path(root))
     return dest
 

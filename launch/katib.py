@@ -550,6 +550,7 @@ def render_experiment(
     priority: str | None = None,
     service_account: str | None = None,
     image_pull_policy: str | None = None,
+    trial_timeout_s: int | None = None,
 ) -> dict[str, Any]:
     """A `kubeflow.org/v1beta1` Experiment that Katib v0.19's webhook admits (DESIGN "Katib facts").
 
@@ -561,7 +562,9 @@ def render_experiment(
     (request = limit), `shm_size` (a memory-backed emptyDir at /dev/shm, which counts against
     the memory limit), `extra_env`, `secret_env` (Secrets whose keys become env vars, envFrom),
     `volumes` (`CLAIM:/path[:ro]`, see `parse_volume`), `node_selector`, `tolerations`
-    (`kubectl taint` syntax, see `parse_toleration`), `service_account`, `image_pull_policy`.
+    (`kubectl taint` syntax, see `parse_toleration`), `service_account`, `image_pull_policy`,
+    `trial_timeout_s` (the trial Job's activeDeadlineSeconds: Kubernetes fails it with
+    DeadlineExceeded, and Katib marks the trial Failed).
     `queue`/`priority` become Kueue's labels on the trial Job (trialSpec.metadata.labels: Kueue's
     Job integration reads the Job's own labels). Every value is checked here, so a bad flag is a
     UsageError naming it before anything is created.
@@ -692,8 +695,16 @@ def render_experiment(
             job_labels[label] = _check_name(wanted, flag, what, max_length=_LABEL_VALUE_MAX)
     if job_labels:
         trial_spec["metadata"] = {"labels": job_labels}
+    if trial_timeout_s is not None and not (
+        isinstance(trial_timeout_s, int) and trial_timeout_s >= 1
+    ):
+        raise UsageError(
+            f"--trial-timeout: expected at least 1 second, got {trial_timeout_s!r}",
+            hint="pass --trial-timeout 90s, 30m or 2h",
+        )
     trial_spec["spec"] = {
         "backoffLimit": 0,
+        **({"activeDeadlineSeconds": trial_timeout_s} if trial_timeout_s else {}),
         "template": {
             "metadata": {
                 "labels": dict(meta_labels),
@@ -827,6 +838,7 @@ def trial_command_lines(
     if spec.algorithm.algorithmName == "grid":
         # Katib's grid (pkg/suggestion/v1beta1/internal/search_space.py): int range inclusive of
         # max, double numpy.arange(min, max + step, step) minus an overshooting last point.
+        # apply_seeds above refuses a grid past spec.MAX_GRID_COMBINATIONS, so this list is bounded.
         axes = [spec_module.grid_values(param) for param in spec.parameters]
         combos = list(itertools.product(*axes))
     else:

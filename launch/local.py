@@ -9,6 +9,7 @@ are kept, trials that were running are marked Killed and their parameters run ag
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import selectors
 import signal
@@ -19,13 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launch import katib, state
-from launch.errors import UsageError
+from launch import katib, processes, state
+from launch.errors import LaunchError, UsageError
 from launch.spec import LaunchSpec
 
 Reporter = Callable[[dict[str, Any]], None]
 
 DEFAULT_GRACE_S = 10.0
+# Kept free on the state's filesystem, so a full disk still lets the coordinator stop trials and
+# journal why (each event is a few hundred bytes).
+RESERVE_BYTES = 64 * 1024
 
 
 # --------------------------------------------------------------------------- GPUs
@@ -75,23 +79,6 @@ def plan_slots(
     return min(parallel, len(slices)), slices
 
 
-# --------------------------------------------------------------------------- processes
-
-
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of a process, to tell a pid from a reused one."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _kill_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
 @dataclass
 class _Running:
     record: state.TrialRecord
@@ -99,7 +86,10 @@ class _Running:
     handle: int
     gpus: list[str]
     tb_dir: Path
+    token: str
     fd: int | None = None
+    deadline: float | None = None  # --trial-timeout, monotonic
+    kill_at: float | None = None  # SIGTERM sent (timeout): SIGKILL at this time
 
 
 @dataclass
@@ -184,7 +174,11 @@ def trial_env(
 
 
 class Coordinator:
-    """Runs (or resumes) one local experiment until it ends, is interrupted, or is cancelled."""
+    """Runs (or resumes) one local experiment until it ends, is interrupted, or is cancelled.
+
+    `deadline_s` (--timeout) stops the sweep after that many seconds, resumable like Ctrl-C;
+    `--trial-timeout` (kept in experiment.json) fails a trial that runs longer.
+    """
 
     def __init__(
         self,
@@ -193,6 +187,7 @@ class Coordinator:
         report: Reporter = lambda event: None,
         grace_s: float = DEFAULT_GRACE_S,
         base_env: Mapping[str, str] | None = None,
+        deadline_s: float | None = None,
     ) -> None:
         self.exp = exp
         self.job = LocalExperiment.from_meta(exp.meta())
@@ -201,18 +196,53 @@ class Coordinator:
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.running: dict[str, _Running] = {}
         self._stop: str | None = None  # experiment status to end with, once asked to stop
+        self._stop_reason = ""
         self._pidfds = True
+        self.deadline = None if deadline_s is None else time.monotonic() + deadline_s
+        self.deadline_s = deadline_s
+        self.timed_out = False
+        timeout = self.job.extra.get("trial_timeout_s")
+        self.trial_timeout_s = float(timeout) if timeout else None
 
     # -- journal + report in one place, journal first ------------------------------------------
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.exp.append(event)
-        self.report({"t": time.time(), **event})
+        try:
+            self.report({"t": time.time(), **event})
+        except (OSError, ValueError):
+            # stdout/stderr closed (`launch ... | head`): narration stops, the sweep goes on.
+            self.report = _silent
 
     def run(self) -> str:
         """Run to the end; returns the experiment's final status."""
         with self.exp.coordinator_lock(), self._signals() as wakeup:
-            return self._run(wakeup)
+            reserve = self.exp.path / ".reserve"
+            _reserve(reserve)
+            try:
+                return self._run(wakeup)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    self._abort(f"launch stopped: {exc}")
+                    raise
+                with contextlib.suppress(OSError):
+                    reserve.unlink()  # room for the last events
+                self._abort(f"disk full ({exc.filename or self.exp.path})")
+                raise LaunchError(
+                    f"the disk holding {self.exp.path} is full; running trials were stopped",
+                    hint=f"free some space, then resume with `launch watch {self.exp.name}`",
+                ) from None
+            except BaseException as exc:
+                self._abort(f"launch stopped: {type(exc).__name__}: {exc}")
+                raise
+
+    def _abort(self, reason: str) -> None:
+        """After an error in the loop: stop every trial and journal why, as far as the disk lets."""
+        self._stop, self._stop_reason = state.EXP_INTERRUPTED, reason
+        with contextlib.suppress(Exception):
+            self._stop_all(None)
+        with contextlib.suppress(Exception):
+            self._emit({"event": "experiment", "status": state.EXP_INTERRUPTED, "reason": reason})
 
     @contextlib.contextmanager
     def _signals(self) -> Any:
@@ -258,6 +288,7 @@ class Coordinator:
         selector.register(wakeup, selectors.EVENT_READ, None)
         try:
             while True:
+                self._check_deadlines()
                 # Start trials while there is room, trials left and no reason to stop.
                 while (
                     self._stop is None
@@ -281,25 +312,27 @@ class Coordinator:
                     self._stop_all(selector)
                     break
                 # pidfds make select() return the moment a trial exits; poll() covers old kernels.
-                for key, _ in selector.select(timeout=1.0 if self._pidfds else 0.05):
+                for key, _ in selector.select(timeout=self._wait_s()):
                     if key.data is None:
                         with contextlib.suppress(BlockingIOError):
                             os.read(wakeup, 512)
                 for name in [
                     name for name, run in self.running.items() if run.proc.poll() is not None
                 ]:
-                    run = self.running.pop(name)
-                    if run.fd is not None:
-                        selector.unregister(run.fd)
-                        os.close(run.fd)
+                    run = self.running[name]
+                    self._forget_fd(run, selector)
                     record = self._finish(run)
+                    # Only once journaled: if that fails (disk full), _abort still knows the trial.
+                    del self.running[name]
                     free.extend([run.gpus] if run.gpus else [])
                     suggester.tell(run.handle, tally.add(record))
         finally:
             selector.close()
         if self._stop is not None:
             status = self._stop
-            reason = "interrupted (Ctrl-C)" if status == state.EXP_INTERRUPTED else "cancelled"
+            reason = self._stop_reason or (
+                "interrupted (Ctrl-C)" if status == state.EXP_INTERRUPTED else "cancelled"
+            )
         elif tally.end_status is not None:
             status, reason = tally.end_status, tally.end_reason
         elif tally.succeeded:
@@ -312,15 +345,51 @@ class Coordinator:
         self._emit({"event": "experiment", "status": status, "reason": reason})
         return status
 
+    def _check_deadlines(self) -> None:
+        """--timeout stops the sweep (resumable); --trial-timeout ends one trial's processes."""
+        now = time.monotonic()
+        if self.deadline is not None and now >= self.deadline and self._stop is None:
+            self._stop, self.timed_out = state.EXP_INTERRUPTED, True
+            self._stop_reason = f"timed out after {_seconds(self.deadline_s or 0)} (--timeout)"
+        for run in self.running.values():
+            if run.deadline is not None and now >= run.deadline and run.kill_at is None:
+                processes.signal_trial(run.token, run.proc.pid, signal.SIGTERM)
+                run.kill_at = now + self.grace_s
+            elif run.kill_at is not None and now >= run.kill_at:
+                processes.signal_trial(run.token, run.proc.pid, signal.SIGKILL)
+
+    def _wait_s(self) -> float:
+        """How long select() may sleep: until the next deadline, at most 1 s (0.05 without pidfds)."""
+        wait = 1.0 if self._pidfds else 0.05
+        now = time.monotonic()
+        times = [self.deadline] + [r.kill_at or r.deadline for r in self.running.values()]
+        for moment in times:
+            if moment is not None:
+                wait = min(wait, max(0.0, moment - now))
+        return wait
+
     def reap_orphans(self, current: state.JournalState | None = None) -> None:
-        """Trials a dead coordinator left Running: stop what still runs (same pid *and* start time,
-        so a reused pid is never hit) and mark them Killed; `_run` runs them again."""
+        """Trials a dead coordinator left Running. One that ended meanwhile is finished from the
+        exit status its shell kept and its event files (never run twice); one still running is
+        stopped with everything it started (same pid *and* start time, so a reused pid is never
+        hit) and marked Killed, and `_run` runs its parameters again."""
         current = current or self.exp.state()
         for record in sorted(current.trials.values(), key=lambda r: r.number):
             if record.status != state.RUNNING:
                 continue
-            if record.pid and record.proc_start and _start_time(record.pid) == record.proc_start:
-                _kill_group(record.pid, signal.SIGKILL)
+            trial_dir = self.exp.trial_dir(record.name)
+            alive = processes.is_running(record.pid, record.proc_start)
+            code = None if alive else processes.read_exit_status(trial_dir / processes.EXIT_FILE)
+            if code is not None:
+                # The shell re-raised a trainer's signal N as 128+N (see processes._WRAPPER).
+                record.exit_code = -(code - 128) if 128 < code < 160 else code
+                self._record_end(
+                    record, trial_dir / "tfevent", ended_while="launch was not running"
+                )
+                continue
+            processes.end_trial(
+                processes.token_for(trial_dir), record.pid if alive else None, grace_s=0
+            )
             self._emit(
                 {
                     "event": "trial_finished",
@@ -354,65 +423,93 @@ class Coordinator:
         # Journal the trial before its process exists, so a crash can never leave an unknown one.
         self._emit({"event": "trial_started", "trial": name, "number": number, "params": params,
                     "argv": argv, "gpus": ",".join(gpus), "retry_of": retry_of})  # fmt: skip
-        log = (trial_dir / "output.log").open("wb")
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=job.workdir,
-                env=trial_env(self.base_env, job, name, gpus),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: Ctrl-C reaches us, we stop it
-            )
-        except OSError as exc:
-            # A missing program fails like a trial that exits 127, visible in its log and status.
-            reason = f"cannot start {argv[0]!r}: {exc.strerror}"
-            log.write(f"launch: {reason}\n".encode())
-            log.close()
+        env = trial_env(self.base_env, job, name, gpus)
+        token = processes.token_for(trial_dir)
+        env[processes.TOKEN_VAR] = token
+        problem = _cannot_start(argv[0], cwd=job.workdir, path=env.get("PATH"))
+        with (trial_dir / "output.log").open("wb") as log:
+            if problem is None:
+                try:
+                    proc = subprocess.Popen(
+                        processes.wrapped_argv(argv, trial_dir / processes.EXIT_FILE),
+                        cwd=job.workdir,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # its own group: Ctrl-C reaches us, we stop it
+                    )
+                except OSError as exc:
+                    problem = exc.strerror or str(exc)
+            if problem is not None:
+                # A missing program fails like a trial that exits 127, visible in its log and status.
+                reason = f"cannot start {argv[0]!r}: {problem}"
+                log.write(f"launch: {reason}\n".encode())
+        if problem is not None:
             self._emit({"event": "trial_finished", "trial": name, "status": state.FAILED, "exit_code": 127,
                         "reason": reason})  # fmt: skip
             return state.TrialRecord(
                 name, number, params, status=state.FAILED, exit_code=127, reason=reason
             )
-        log.close()
+        # Known before it is journaled as running: if that write fails, _abort still stops it.
+        run = _Running(
+            state.TrialRecord(name=name, number=number, params=params),
+            proc, handle, gpus, tb_dir, token,
+            deadline=None if self.trial_timeout_s is None else time.monotonic() + self.trial_timeout_s,
+        )  # fmt: skip
+        self.running[name] = run
+        try:
+            run.fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
+            run.fd, self._pidfds = None, False
+        if run.fd is not None:
+            selector.register(run.fd, selectors.EVENT_READ, name)
         self._emit(
             {
                 "event": "trial_running",
                 "trial": name,
                 "pid": proc.pid,
-                "proc_start": _start_time(proc.pid),
+                "proc_start": processes.start_time(proc.pid),
             }
         )
-        run = _Running(
-            state.TrialRecord(name=name, number=number, params=params), proc, handle, gpus, tb_dir
-        )
-        try:
-            run.fd = os.pidfd_open(proc.pid)
-        except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
-            run.fd, self._pidfds = None, False
-        self.running[name] = run
-        if run.fd is not None:
-            selector.register(run.fd, selectors.EVENT_READ, name)
         return None
 
     def _finish(self, run: _Running) -> state.TrialRecord:
+        run.record.exit_code = run.proc.wait()
+        # What the trainer left behind (a setsid daemon, a data loader) ends with it, as the
+        # container's processes do on the cluster.
+        processes.end_trial(run.token, None, grace_s=0)
+        timed_out = None
+        if run.kill_at is not None and self.trial_timeout_s is not None:
+            timed_out = f"timed out after {_seconds(self.trial_timeout_s)} (--trial-timeout)"
+        return self._record_end(run.record, run.tb_dir, timed_out=timed_out)
+
+    def _record_end(
+        self,
+        record: state.TrialRecord,
+        tb_dir: Path,
+        *,
+        timed_out: str | None = None,
+        ended_while: str | None = None,
+    ) -> state.TrialRecord:
+        """Status, metrics and reason of an ended trial from its exit code and event files."""
         from launch import tfevents
 
-        code = run.proc.wait()
+        code = record.exit_code if record.exit_code is not None else 0
         spec = self.job.spec
         names = list(spec.objective.metric_names)
         result = tfevents.collect_metrics(
-            run.tb_dir,
+            tb_dir,
             names,
             {m: spec.objective.strategy(m) for m in names},  # type: ignore[misc]
         )
         objective = spec.objective.objectiveMetricName
-        record = run.record
-        record.exit_code = code
         record.metrics = dict(result.values)
         record.found_tags = list(result.found_tags)
-        if code != 0:
+        record.reason = ""
+        if timed_out is not None:
+            record.status, record.reason = state.FAILED, timed_out
+        elif code != 0:
             record.status = state.FAILED
             record.reason = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
             last = last_line(self.exp.trial_dir(record.name) / "output.log")
@@ -423,6 +520,8 @@ class Coordinator:
             record.reason = f"objective `{objective}` not found: {result.describe_missing()}"
         else:
             record.status = state.SUCCEEDED
+        if ended_while:
+            record.reason = "; ".join(filter(None, [record.reason, f"ended while {ended_while}"]))
         self._emit(
             {
                 "event": "trial_finished",
@@ -436,33 +535,81 @@ class Coordinator:
         )
         return record
 
-    def _stop_all(self, selector: selectors.BaseSelector) -> None:
-        """SIGTERM every running trial, SIGKILL what is left after the grace period; record Killed."""
+    def _forget_fd(self, run: _Running, selector: selectors.BaseSelector | None) -> None:
+        if run.fd is not None:
+            if selector is not None:
+                selector.unregister(run.fd)
+            os.close(run.fd)
+            run.fd = None
+
+    def _stop_all(self, selector: selectors.BaseSelector | None) -> None:
+        """SIGTERM every running trial (its whole process tree), SIGKILL what is left after the
+        grace period; record Killed. A trial that had already ended is recorded as it ended."""
+        for name, run in list(self.running.items()):
+            if run.proc.poll() is not None:
+                self._forget_fd(run, selector)
+                self._finish(run)
+                del self.running[name]
         for run in self.running.values():
-            _kill_group(run.proc.pid, signal.SIGTERM)
+            processes.signal_trial(run.token, run.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
         for run in self.running.values():
-            try:
-                run.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _kill_group(run.proc.pid, signal.SIGKILL)
-                run.proc.wait()
+            # The trainer's children may outlive it (SIGTERM ignored, setsid): wait for them too.
+            while time.monotonic() < deadline and (
+                run.proc.poll() is None or processes.members(run.token)
+            ):
+                time.sleep(0.05)
+            processes.signal_trial(run.token, run.proc.pid, signal.SIGKILL)
+            run.proc.wait()
         for name, run in list(self.running.items()):
-            if run.fd is not None:
-                selector.unregister(run.fd)
-                os.close(run.fd)
+            self._forget_fd(run, selector)
             self._emit(
                 {
                     "event": "trial_finished",
                     "trial": name,
                     "status": state.KILLED,
                     "exit_code": run.proc.returncode,
-                    "reason": "stopped by Ctrl-C"
-                    if self._stop == state.EXP_INTERRUPTED
-                    else "cancelled",
+                    "reason": self._stop_reason
+                    or (
+                        "stopped by Ctrl-C" if self._stop == state.EXP_INTERRUPTED else "cancelled"
+                    ),
                 }
             )
         self.running.clear()
+
+
+def _silent(event: dict[str, Any]) -> None:
+    """The reporter once the terminal is gone."""
+
+
+def _reserve(path: Path) -> None:
+    """Keep RESERVE_BYTES allocated at `path` (freed when the disk fills up)."""
+    with contextlib.suppress(OSError):
+        if not path.exists() or path.stat().st_size < RESERVE_BYTES:
+            with path.open("wb") as handle:
+                handle.write(b"\0" * RESERVE_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+
+def _seconds(value: float) -> str:
+    """90 -> `90s`, 1800 -> `30m`, 7200 -> `2h` (as the flags are written)."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if value >= size and value % size == 0:
+            return f"{int(value // size)}{unit}"
+    return f"{value:g}s"
+
+
+def _cannot_start(program: str, *, cwd: Path, path: str | None) -> str | None:
+    """Why `program` cannot be executed (as the shell would look it up), or None."""
+    import shutil
+
+    if "/" in program:
+        full = cwd / program
+        if not full.exists():
+            return "No such file or directory"
+        return None if os.access(full, os.X_OK) and full.is_file() else "Permission denied"
+    return None if shutil.which(program, path=path) else "No such file or directory"
 
 
 _PREPARE_STORE = """
@@ -492,9 +639,18 @@ def _prepare_tracking(job: LocalExperiment, base_env: Mapping[str, str]) -> None
     coordinator seconds and ~150 MB for the whole sweep. Never fatal (the wrapper warns)."""
     import sys
 
-    store = job.tracking_uri.removeprefix("sqlite:///")
-    if store == job.tracking_uri or os.path.exists(store):
-        return  # not a local sqlite store, or one that exists already
+    from launch import tracking
+
+    store = tracking.sqlite_store_path(job.tracking_uri)
+    if store is None:
+        return  # not a local sqlite store
+    if os.path.lexists(store):
+        # A store left half-built (by an older launch) or damaged: say so once, here, not in
+        # every trial's log. Creation itself is atomic (mlflow_wrapper.create_local_store).
+        problem = tracking.local_store_problem(store)
+        if problem:
+            _say(f"warning: {problem}\nhint: {tracking.broken_store_hint(store)}\n")
+        return
     python = tracking_python(
         job.command, frozen=bool(getattr(sys, "frozen", False)), own=sys.executable
     )
@@ -508,11 +664,20 @@ def _prepare_tracking(job: LocalExperiment, base_env: Mapping[str, str]) -> None
             check=False, timeout=300, capture_output=True, text=True,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
-        sys.stderr.write(f"warning: creating the MLflow store {store} failed: {exc}\n")
+        _say(f"warning: creating the MLflow store {store} failed: {exc}\n")
         return
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        sys.stderr.write(f"warning: creating the MLflow store {store} failed:\n{tail}\n")
+        _say(f"warning: creating the MLflow store {store} failed:\n{tail}\n")
+
+
+def _say(text: str) -> None:
+    """A line on stderr, if anyone still reads it (a closed pipe never stops the sweep)."""
+    import sys
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
 
 def last_line(path: Path, *, limit: int = 200) -> str:
@@ -594,6 +759,7 @@ def create(
     env: Mapping[str, str],
     seed_flag: str = "seed",
     extra_env: Mapping[str, str] | None = None,
+    trial_timeout_s: float | None = None,
 ) -> state.Experiment:
     """Create the experiment directory, its worktree of the commit (or run in place) and metadata.
 
@@ -625,6 +791,7 @@ def create(
             "branch": snap.branch,
             "created": time.time(),
             "env": dict(extra_env or {}),
+            "trial_timeout_s": trial_timeout_s,
         },
     )
     exp = state.Experiment.create(home, name, job.to_meta())

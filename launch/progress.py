@@ -9,9 +9,10 @@ import os
 import time
 from typing import Any, ClassVar
 
-from rich.console import Console
 from rich.live import Live
 from rich.text import Text
+
+from launch.terminal import Console
 
 
 def _params_text(params: dict[str, Any]) -> str:

@@ -384,6 +384,15 @@ def test_gpus_cpus_memory_env() -> None:
     assert "resources" not in container(render("random", gpus=0))
 
 
+def test_trial_timeout_is_the_jobs_active_deadline() -> None:
+    job = trial_job(render("random", trial_timeout_s=1800))
+    assert job["spec"]["activeDeadlineSeconds"] == 1800 and job["spec"]["backoffLimit"] == 0
+    kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+    assert "activeDeadlineSeconds" not in trial_job(render("random"))["spec"]
+    with pytest.raises(UsageError, match="--trial-timeout"):
+        render("random", trial_timeout_s=0)
+
+
 def test_pure_seed_sweep_is_a_grid_over_seed() -> None:
     doc = render("seeds")
     assert doc["spec"]["algorithm"]["algorithmName"] == "grid"
