@@ -359,8 +359,19 @@ def _print_plan(plan: Any, *, as_json: bool) -> None:
     out = "---\n".join(katib.to_yaml(doc) for doc in docs)
     what = "every trial" if plan.complete else f"a sample of {len(plan.trial_lines)} trials"
     out += f"# trial command lines ({what}):\n"
-    out += "".join(f"#   {shlex.join(line)}\n" for line in plan.trial_lines)
+    out += "".join(f"#   {shlex.join(line)}\n" for line in plan.trial_lines[:SHOWN_TRIALS])
+    out += _more_trials(len(plan.trial_lines), prefix="#   ")
     sys.stdout.write(out)
+
+
+# A grid may hold up to spec.MAX_GRID_COMBINATIONS trials: the text shows the first ones (--json
+# lists all).
+SHOWN_TRIALS = 1000
+
+
+def _more_trials(count: int, *, prefix: str = "") -> str:
+    hidden = count - SHOWN_TRIALS
+    return f"{prefix}... and {hidden:,} more (--json lists every one)\n" if hidden > 0 else ""
 
 
 def _facts(snap: Any, *, name: str | None, allow_dirty: bool) -> tuple[Any, str, bytes | None]:
@@ -773,7 +784,8 @@ def _run_local(
         else:
             what = f"a sample of {len(lines)}: the sampler picks again when it runs"
         out.write(f"# trial command lines ({what}):\n")
-        out.writelines(f"{shlex.join(line)}\n" for line in lines)
+        out.writelines(f"{shlex.join(line)}\n" for line in lines[:SHOWN_TRIALS])
+        out.write(_more_trials(len(lines), prefix="# "))
         return
     exp = local.create(
         home=home, name=name, spec=loaded, command=argv, snap=snap, in_place=in_place,

@@ -319,3 +319,37 @@ def test_the_no_cli_import_contract_lists_every_module() -> None:
     (contract,) = [c for c in contracts["contracts"] if c["forbidden_modules"] == ["launch.cli"]]
     modules = {f"launch.{p.stem}" for p in (root / "launch").glob("*.py")}
     assert set(contract["source_modules"]) == modules - {"launch.__init__", "launch.cli"}
+
+
+def test_render_trial_timeout_is_the_trial_jobs_active_deadline(
+    runner: CliRunner, quickstart: Path
+) -> None:
+    result = invoke(
+        runner, ["render", "search.yaml", "--trial-timeout", "30m", "--", "python", "train.py"]
+    )
+    assert result.exit_code == 0, result.output
+    _, experiment = list(yaml.safe_load_all(result.stdout))
+    job = experiment["spec"]["trialTemplate"]["trialSpec"]
+    assert job["spec"]["activeDeadlineSeconds"] == 1800
+    bad = invoke(
+        runner, ["render", "search.yaml", "--trial-timeout", "soon", "--", "python", "t.py"]
+    )
+    assert bad.exit_code == 2 and "--trial-timeout soon: not a duration" in bad.output
+
+
+def test_a_large_grid_shows_its_first_thousand_trials(runner: CliRunner, quickstart: Path) -> None:
+    (quickstart / "grid.yaml").write_text(
+        "objective: {type: minimize, objectiveMetricName: val_loss}\n"
+        "algorithm: {algorithmName: grid}\n"
+        "parameters:\n"
+        "  - {name: n, parameterType: int, feasibleSpace: {min: 1, max: 5000}}\n"
+    )
+    result = invoke(runner, ["render", "grid.yaml", "--allow-dirty", "--", "python", "train.py"])
+    assert result.exit_code == 0, result.output
+    shown = [line for line in result.stdout.splitlines() if line.startswith("#   python")]
+    assert len(shown) == 1000 and shown[-1].startswith("#   python train.py --n=1000 ")
+    assert "#   ... and 4,000 more (--json lists every one)" in result.stdout
+    as_json = invoke(
+        runner, ["render", "grid.yaml", "--allow-dirty", "--json", "--", "python", "t.py"]
+    )
+    assert len(json.loads(as_json.stdout)["trials"]) == 5000
