@@ -351,12 +351,15 @@ def _print_plan(plan: Any, *, as_json: bool) -> None:
             "trials": plan.trial_lines,
             "trialsComplete": plan.complete,
         }
+        if plan.notes:
+            doc["notes"] = list(plan.notes)
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     from launch import katib
 
     docs = [d for d in (plan.build_job, plan.experiment) if d is not None]
     out = "---\n".join(katib.to_yaml(doc) for doc in docs)
+    out += "".join(f"# {line}\n" for line in plan.notes)
     what = "every trial" if plan.complete else f"a sample of {len(plan.trial_lines)} trials"
     out += f"# trial command lines ({what}):\n"
     out += "".join(f"#   {shlex.join(line)}\n" for line in plan.trial_lines[:SHOWN_TRIALS])

@@ -2,8 +2,9 @@
 lines, and what Katib's (and Kueue's) status objects mean.
 
 Pure: plain dicts and strings, no network, disk, environment or clock. Imports only the standard
-library, PyYAML (`to_yaml`), `launch.spec`, `launch.results` and `launch.errors`. Facts are
-checked against Katib v0.19.0's source; the comments name the upstream file.
+library, PyYAML (`to_yaml`), `launch.spec`, `launch.hyperband`, `launch.results` and
+`launch.errors`. Facts are checked against Katib v0.19.0's source; the comments name the
+upstream file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from launch import results
+from launch import hyperband, results
 from launch import spec as spec_module
 from launch.errors import UsageError
 from launch.spec import LaunchSpec, Parameter, ParamValue, Scalar
@@ -835,7 +836,10 @@ def trial_command_lines(
     spec = spec if seeds else spec_module.apply_seeds(spec, seed_flag=seed_flag)
     names = [param.name for param in spec.parameters]
     combos: list[tuple[ParamValue, ...]]
-    if spec.algorithm.algorithmName == "grid":
+    hb = spec_module.hyperband_of(spec)
+    if hb is not None:
+        combos = _hyperband_combos(spec, hb, sample_size=sample_size, rng_seed=rng_seed)
+    elif spec.algorithm.algorithmName == "grid":
         # Katib's grid (pkg/suggestion/v1beta1/internal/search_space.py): int range inclusive of
         # max, double numpy.arange(min, max + step, step) minus an overshooting last point.
         # apply_seeds above refuses a grid past spec.MAX_GRID_COMBINATIONS, so this list is bounded.
@@ -858,6 +862,30 @@ def trial_command_lines(
         )
         for combo in combos
     ]
+
+
+def _hyperband_combos(
+    spec: LaunchSpec, hb: hyperband.Hyperband, *, sample_size: int, rng_seed: int
+) -> list[tuple[ParamValue, ...]]:
+    """hyperband's trials: sampled configs with the resource value of their round, which the
+    service sets itself (`str(int(r))`, whatever the parameter's type). The first round shows
+    `sample_size` of its configs; round 1 repeats the first of them (it stands for the best)."""
+    counts = spec_module.resolve_counts(spec)
+    rng = random.Random(rng_seed)
+    where = [param.name for param in spec.parameters].index(hb.resource_name)
+    out: list[tuple[ParamValue, ...]] = []
+    for rung in hb.runs(counts.parallel, counts.max_trials):
+        if rung.index == 0:
+            configs = [
+                [_sample(param, rng) for param in spec.parameters]
+                for _ in range(min(sample_size, rung.trials))
+            ]
+        else:
+            configs = [list(out[0])]
+        for config in configs:
+            config[where] = rung.resource
+            out.append(tuple(config))
+    return out
 
 
 # --------------------------------------------------------------------------- status: Trials
@@ -1067,17 +1095,30 @@ def trial_row(
     start, end = trial_times(trial)
     metadata = trial.get("metadata")
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    params = trial_params(trial, spec=spec, seed_flag=seed_flag)
     return results.Trial(
         name=str(name or ""),
         number=number,
-        params=trial_params(trial, spec=spec, seed_flag=seed_flag),
+        params=params,
         status=trial_status(trial),
         objective=metrics.get(spec.objective.objectiveMetricName),
         metrics=metrics,
         start=start,
         end=end,
         reason=trial_reason(trial),
+        resource=_resource_label(spec, params),
     )
+
+
+def _resource_label(spec: LaunchSpec, params: Mapping[str, ParamValue]) -> str:
+    """hyperband: `num_epochs=3`, the resource value the service gave the trial (its round);
+    `results.rank` groups by it. Empty for other algorithms."""
+    if spec.algorithm.algorithmName != hyperband.NAME:
+        return ""
+    resource = spec.algorithm.setting("resource_name")
+    if resource is None or resource not in params:
+        return ""
+    return f"{resource}={format_value(params[resource])}"
 
 
 def trial_numbers(trials: Sequence[Mapping[str, Any]]) -> dict[str, int]:

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from launch import kaniko, katib
+from launch import hyperband, kaniko, katib
+from launch import spec as spec_module
 from launch.spec import LaunchSpec
 
 KATIB_TFEVENT_DIR = "/var/log/katib/tfevent/"
@@ -36,6 +37,8 @@ class Plan:
     experiment: dict[str, Any]
     trial_lines: list[list[str]]
     complete: bool  # trial_lines lists every trial (grid, seeds) rather than a sample
+    # What the reader needs to know about the search, as lines (hyperband: its brackets).
+    notes: tuple[str, ...] = ()
 
 
 def make_plan(
@@ -118,4 +121,13 @@ def make_plan(
         spec, command, seed_flag=settings["seed_flag"], sample_size=sample_size
     )
     complete = spec.algorithm.algorithmName == "grid"
-    return Plan(name, namespace, image, build_job, experiment, lines, complete)
+    return Plan(name, namespace, image, build_job, experiment, lines, complete, _notes(spec))
+
+
+def _notes(spec: LaunchSpec) -> tuple[str, ...]:
+    """hyperband: how many trials at which resource value (launch/hyperband.py explains why)."""
+    hb = spec_module.hyperband_of(spec)
+    if hb is None:
+        return ()
+    counts = spec_module.resolve_counts(spec)
+    return tuple(hyperband.explain(hb, parallel=counts.parallel, max_trials=counts.max_trials))

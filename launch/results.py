@@ -35,6 +35,8 @@ class Trial:
     exit_code: int | None = None
     mlflow_run_id: str | None = None
     mlflow_url: str | None = None
+    # hyperband: the resource value the trial got (`num_epochs=3`); trials are ranked within it.
+    resource: str = ""
 
     @property
     def duration_s(self) -> float | None:
@@ -58,14 +60,37 @@ def from_local(record: Any, objective_name: str) -> Trial:
 
 
 def rank(trials: Iterable[Trial], *, minimize: bool) -> list[Trial]:
-    """Trials with an objective first, best first; then the rest by number."""
+    """Trials with an objective first, best first; then the rest by number.
+
+    Hyperband trials are grouped by their resource value, the largest first (an objective after
+    9 epochs is not comparable with one after 1), and ranked within each group.
+    """
     rows = list(trials)
+    if not any(t.resource for t in rows):
+        return _rank_flat(rows, minimize=minimize)
+    groups: dict[str, list[Trial]] = {}
+    for t in rows:
+        groups.setdefault(t.resource, []).append(t)
+    order = sorted(groups, key=_resource_key, reverse=True)
+    return [t for key in order for t in _rank_flat(groups[key], minimize=minimize)]
+
+
+def _rank_flat(rows: list[Trial], *, minimize: bool) -> list[Trial]:
     sign = 1.0 if minimize else -1.0
     scored = sorted(
         (t for t in rows if t.objective is not None), key=lambda t: sign * (t.objective or 0.0)
     )
     rest = sorted((t for t in rows if t.objective is None), key=lambda t: t.number)
     return scored + rest
+
+
+def _resource_key(label: str) -> tuple[int, float, str]:
+    """Sort key of a resource label: its number (`num_epochs=9` above `num_epochs=3`); a label
+    without one (no resource) below every number."""
+    try:
+        return (1, float(label.rpartition("=")[2]), label)
+    except ValueError:
+        return (0, -math.inf, label)
 
 
 def _iso(ts: float | None) -> str:
@@ -115,7 +140,9 @@ def to_rows(
     """Header and text rows, shared by the CSV form and the table (precise=False: short
     numbers, and no `start` column: the table is for reading)."""
     params, metrics = param_names(trials), metric_names(trials, objective_name)
-    header = ["trial", "status", objective_name, *metrics, *params, "duration_s"]
+    grouped = any(t.resource for t in trials)  # hyperband: the resource value of each trial
+    header = ["trial", "status", *(["resource"] if grouped else [])]
+    header += [objective_name, *metrics, *params, "duration_s"]
     header += ["start", "mlflow_run", "reason"] if precise else ["mlflow_run", "reason"]
     rows = []
     for t in trials:
@@ -123,6 +150,7 @@ def to_rows(
         row = [
             str(t.number),
             t.status,
+            *([t.resource] if grouped else []),
             _metric_text(t.objective, precise=precise),
             *(_metric_text(t.metrics.get(m), precise=precise) for m in metrics),
             *(_param_text(t.params.get(p), precise=precise) for p in params),
@@ -154,9 +182,14 @@ def json_lines_array(items: Iterable[Any]) -> str:
 
 def to_json(trials: Sequence[Trial]) -> str:
     # Field by field: dataclasses.asdict deep-copies recursively and dominates at 10k trials.
-    names = [f.name for f in fields(Trial)]
+    names = [f.name for f in fields(Trial) if f.name != "resource"]
     return json_lines_array(
-        {**{n: getattr(t, n) for n in names}, "params": dict(t.params), "metrics": dict(t.metrics)}
+        {
+            **{n: getattr(t, n) for n in names},
+            "params": dict(t.params),
+            "metrics": dict(t.metrics),
+            **({"resource": t.resource} if t.resource else {}),  # hyperband only
+        }
         for t in trials
     )
 

@@ -30,8 +30,15 @@ from launch.spec import (
 
 ParamValue = str | int | float
 
-# Every algorithm launch accepts runs locally too (Optuna's sampler of the same idea).
-LOCAL_ALGORITHMS = tuple(a for a in KATIB_ALGORITHMS if a not in UNSUPPORTED_ALGORITHMS)
+# Runs on the cluster only: Katib's hyperband service sets each trial's resource parameter itself,
+# and launch keeps no local copy of that service (docs/search-yaml.md, hyperband).
+CLUSTER_ONLY_ALGORITHMS = ("hyperband",)
+# Every other algorithm launch accepts runs locally too (Optuna's sampler of the same idea).
+LOCAL_ALGORITHMS = tuple(
+    a
+    for a in KATIB_ALGORITHMS
+    if a not in UNSUPPORTED_ALGORITHMS and a not in CLUSTER_ONLY_ALGORITHMS
+)
 
 SUCCEEDED, KILLED = "Succeeded", "Killed"
 
@@ -50,6 +57,15 @@ def local_caveats(spec: LaunchSpec) -> list[str]:
 def check_local(spec: LaunchSpec) -> None:
     """Fail before anything runs when the algorithm or a distribution has no local equivalent."""
     name = spec.algorithm.algorithmName
+    if name == "hyperband":
+        resource = spec.algorithm.setting("resource_name") or "its resource parameter"
+        raise SpecError(
+            "algorithm `hyperband` runs on the cluster only: Katib's hyperband suggestion service "
+            f"sets {resource} for each trial itself and promotes the best configs, and the local "
+            "backend has no such service",
+            hint="run it on the cluster (--backend katib; `launch render` shows its brackets), or "
+            f"search locally with algorithmName: random or tpe and {resource} under `fixed:`",
+        )
     if name not in LOCAL_ALGORITHMS:
         raise SpecError(
             f"algorithm `{name}` has no local equivalent",

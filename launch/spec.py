@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
 )
 
+from launch import hyperband
 from launch.errors import SpecError
 
 Scalar = str | int | float | bool
@@ -50,10 +51,6 @@ KATIB_ALGORITHMS = (
 
 # Katib knows these but launch cannot generate a correct Experiment (or a local run) for them.
 UNSUPPORTED_ALGORITHMS = {
-    "hyperband": (
-        "hyperband rewrites trials with a resource parameter and needs parallelTrialCount >= "
-        "eta**floor(log(r_l)/log(eta)); launch does not generate it"
-    ),
     "pbt": "pbt needs checkpoint volumes and trial restarts that launch does not generate",
     "enas": "enas is neural architecture search (nasConfig), not a hyperparameter search",
     "darts": "darts is neural architecture search (nasConfig), not a hyperparameter search",
@@ -845,6 +842,34 @@ _RANDOM_STATE = _int_in(0, MAX_SEED)
 # Scored for every suggestion (defaults 24): a billion would exhaust the sampler's memory.
 _EI_CANDIDATES = _int_in(1, MAX_EI_CANDIDATES)
 
+
+def _hyperband_eta(value: str) -> str | None:
+    number = int(value) if _INT_RE.match(value) and len(value) <= MAX_NUMBER_CHARS else None
+    if number is None or number < 2:
+        # ValidateAlgorithmSettings reads int(float(eta)), HyperBandParam.convert float(eta): a
+        # fraction passes one and runs the other; eta 1 divides by log(1) = 0; <= 0 becomes 3.
+        return (
+            f"expected a whole number >= 2 (each round keeps the best 1/eta), got {_short(value)!r}"
+        )
+    return None
+
+
+def _hyperband_r_l(value: str) -> str | None:
+    number = float(value) if _DECIMAL_RE.match(value) else math.nan
+    if not math.isfinite(number) or number < 1:
+        # Below 1 the service's s_max = int(log(r_l)/log(eta)) is 0 or negative: trials get the
+        # resource 0, or none is ever suggested.
+        return (
+            "expected a number >= 1 (the resource of the last round, e.g. the most epochs a "
+            f"trial trains), got {_short(value)!r}"
+        )
+    return None
+
+
+def _hyperband_resource_name(value: str) -> str | None:
+    return None if value else "expected the name of the parameter hyperband sets (e.g. num_epochs)"
+
+
 # Setting names and value checks of each suggestion service's ValidateAlgorithmSettings (v0.19).
 # launch is stricter where a service accepts a value it then ignores or crashes on.
 ALGORITHM_SETTINGS: dict[str, dict[str, _Checker]] = {
@@ -882,6 +907,13 @@ ALGORITHM_SETTINGS: dict[str, dict[str, _Checker]] = {
         "acq_func": _one_of("gp_hedge", "LCB", "EI", "PI"),
         "acq_optimizer": _one_of("auto", "sampling", "lbfgs"),
         "random_state": _RANDOM_STATE,
+    },
+    # pkg/suggestion/v1beta1/hyperband/service.py (ValidateAlgorithmSettings, HyperBandParam);
+    # the rules that need the parameters and counts are in `_check_hyperband`.
+    "hyperband": {
+        "resource_name": _hyperband_resource_name,
+        "r_l": _hyperband_r_l,
+        "eta": _hyperband_eta,
     },
 }
 
@@ -979,6 +1011,14 @@ def _max_trials(spec: LaunchSpec) -> tuple[int, str]:
     seeds = _seed_count(spec)
     if not spec.parameters and seeds:
         return spec.maxTrialCount or seeds, "the number of seeds"
+    hb = hyperband_of(spec)
+    if hb is not None:
+        # The first round: what Katib v0.19's hyperband runs without stalling (hyperband.py).
+        if spec.maxTrialCount is not None:
+            return spec.maxTrialCount, "maxTrialCount"
+        if spec.parallelTrialCount is not None:
+            return spec.parallelTrialCount, "parallelTrialCount (hyperband's first round)"
+        return hb.first_bracket, "hyperband's first bracket"
     if spec.algorithm.algorithmName == "grid":
         if spec.maxTrialCount is not None:
             base, why = spec.maxTrialCount, "maxTrialCount"
@@ -1006,15 +1046,19 @@ def resolve_counts(spec: LaunchSpec) -> Counts:
     with seeds an explicit grid maxTrialCount counts configs and is multiplied by N.
     parallelTrialCount and maxFailedTrialCount: min(3, maxTrialCount). Katib fails an
     Experiment once `failed >= maxFailedTrialCount` (status_util.go), so 3 stops at the 3rd failure.
+    hyperband: parallelTrialCount is the first bracket's size, maxTrialCount parallelTrialCount,
+    and maxFailedTrialCount 1 when maxTrialCount is parallelTrialCount + 1 (`_check_hyperband`).
     Gives the same answer for a spec and for apply_seeds(spec).
     """
     max_trials = _max_trials(spec)[0]
+    hb = hyperband_of(spec)
     parallel = spec.parallelTrialCount
     if parallel is None:
-        parallel = min(DEFAULT_PARALLEL_TRIALS, max_trials)
+        parallel = hb.first_bracket if hb else min(DEFAULT_PARALLEL_TRIALS, max_trials)
     max_failed = spec.maxFailedTrialCount
     if max_failed is None:
-        max_failed = min(DEFAULT_MAX_FAILED_TRIALS, max_trials)
+        stalls = hb is not None and hb.max_extra_trials and max_trials == parallel + 1
+        max_failed = 1 if stalls else min(DEFAULT_MAX_FAILED_TRIALS, max_trials)
     return Counts(parallel=parallel, max_trials=max_trials, max_failed=max_failed)
 
 
@@ -1111,6 +1155,8 @@ def apply_seeds(
             )
     elif spec.algorithm.algorithmName == "grid":
         algorithm = spec.algorithm
+    elif spec.algorithm.algorithmName == hyperband.NAME:
+        raise fail(*_hyperband_seeds(spec))
     elif local:
         return _with_source(spec.model_copy(update={"seeds": tuple(values)}), source_of(spec))
     else:
@@ -1171,11 +1217,15 @@ def check_rules(spec: LaunchSpec, source: SpecSource) -> None:
     _check_algorithm_name(algorithm, source)
     # No parameters and no seeds is refused by apply_seeds: --seeds may still supply the sweep.
     _check_names(spec, source)
+    resource = spec.algorithm.setting("resource_name") if algorithm == hyperband.NAME else None
     for index, param in enumerate(spec.parameters):
-        _check_space(param, source, ("parameters", index))
+        # Katib's hyperband overwrites its resource parameter: min = max is a placeholder there.
+        _check_space(param, source, ("parameters", index), placeholder=param.name == resource)
         _check_for_algorithm(param, algorithm, source, ("parameters", index))
     if algorithm == "grid":
         _check_grid(spec, source)
+    if algorithm == hyperband.NAME:
+        _check_hyperband_settings(spec.algorithm, source)
     _check_settings(spec.algorithm, source)
     _check_objective(spec.objective, source)
     _check_fixed_values(spec, source)
@@ -1187,6 +1237,8 @@ def check_rules(spec: LaunchSpec, source: SpecSource) -> None:
                 f"cmaes needs at least 2 double or int parameters, got {numeric}",
                 hint="add a double/int parameter or use algorithmName: tpe",
             )
+    if algorithm == hyperband.NAME:
+        _check_hyperband(spec, source)
     # The seed flag's clash checks wait for apply_seeds: the flag name is a setting.
     if spec.seeds is not None and spec.parameters and algorithm != "grid":
         raise source.error(
@@ -1342,7 +1394,10 @@ def _nesting_clash(name: str, names: Mapping[str, Path], parents: Mapping[str, s
     return parents.get(name)
 
 
-def _check_space(param: Parameter, source: SpecSource, where: Path) -> None:
+def _check_space(
+    param: Parameter, source: SpecSource, where: Path, *, placeholder: bool = False
+) -> None:
+    """Katib's feasibleSpace rules; `placeholder`: min = max is allowed (a value Katib replaces)."""
     space = param.feasibleSpace
     at = (*where, "feasibleSpace")
     if param.parameterType in ("double", "int"):
@@ -1362,7 +1417,11 @@ def _check_space(param: Parameter, source: SpecSource, where: Path) -> None:
         if param.parameterType == "int":
             _check_int_bounds(param, source, at)
         low, high = float(space.min), float(space.max)
-        if (int(space.min) >= int(space.max)) if param.parameterType == "int" else low >= high:
+        if param.parameterType == "int":
+            empty, same = int(space.min) >= int(space.max), int(space.min) == int(space.max)
+        else:
+            empty, same = low >= high, low == high
+        if empty and not (placeholder and same):
             raise source.error(
                 (*at, "min"),
                 f"min ({space.min}) must be less than max ({space.max})",
@@ -1773,6 +1832,234 @@ def _too_many(max_trials: int, why: str) -> tuple[str, str]:
         f"({MAX_COUNT:,}, an int32)",
         "lower maxTrialCount or use fewer seeds",
     )
+
+
+# --------------------------------------------------------------------------- hyperband
+#
+# What Katib v0.19's hyperband suggestion service checks when it starts, or trips over at run
+# time (pkg/suggestion/v1beta1/hyperband/service.py; the arithmetic, and why an Experiment can
+# run no more than its first round plus one trial, is in launch/hyperband.py).
+
+_HYPERBAND_EXAMPLE = (
+    "add `algorithmSettings: [{name: resource_name, value: num_epochs}, {name: r_l, value: "
+    '"9"}, {name: eta, value: "3"}]` (resource_name: the parameter hyperband sets, e.g. the '
+    "epochs; r_l: its value in the last round; eta: keep the best 1/eta of each round)"
+)
+
+
+def hyperband_of(spec: LaunchSpec) -> hyperband.Hyperband | None:
+    """The hyperband settings of a hyperband spec; None for another algorithm (or unusable
+    settings, which check_rules refuses)."""
+    if spec.algorithm.algorithmName != hyperband.NAME:
+        return None
+    return hyperband.from_settings({s.name: s.value for s in spec.algorithm.algorithmSettings})
+
+
+def _setting_path(algorithm: Algorithm, name: str) -> Path:
+    for index, setting in enumerate(algorithm.algorithmSettings):
+        if setting.name == name:
+            return ("algorithm", "algorithmSettings", index, "value")
+    return ("algorithm", "algorithmSettings")
+
+
+def _check_hyperband_settings(algorithm: Algorithm, source: SpecSource) -> None:
+    """Before the generic setting checks: the service's own state names, the required names."""
+    for index, setting in enumerate(algorithm.algorithmSettings):
+        if setting.name in hyperband.STATE_SETTINGS:
+            raise source.error(
+                ("algorithm", "algorithmSettings", index, "name"),
+                f"`{setting.name}` is hyperband's own state: Katib's service writes it back after "
+                "every suggestion and reads it again, so a value here replaces its bookkeeping",
+                hint="remove it: hyperband takes resource_name, r_l and eta",
+            )
+    missing = [name for name in hyperband.REQUIRED_SETTINGS if algorithm.setting(name) is None]
+    if missing:
+        raise source.error(
+            ("algorithm", "algorithmSettings"),
+            f"hyperband needs the setting{'s' if len(missing) > 1 else ''} "
+            f"{' and '.join(missing)}: Katib's service fails the Experiment without "
+            f"{'them' if len(missing) > 1 else 'it'} (`r_l and resource_name must be set.`)",
+            hint=_HYPERBAND_EXAMPLE,
+        )
+
+
+def _hyperband_seeds(spec: LaunchSpec) -> tuple[str, str]:
+    """(message, hint) refusing seeds with hyperband."""
+    name = spec.algorithm.setting("resource_name") or "the resource"
+    return (
+        "seeds with algorithm hyperband cannot be one Katib Experiment: its service samples every "
+        f"parameter itself and promotes single trials to more {name}, so no config runs once "
+        "per seed",
+        "remove seeds; to see the spread of the best config, put its values under `fixed:` and "
+        "run a seed sweep (`--seeds N`, no parameters)",
+    )
+
+
+def _check_hyperband(spec: LaunchSpec, source: SpecSource) -> None:
+    """The resource parameter, the other parameters, the counts and the resource values."""
+    hb = hyperband_of(spec)
+    assert hb is not None, "settings are checked first"
+    algorithm = spec.algorithm
+    if spec.seeds is not None:
+        raise source.error(("seeds",), *_hyperband_seeds(spec))
+    name = hb.resource_name
+    index = next((i for i, p in enumerate(spec.parameters) if p.name == name), None)
+    if index is None:
+        if name in spec.fixed:
+            raise source.error(
+                ("fixed", name),
+                f"`{name}` is hyperband's resource_name, so hyperband sets it for each trial: it "
+                "cannot be fixed",
+                hint=f"move it to parameters: `- {{name: {name}, parameterType: int, "
+                f"feasibleSpace: {{min: 1, max: {math.floor(hb.r_l)}}}}}`",
+            )
+        names = [p.name for p in spec.parameters]
+        close = difflib.get_close_matches(name, names, n=1)
+        raise source.error(
+            _setting_path(algorithm, "resource_name"),
+            f"resource_name `{_short(name)}` names no parameter (Katib: `value of resource_name "
+            "setting must be in parameters.`)",
+            hint=f"did you mean `{close[0]}`?"
+            if close
+            else f"add `{_short(name)}` to parameters as an int (e.g. the number of epochs)",
+        )
+    param = spec.parameters[index]
+    at: Path = ("parameters", index)
+    if param.parameterType not in ("int", "double"):
+        raise source.error(
+            (*at, "parameterType"),
+            f"hyperband gives its resource `{name}` whole numbers (int(r_l * eta**-s)), so it "
+            f"must be int or double, not {param.parameterType}",
+            hint="use parameterType: int with feasibleSpace min/max",
+        )
+    if len(spec.parameters) == 1:
+        raise source.error(
+            ("parameters",),
+            f"nothing to search besides `{name}`, which hyperband sets itself: every trial would "
+            "train the same config",
+            hint="add the hyperparameters to compare (e.g. lr) under parameters",
+        )
+    for other, item in enumerate(spec.parameters):
+        if other != index:
+            _check_hyperband_parameter(item, source, ("parameters", other))
+    r_l_at = _setting_path(algorithm, "r_l")
+    if hb.first_bracket > MAX_COUNT:
+        raise source.error(
+            r_l_at,
+            f"r_l {hb.r_l:g} with eta {hb.eta} makes a first bracket of eta**s_max = "
+            f"{hb.eta}**{hb.s_max} configs, more than Katib's parallelTrialCount can hold",
+            hint="lower r_l or raise eta",
+        )
+    _check_hyperband_counts(spec, hb, source)
+    counts = resolve_counts(spec)
+    values = [rung.resource for rung in hb.runs(counts.parallel, counts.max_trials)]
+    if values[0] < 1:
+        raise source.error(
+            r_l_at,
+            f"r_l {_short(algorithm.setting('r_l') or '')} with eta {hb.eta} gives the first "
+            f"round {name}={values[0]} (int(r_l * eta**-s_max) rounds down)",
+            hint=f"use a whole r_l such as {round(hb.r_l)}",
+        )
+    space = param.feasibleSpace
+    assert space.min is not None and space.max is not None
+    low, high = float(space.min), float(space.max)
+    if low < high and (low > min(values) or high < max(values)):
+        shown = ", then ".join(str(v) for v in values)
+        raise source.error(
+            (*at, "feasibleSpace", "min" if low > min(values) else "max"),
+            f"hyperband sets `{name}` itself ({shown}), outside feasibleSpace "
+            f"{space.min}..{space.max}: the range does not limit it",
+            hint=f"write min: {min(values)} and max: {max(values)}, or min = max (Katib "
+            "ignores the range of the resource parameter)",
+        )
+
+
+def _check_hyperband_parameter(param: Parameter, source: SpecSource, where: Path) -> None:
+    """A parameter hyperband samples: np.random.uniform over min..max (parsing_util.py)."""
+    space = param.feasibleSpace
+    at = (*where, "feasibleSpace")
+    if param.parameterType == "discrete":
+        for position, item in enumerate(space.list or ()):
+            if not _INT_RE.match(item):
+                # parse_parameter_configs: `[int(x) for x in feasible_space.list]`
+                raise source.error(
+                    (*at, "list", position),
+                    f"Katib's hyperband service reads discrete values with int(), which fails on "
+                    f"{item!r}: the Experiment would get no trial",
+                    hint="use whole numbers, or parameterType: double (min/max) or categorical",
+                )
+    if param.parameterType not in ("int", "double"):
+        return
+    if space.distribution not in (None, "uniform"):
+        raise source.error(
+            (*at, "distribution"),
+            f"hyperband samples every parameter uniformly and ignores distribution "
+            f"{space.distribution}",
+            hint="remove `distribution`, or use algorithmName: tpe for a log-scale search",
+        )
+    if space.step is not None and not (param.parameterType == "int" and int(space.step) == 1):
+        raise source.error(
+            (*at, "step"),
+            "hyperband samples min..max uniformly and ignores `step`",
+            hint="remove `step`, or use parameterType: discrete with the values to try",
+        )
+
+
+def _check_hyperband_counts(spec: LaunchSpec, hb: hyperband.Hyperband, source: SpecSource) -> None:
+    counts = resolve_counts(spec)
+    parallel, max_trials, first = counts.parallel, counts.max_trials, hb.first_bracket
+    name = hb.resource_name
+    best = (
+        f" or {parallel + 1} (then the best config again at {name}={hb.resource(hb.s_max, 1)})"
+        if hb.max_extra_trials
+        else ""
+    )
+    if parallel < first:
+        raise source.error(
+            ("parallelTrialCount",),
+            f"parallelTrialCount ({parallel}) is below the {first} configs of hyperband's first "
+            f"bracket (eta**s_max = {hb.eta}**{hb.s_max}): Katib's service fails the Experiment "
+            f"(`parallelTrialCount must be not less than {first}.`)",
+            hint=f"set parallelTrialCount to {first} or more (or remove it: launch then uses "
+            f"{first}), or lower r_l or raise eta for a smaller first bracket",
+        )
+    if max_trials < parallel:
+        what = "" if spec.parallelTrialCount is not None else ", hyperband's first bracket"
+        raise source.error(
+            ("maxTrialCount",),
+            f"maxTrialCount ({max_trials}) is below parallelTrialCount ({parallel}{what})",
+            hint=f"set maxTrialCount to {parallel} (the first round){best}",
+        )
+    limit = parallel + hb.max_extra_trials
+    if max_trials > limit:
+        asked, answered = hb.stalled_reply(parallel, max_trials)
+        why = (
+            f"the best ceil({asked}/{hb.eta}) of the last round"
+            if hb.max_extra_trials
+            else "its only bracket is done"
+        )
+        raise source.error(
+            ("maxTrialCount",),
+            f"maxTrialCount ({max_trials}) is more than Katib v0.19's hyperband can run with "
+            f"parallelTrialCount {parallel}: after {limit} trial{'s' if limit != 1 else ''} "
+            "Katib asks its service for "
+            f"{asked} at once, the service answers with {answered} ({why}), and Katib refuses "
+            "the reply (`The response contains unexpected trials`) again and again: the "
+            "Experiment stays Running with no trial",
+            hint=f"set maxTrialCount to {parallel} (the first round){best}; more configs need a "
+            "larger parallelTrialCount",
+        )
+    failed = spec.maxFailedTrialCount
+    if max_trials == parallel + 1 and hb.max_extra_trials and failed not in (None, 0, 1):
+        raise source.error(
+            ("maxFailedTrialCount",),
+            f"with maxTrialCount {max_trials} = parallelTrialCount + 1, a failed first-round "
+            "trial stalls Katib's hyperband service (it waits for every trial of a round to "
+            "succeed: `There are some trials which are not completed yet`): the Experiment "
+            f"would stay Running with no trial, unless maxFailedTrialCount 1 ends it",
+            hint=f"set maxFailedTrialCount: 1 (or remove it: launch then uses 1), or "
+            f"maxTrialCount: {parallel}",
+        )
 
 
 # --------------------------------------------------------------------------- warnings

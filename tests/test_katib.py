@@ -51,6 +51,7 @@ CASES: dict[str, dict[str, Any]] = {
     "sobol": {},
     "seeds": {},
     "grid_seeds": {},
+    "hyperband": {},  # Katib's own example (examples/v1beta1/hp-tuning/hyperband.yaml)
     "gpus8": {
         "gpus": 8,
         "cpus": 32,

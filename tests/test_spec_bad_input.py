@@ -518,11 +518,12 @@ CASES = [
         "bayesianoptimization",
     ),
     _case(
-        "hyperband-refused",
+        "hyperband-without-settings",  # tests/test_hyperband.py has the rest of its rules
         OBJ + "algorithm: {algorithmName: hyperband}\n" + LR,
-        "algorithm.algorithmName",
+        "algorithm.algorithmSettings",
         2,
-        "algorithmName: tpe",
+        "resource_name",
+        "hyperband needs the settings resource_name and r_l",
     ),
     _case(
         "grid-double-without-step",
