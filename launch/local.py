@@ -90,6 +90,7 @@ class _Running:
     fd: int | None = None
     deadline: float | None = None  # --trial-timeout, monotonic
     kill_at: float | None = None  # SIGTERM sent (timeout): SIGKILL at this time
+    killed: bool = False  # SIGKILL sent: nothing left to do but wait for the exit
 
 
 @dataclass
@@ -355,14 +356,17 @@ class Coordinator:
             if run.deadline is not None and now >= run.deadline and run.kill_at is None:
                 processes.signal_trial(run.token, run.proc.pid, signal.SIGTERM)
                 run.kill_at = now + self.grace_s
-            elif run.kill_at is not None and now >= run.kill_at:
+            elif run.kill_at is not None and now >= run.kill_at and not run.killed:
+                run.killed = True
                 processes.signal_trial(run.token, run.proc.pid, signal.SIGKILL)
 
     def _wait_s(self) -> float:
         """How long select() may sleep: until the next deadline, at most 1 s (0.05 without pidfds)."""
         wait = 1.0 if self._pidfds else 0.05
         now = time.monotonic()
-        times = [self.deadline] + [r.kill_at or r.deadline for r in self.running.values()]
+        times = [self.deadline] + [
+            r.kill_at or r.deadline for r in self.running.values() if not r.killed
+        ]
         for moment in times:
             if moment is not None:
                 wait = min(wait, max(0.0, moment - now))
