@@ -3,10 +3,12 @@
 Katib (v0.18/v0.19) reads a trial's metrics in
 `pkg/metricscollector/v1beta1/tfevent-metricscollector/tfevent_loader.py`: it walks the
 collector directory, loads every events file with tensorboard's `EventAccumulator`, keeps the
-values whose tag matches a metric name, and the trial controller
-(`pkg/controller.v1beta1/trial/trial_controller_util.go`, `getMetrics`) reduces them to
-min/max/latest. This module reproduces those rules without tensorflow or protobuf: a TFRecord
-reader with both CRCs checked and a hand-written decoder for the few proto fields involved.
+values whose tag matches a metric name, the DB manager hands them back sorted by time
+(`pkg/db/v1beta1/mysql/mysql.go` `GetObservationLog`: `ORDER BY time`), and the trial
+controller (`pkg/controller.v1beta1/trial/trial_controller_util.go`, `getMetrics`) reduces
+them to min/max/latest in that order. This module reproduces those rules without tensorflow or
+protobuf: a TFRecord reader with both CRCs checked, a wire-format check that fails where
+protobuf's parser fails, and a hand-written decoder for the few proto fields involved.
 
 Katib facts reproduced here (links are to kubeflow/katib):
 
@@ -17,23 +19,49 @@ Katib facts reproduced here (links are to kubeflow/katib):
   (`_should_consider`). So `loss` matches `loss/train` and `loss_ema` but not `train/loss`;
   `train/loss` matches tag `loss` in a file under `.../train/`.
 - Values come from `simple_value` (tensorboardX, torch; read since v0.18, kubeflow/katib#2467
-  fixing #2466) and from tensors (TF2 `tf.summary.scalar`), each recorded as `str(value)` and
-  parsed back as float64: a float32 tensor 0.1 is 0.1, a simple_value 0.1 is 0.10000000149...
-- "latest" is the value with the greatest wall time at *whole-second* resolution (RFC 3339
-  timestamps without fractions); on a tie the value collected last wins (files in walk order,
-  then tensor tags, then scalar tags, then values in file order).
+  fixing #2466) and from tensors (TF2 `tf.summary.scalar`), each recorded as `str(value)`
+  (tfevent_loader.py `parse_summary`: `str(tf.make_ndarray(tensor.tensor_proto))`,
+  `str(scalar.value)`) and parsed back as float64 (`strconv.ParseFloat`): a float32 tensor 0.1
+  is 0.1, a simple_value 0.1 is 0.10000000149..., a bfloat16 tensor 0.1 (DT_BFLOAT16, in
+  tensor_content or half_val) is 0.100098 (ml_dtypes prints its float32 with `%g`).
+- `tf.make_ndarray` (tensorflow 2.16, pinned by the v0.19 collector image) of a rank-0 tensor
+  with no values is 0; with more values than elements, or a tensor_content of the wrong size,
+  it raises.
+- Every value is stamped `rfc3339(datetime.fromtimestamp(wall_time))`: whole seconds.
+- Anything raised while one file is read skips *that whole file*: `MetricsCollector.parse_file`
+  wraps `parse_summary(f)` in `except Exception: continue`. That is: a record protobuf cannot
+  parse (`Event.FromString` raises `DecodeError` out of `EventAccumulator.Reload()`: invalid
+  UTF-8 in a string field such as a tag, field number 0, wire type 6/7, a stray end-group, a
+  field past its end; a known field with another wire type is only an unknown field), a tensor
+  `tf.make_ndarray` raises on, or a wall time `fromtimestamp` rejects (NaN, inf, far future),
+  the last two only for tags some metric matches. Records before it are not kept.
+- A bad CRC or a truncated record ends the reading of that file silently and keeps the records
+  before it (tensorboard's loader swallows `DataLossError`); `EventAccumulator` also purges
+  orphaned data after a restart (SessionLog.START, or out-of-order steps in files without a
+  file_version >= 2).
+- min/max/latest are reduced in time order (`ORDER BY time`, whole seconds): the first value
+  seeds min and max and a later one replaces them only if `v < min` / `v > max`, so a NaN
+  that comes first in time makes both NaN, and one later is ignored; inf is a value. "latest"
+  is the value of the last log in that order.
 - If the objective has no value, the collector reports only `objective=unavailable` (other
   metrics are dropped) and the trial becomes `MetricsUnavailable`.
-- A corrupt or truncated record ends the reading of that file silently (tensorboard's reader
-  raises `DataLossError`, its loader stops); `EventAccumulator` also purges orphaned data after a
-  restart (SessionLog.START, or out-of-order steps in files without a file_version >= 2).
+
+Where Katib is not deterministic, launch picks one of its possible outcomes: values that tie
+on the same second come back from MySQL/PostgreSQL in an order `ORDER BY time` leaves open
+(launch: collection order, i.e. files in sorted walk order, then tensor tags, then scalar tags,
+then values in file order, which is the rows' insertion order). That decides "latest" among
+values of the last second, and min/max when a NaN shares the first second with numbers.
+Katib's own walk order (`os.walk`, the file system's) is also open; launch sorts.
 
 Where launch differs, on purpose: tensors that are not rank-0 numbers (text, vectors) are
 skipped, where Katib would store their `str()` (e.g. "[1. 2.]") and could report it as
-"latest"; files are walked in sorted order (Katib's is the file system's); a corrupt record
-raises `CorruptEventFileError` from `read_*` and is listed in `MetricsResult.problems`
-instead of being silent; the `dir/name` rule is evaluated on the path the directory would have
-in the Katib pod (`katib_dir`), so a local run selects the same files as the cluster.
+"latest"; a corrupt record raises `CorruptEventFileError` from `read_*` and, like a skipped
+file, is listed in `MetricsResult.problems` instead of being silent; the `dir/name` rule is
+evaluated on the path the directory would have in the Katib pod (`katib_dir`), so a local run
+selects the same files as the cluster. Not reproduced: EventAccumulator also parses a
+`meta_graph_def` as a MetaGraphDef (a malformed one would skip the file in Katib), the exotic
+tensor dtypes (float8, int4, quantized, resource/variant; launch skips them), `tf.make_ndarray`
+on malformed non-scalar tensors, and a value string Go cannot parse ("-nan") feeding "latest".
 """
 
 from __future__ import annotations
@@ -122,6 +150,12 @@ class EventFile:
     tensors: dict[str, list[Scalar]]  # Summary.Value.tensor, rank-0 numeric only
     truncated: bool = False  # the last record is incomplete (file still being written)
     error: str | None = None  # reading stopped at a corrupt record (strict=False)
+    # A record protobuf cannot parse (strict=False): tensorboard's loader raises, Katib's
+    # collector skips the whole file, so nothing of it is kept (`scalars`, `tensors` empty).
+    discarded: bool = False
+    # Rank-0 numeric tensors that `tf.make_ndarray` raises on (e.g. 2 values for shape []):
+    # Katib's collector skips the whole file when one of them has a tag it looks at.
+    unreadable: dict[str, list[Scalar]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -152,10 +186,13 @@ class MetricsResult:
         """One line for the user: what was expected, what was found instead, Katib's rule."""
         found = ", ".join(f"`{t}`" for t in self.found_tags) or "no scalar tags"
         expected = ", ".join(f"`{m}`" for m in self.missing)
-        return (
+        message = (
             f"expected {expected}, found {found} (Katib matches a tag that starts with the "
             "metric name; in `dir/name`, `dir` selects event files in a directory ending in `dir`)"
         )
+        if self.problems:  # e.g. the objective's file is one Katib's collector skips whole
+            message += f"; {len(self.problems)} damaged events file(s): {self.problems[0]}"
+        return message
 
 
 # --- TFRecord + protobuf decoding -------------------------------------------------------------
@@ -167,8 +204,9 @@ _F32 = struct.Struct("<f")
 _MASK_DELTA = 0xA282EAD8  # TFRecord stores masked CRC32C: rotate right 15, add this
 
 # TensorProto dtype -> struct code of its tensor_content (types.proto numbers). Katib prints
-# float32/float16 values with numpy (shortest repr of that width); the others convert exactly.
-_DT_FLOAT, _DT_DOUBLE, _DT_HALF = 1, 2, 19
+# float32/float16 values with numpy (shortest repr of that width), bfloat16 (DT_BFLOAT16 = 14,
+# tensor_content or half_val bits) with ml_dtypes' str (%g of its float32); the others exactly.
+_DT_FLOAT, _DT_DOUBLE, _DT_BFLOAT16, _DT_HALF = 1, 2, 14, 19
 _CONTENT_CODES = {1: "f", 2: "d", 3: "i", 4: "B", 5: "h", 6: "b", 9: "q", 17: "H", 19: "e"}
 _CONTENT_CODES.update({22: "I", 23: "Q"})
 _INT_VAL_DTYPES = frozenset({3, 4, 5, 6, 17})  # int32, uint8, int16, int8, uint16 -> int_val
@@ -223,6 +261,133 @@ def _signed64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
+# The messages of tensorboard's event.proto tree (all proto3) as protobuf parses them: field
+# number -> (kind, message). A field whose wire type does not fit its kind is an unknown field.
+_Schema = dict[int, tuple[str, str]]
+_SCHEMAS: dict[str, _Schema] = {
+    "Event": {
+        1: ("f64", ""), 2: ("varint", ""), 3: ("str", ""), 4: ("bytes", ""),
+        5: ("msg", "Summary"), 6: ("msg", "LogMessage"), 7: ("msg", "SessionLog"),
+        8: ("msg", "TaggedRunMetadata"), 9: ("bytes", ""), 10: ("msg", "SourceMetadata"),
+    },
+    "Summary": {1: ("msg", "Summary.Value")},
+    "Summary.Value": {
+        7: ("str", ""), 1: ("str", ""), 9: ("msg", "SummaryMetadata"), 2: ("f32", ""),
+        3: ("bytes", ""), 4: ("msg", "Summary.Image"), 5: ("msg", "HistogramProto"),
+        6: ("msg", "Summary.Audio"), 8: ("msg", "TensorProto"),
+    },
+    "SummaryMetadata": {
+        1: ("msg", "SummaryMetadata.PluginData"), 2: ("str", ""), 3: ("str", ""),
+        4: ("varint", ""),
+    },
+    "SummaryMetadata.PluginData": {1: ("str", ""), 2: ("bytes", "")},
+    "Summary.Image": {1: ("varint", ""), 2: ("varint", ""), 3: ("varint", ""), 4: ("bytes", "")},
+    "HistogramProto": {
+        1: ("f64", ""), 2: ("f64", ""), 3: ("f64", ""), 4: ("f64", ""), 5: ("f64", ""),
+        6: ("p64", ""), 7: ("p64", ""),
+    },
+    "Summary.Audio": {
+        1: ("f32", ""), 2: ("varint", ""), 3: ("varint", ""), 4: ("bytes", ""), 5: ("str", ""),
+    },
+    "TensorProto": {
+        1: ("varint", ""), 2: ("msg", "TensorShapeProto"), 3: ("varint", ""),
+        4: ("bytes", ""), 13: ("pvarint", ""), 5: ("p32", ""), 6: ("p64", ""),
+        7: ("pvarint", ""), 8: ("bytes", ""), 9: ("p32", ""), 10: ("pvarint", ""),
+        11: ("pvarint", ""), 12: ("p64", ""), 14: ("msg", "ResourceHandleProto"),
+        15: ("msg", "VariantTensorDataProto"), 16: ("pvarint", ""), 17: ("pvarint", ""),
+        18: ("bytes", ""),
+    },
+    "TensorShapeProto": {2: ("msg", "TensorShapeProto.Dim"), 3: ("varint", "")},
+    "TensorShapeProto.Dim": {1: ("varint", ""), 2: ("str", "")},
+    "ResourceHandleProto": {
+        1: ("str", ""), 2: ("str", ""), 3: ("str", ""), 4: ("varint", ""), 5: ("str", ""),
+        6: ("msg", "ResourceHandleProto.DtypeAndShape"),
+    },
+    "ResourceHandleProto.DtypeAndShape": {1: ("varint", ""), 2: ("msg", "TensorShapeProto")},
+    "VariantTensorDataProto": {1: ("str", ""), 2: ("bytes", ""), 3: ("msg", "TensorProto")},
+    "LogMessage": {1: ("varint", ""), 2: ("str", "")},
+    "SessionLog": {1: ("varint", ""), 2: ("str", ""), 3: ("str", "")},
+    "TaggedRunMetadata": {1: ("str", ""), 2: ("bytes", "")},
+    "SourceMetadata": {1: ("str", "")},
+}  # fmt: skip
+# The wire types each kind accepts (packed repeated scalars also take their unpacked form).
+_KIND_WIRES = {
+    "varint": (0,), "f64": (1,), "f32": (5,), "str": (2,), "bytes": (2,), "msg": (2,),
+    "pvarint": (0, 2), "p64": (1, 2), "p32": (5, 2),
+}  # fmt: skip
+
+
+def _key(data: bytes, p: int) -> tuple[int, int]:
+    """A field key: protobuf reads it as a varint32 (at most 5 bytes, below 2**32)."""
+    key = 0
+    for i in range(5):
+        b = data[p + i]
+        key |= (b & 0x7F) << (7 * i)
+        if b < 0x80:
+            if key > 0xFFFFFFFF:
+                break
+            return key, p + i + 1
+    raise _Malformed("bad field key")
+
+
+def _check(
+    data: bytes, p: int, end: int, schema: _Schema | None, group: int = 0, depth: int = 0
+) -> int:
+    """Walk a message from p to end as protobuf (upb) parses it; raise `_Malformed` where
+    `FromString` raises `DecodeError`: a bad key (field number 0, wire type 6 or 7, a stray or
+    missing end-group), a field running past its end, a varint over 10 bytes, a packed field
+    of the wrong size, or invalid UTF-8 in a known `string` field (proto3 checks it).
+    Returns the position after the message (for a group, after its end key)."""
+    if depth > 100:  # upb's default recursion limit
+        raise _Malformed("nested too deep")
+    while p < end:
+        key, p = _key(data, p)
+        fno, wire = key >> 3, key & 7
+        if fno == 0:
+            raise _Malformed("field number 0")
+        spec = schema.get(fno) if schema else None
+        kind = spec[0] if spec and wire in _KIND_WIRES[spec[0]] else ""
+        if wire == 0:
+            _, p = _varint(data, p)
+        elif wire == 1:
+            p += 8
+        elif wire == 5:
+            p += 4
+        elif wire == 2:
+            n, p = _varint(data, p)
+            q = p + n
+            if q > end:
+                raise _Malformed("a field runs past its end")
+            if kind == "str":
+                try:
+                    data[p:q].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _Malformed("a string field is not valid UTF-8") from None
+            elif kind == "msg":
+                _check(data, p, q, _SCHEMAS[spec[1]] if spec else None, 0, depth + 1)
+            elif kind == "pvarint":
+                while p < q:
+                    _, p = _varint(data, p)
+                if p != q:
+                    raise _Malformed("a packed field runs past its end")
+            elif (kind == "p32" and n % 4) or (kind == "p64" and n % 8):
+                raise _Malformed("a packed field has a partial element")
+            p = q
+        elif wire == 3:
+            p = _check(data, p, end, None, fno, depth + 1)
+        elif wire == 4:
+            if fno != group:
+                raise _Malformed("unexpected end-group")
+            return p
+        else:
+            raise _Malformed(f"wire type {wire}")
+        if p > end:
+            raise _Malformed("a field runs past its end")
+    if group:
+        raise _Malformed("missing end-group")
+    return p
+
+
 def _shortest(v: float, code: str, max_digits: int) -> float:
     """float(str(x)) for a numpy float32/float16 x: the closest shortest decimal that round-trips."""
     if v == 0.0 or not math.isfinite(v):
@@ -250,14 +415,27 @@ def _shortest(v: float, code: str, max_digits: int) -> float:
     return v
 
 
+class _Unreadable(Exception):
+    """`tf.make_ndarray` would raise on this tensor (Katib then skips the whole file)."""
+
+
+def _bfloat16(bits: int) -> float:
+    """float(str(x)) for an ml_dtypes bfloat16 x: its float32 printed by `ostream <<` (%g)."""
+    f: float = _F32.unpack(_U32.pack((bits & 0xFFFF) << 16))[0]
+    return f if not math.isfinite(f) else float(f"{f:g}")
+
+
 def _tensor_value(data: bytes, ranges: list[tuple[int, int]]) -> float | None:
     """The value of a rank-0 numeric TensorProto as Katib records it, else None.
 
-    Mirrors `tf.make_ndarray` for scalars (tensor_content first, then the typed *_val field with
-    exactly one element); several occurrences of the field merge like protobuf does.
+    Mirrors tensorflow 2.16's `tf.make_ndarray` (tensorflow/python/framework/tensor_util.py,
+    `MakeNdarray`): tensor_content first (its size must match the shape), else the typed
+    *_val field, where no values give 0 and more values than elements raise (`np.pad` with a
+    negative width). Raises `_Unreadable` where `make_ndarray` raises for a numeric dtype.
+    Several occurrences of a field merge like protobuf does.
     """
     dtype = 0
-    rank = 0
+    dims: list[int] = []
     content = b""
     floats: list[float] = []
     doubles: list[float] = []
@@ -274,18 +452,29 @@ def _tensor_value(data: bytes, ranges: list[tuple[int, int]]) -> float | None:
             wire = key & 7
             if fno == 1 and wire == 0:
                 dtype, p = _varint(data, p)
-            elif fno == 2 and wire == 2:  # TensorShapeProto: count dims (field 2)
+            elif fno == 2 and wire == 2:  # TensorShapeProto: dim = 2 {size = 1}
                 n, p = _varint(data, p)
                 q, end = p, p + n
                 while q < end:
                     k, q = _varint(data, q)
                     if k == 0x12:
-                        rank += 1
-                    q = _skip(data, q, k)
+                        m, q = _varint(data, q)
+                        r, dim_end, size = q, q + m, 0
+                        while r < dim_end:
+                            k2, r = _varint(data, r)
+                            if k2 == 0x08:
+                                size, r = _varint(data, r)
+                                size = _signed64(size)
+                            else:
+                                r = _skip(data, r, k2)
+                        dims.append(size)
+                        q = dim_end
+                    else:
+                        q = _skip(data, q, k)
                 p = end
             elif fno == 4 and wire == 2:
                 n, p = _varint(data, p)
-                content = data[p : p + n]
+                content = data[p : p + n]  # proto3 bytes: the last occurrence wins
                 p += n
             elif fno == 5 and wire == 2:  # packed float_val
                 n, p = _varint(data, p)
@@ -316,14 +505,21 @@ def _tensor_value(data: bytes, ranges: list[tuple[int, int]]) -> float | None:
                     p = _skip(data, p, key)
             else:
                 p = _skip(data, p, key)
-    if rank:
-        return None  # Katib would record "[...]", which is not a number
-    code = _CONTENT_CODES.get(dtype)
+    code = "H" if dtype == _DT_BFLOAT16 else _CONTENT_CODES.get(dtype)
     if code is None:
-        return None  # bool, string, complex, bfloat16, ...: not a float to Katib
+        return None  # bool, string, complex, quantized, ...: not a float to Katib
+    if dims:
+        if content and any(d < 0 for d in dims):
+            return None  # reshape with an inferred dimension: some vector, not a number
+        elements = math.prod(dims)
+    else:
+        elements = 1
     if content:
-        if len(content) != struct.calcsize(code):
-            return None
+        size = struct.calcsize(code)
+        if len(content) % size or len(content) // size != elements:
+            raise _Unreadable(f"tensor_content of {len(content)} bytes for shape {dims}")
+        if dims:
+            return None  # Katib would record "[...]", which is not a number
         raw: float = struct.unpack("<" + code, content)[0]
     else:
         if dtype == _DT_FLOAT:
@@ -336,17 +532,23 @@ def _tensor_value(data: bytes, ranges: list[tuple[int, int]]) -> float | None:
             items = [float(_signed64(x)) for x in int64s]
         elif dtype == _DT_HALF:
             items = [struct.unpack("<e", struct.pack("<H", x & 0xFFFF))[0] for x in halfs]
+        elif dtype == _DT_BFLOAT16:
+            items = [float(x & 0xFFFF) for x in halfs]  # the bits, converted below
         elif dtype == 22:
             items = [float(x & 0xFFFFFFFF) for x in uint32s]
         else:
             items = [float(x) for x in uint64s]
-        if len(items) != 1:
+        if items and len(items) > elements:  # np.pad(values, (0, negative), "edge")
+            raise _Unreadable(f"{len(items)} values for shape {dims}")
+        if dims:
             return None
-        raw = items[0]
+        raw = items[0] if items else 0.0  # no values: np.zeros(shape)
     if dtype == _DT_FLOAT:
         return _shortest(raw, "f", 9)
     if dtype == _DT_HALF:
         return _shortest(raw, "e", 5)
+    if dtype == _DT_BFLOAT16:
+        return _bfloat16(int(raw))
     return float(raw)
 
 
@@ -397,11 +599,12 @@ _UNSEEN: list[Scalar] = []  # sentinel: a suffix not classified yet
 class _FileState:
     """What EventAccumulator keeps per file that affects which scalars survive."""
 
-    __slots__ = ("file_version", "most_recent_step", "scalars", "tensors")
+    __slots__ = ("file_version", "most_recent_step", "scalars", "tensors", "unreadable")
 
     def __init__(self) -> None:
         self.scalars: dict[str, list[Scalar]] = {}
         self.tensors: dict[str, list[Scalar]] = {}
+        self.unreadable: dict[str, list[Scalar]] = {}  # tensors tf.make_ndarray raises on
         self.file_version = 0.0  # falsy until a file_version event, like EventAccumulator's None
         self.most_recent_step = -1
 
@@ -421,15 +624,20 @@ def _fast_suffix(suffix: bytes) -> str | None:
         and suffix[-1] == 0x15
         and n + 2 < 0x80
     ):
-        return suffix[6:-1].decode("utf-8", "replace")
+        try:
+            return suffix[6:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # protobuf rejects it: the general path reports the record
     return None
 
 
 def _event(data: bytes, st: _FileState) -> None:
     """Decode one Event (any shape) into `st`: the general, slower path."""
     # Event: wall_time=1 (double), step=2 (varint), file_version=3, summary=5, session_log=7;
-    # everything else is skipped.
+    # everything else is skipped. First the whole record is checked as protobuf parses it: where
+    # `Event.FromString` raises, tensorboard's loader raises and Katib drops the file.
     m = len(data)
+    _check(data, 0, m, _SCHEMAS["Event"])
     p = 0
     wall_time = 0.0
     step = 0
@@ -471,12 +679,12 @@ def _event(data: bytes, st: _FileState) -> None:
     # EventAccumulator._MaybePurgeOrphanedData, applied before the event's own values.
     if st.file_version and st.file_version >= 2:
         if session_start:
-            _purge(st.scalars, step, None)
-            _purge(st.tensors, step, None)
+            for table in (st.scalars, st.tensors, st.unreadable):
+                _purge(table, step, None)
     elif step < st.most_recent_step and summary is not None:
         tags = _value_tags(data, summary)
-        _purge(st.scalars, step, tags)
-        _purge(st.tensors, step, tags)
+        for table in (st.scalars, st.tensors, st.unreadable):
+            _purge(table, step, tags)
     else:
         st.most_recent_step = step
 
@@ -525,8 +733,15 @@ def _event(data: bytes, st: _FileState) -> None:
             if kind == 2:
                 st.scalars.setdefault(tag, []).append(Scalar(step, wall_time, simple))
             elif kind == 8:
-                value = _tensor_value(data, tensor)
-                if value is not None:  # EventAccumulator: a tensor without a tag uses node_name
+                # EventAccumulator: a tensor without a tag uses node_name
+                try:
+                    value = _tensor_value(data, tensor)
+                except _Unreadable:
+                    st.unreadable.setdefault(tag or node_name, []).append(
+                        Scalar(step, wall_time, math.nan)
+                    )
+                    continue
+                if value is not None:
                     st.tensors.setdefault(tag or node_name, []).append(
                         Scalar(step, wall_time, value)
                     )
@@ -553,6 +768,7 @@ def _parse(buf: bytes, path: str, strict: bool) -> EventFile:
     n = len(buf)
     pos = 0
     truncated = False
+    discarded = False
     error: str | None = None
     while pos < n:
         if pos + 12 > n:
@@ -606,14 +822,20 @@ def _parse(buf: bytes, path: str, strict: bool) -> EventFile:
             _event(data, st)
         except (_Malformed, IndexError, struct.error, ValueError) as exc:
             error = f"{path}: record at byte {record_pos}: malformed Event ({exc})"
+            discarded = True
             break
         fast_ok = st.file_version >= 2
     if error is not None and strict:
         raise CorruptEventFileError(
             error,
-            hint="the events file is damaged; pass strict=False to keep the records before it",
+            hint=(
+                "the events file is damaged; tensorboard stops at a bad CRC and fails on a bad "
+                "Event (Katib's collector then skips the file); strict=False reads it like that"
+            ),
         )
-    return EventFile(path, st.scalars, st.tensors, truncated, error)
+    if discarded:
+        return EventFile(path, {}, {}, truncated, error, discarded=True)
+    return EventFile(path, st.scalars, st.tensors, truncated, error, False, st.unreadable)
 
 
 # --- public API -------------------------------------------------------------------------------
@@ -688,12 +910,14 @@ def _should_consider(tag: str, metric_name: str, event_file: str) -> bool:
     return tag.startswith(parts[-1]) and posixpath.dirname(event_file).endswith(parent)
 
 
-def _second(wall_time: float) -> datetime:
-    # Katib stamps a value with rfc3339(datetime.fromtimestamp(wall_time)): whole seconds.
+def _second(wall_time: float) -> datetime | None:
+    # Katib stamps a value with rfc3339(datetime.fromtimestamp(wall_time)): whole seconds. The
+    # collector's pod runs in UTC; where fromtimestamp raises (NaN, inf, beyond year 9999) the
+    # collector's `except Exception` skips the whole file: None.
     try:
         return datetime.fromtimestamp(wall_time, UTC).replace(microsecond=0)
     except (OverflowError, OSError, ValueError):
-        return datetime.min.replace(tzinfo=UTC)
+        return None
 
 
 def collect_metrics(
@@ -720,7 +944,7 @@ def collect_metrics(
     elif objective_type == "maximize":
         default = "max"
     chosen = {m: (strategies or {}).get(m, default) for m in metric_names}
-    logs: dict[str, list[Scalar]] = {m: [] for m in metric_names}
+    logs: dict[str, list[tuple[datetime, float]]] = {m: [] for m in metric_names}
     found: dict[str, None] = {}
     problems: list[str] = []
     for file in find_event_files(root):
@@ -730,32 +954,60 @@ def collect_metrics(
         rel = os.path.relpath(file, root).replace(os.sep, "/")
         katib_path = posixpath.join(katib_dir, rel)
         run = posixpath.dirname(rel)
+        # tfevent_loader.py parse_summary builds one file's logs; MetricsCollector.parse_file
+        # keeps them only if nothing raised (`except Exception: continue`).
+        file_logs: list[tuple[str, Scalar]] = []
         for table in (ef.tensors, ef.scalars):  # Katib reads tensors first, then scalars
             for tag, items in table.items():
                 found[f"{run}/{tag}" if run else tag] = None
                 for m in metric_names:
                     if _should_consider(tag, m, katib_path):
-                        logs[m].extend(items)
+                        file_logs.extend((m, item) for item in items)
+        failure = next(
+            (
+                f"{file}: tensor `{tag}` at step {items[0].step} cannot be converted "
+                "(tf.make_ndarray raises): Katib's collector skips this file"
+                for tag, items in ef.unreadable.items()
+                if items and any(_should_consider(tag, m, katib_path) for m in metric_names)
+            ),
+            None,
+        )
+        stamped: list[tuple[str, datetime, float]] = []
+        for m, item in file_logs:
+            second = _second(item.wall_time)
+            if second is None:
+                failure = failure or (
+                    f"{file}: wall_time {item.wall_time} at step {item.step} is not a date: "
+                    "Katib's collector skips this file"
+                )
+                break
+            stamped.append((m, second, item.value))
+        if failure:
+            problems.append(failure)
+            continue
+        for m, second, value in stamped:
+            logs[m].append((second, value))
 
     objective = metric_names[0]
     values: dict[str, float] = {}
     observations: dict[str, MetricObservation] = {}
     if logs[objective]:  # else Katib reports only objective=unavailable
-        for m, items in logs.items():
-            if not items:
+        for m, stamped_values in logs.items():
+            if not stamped_values:
                 continue
-            # trial_controller_util.go getMetrics, comparisons included (NaN never replaces).
-            lo = hi = latest = items[0].value
-            last_second = _second(items[0].wall_time)
-            for item in items[1:]:
-                v = item.value
+            # The DB manager returns a metric's logs `ORDER BY time` (whole seconds; ties in
+            # an order the database chooses, here collection order: a stable sort), and
+            # trial_controller_util.go getMetrics reduces them in that order: the first value
+            # seeds min and max, a NaN never replaces one (so a NaN first stays NaN), and
+            # "latest" is the last log.
+            ordered = sorted(stamped_values, key=lambda sv: sv[0])
+            lo = hi = ordered[0][1]
+            for _, v in ordered[1:]:
                 if v < lo:
                     lo = v
                 elif v > hi:
                     hi = v
-                second = _second(item.wall_time)
-                if second >= last_second:
-                    last_second, latest = second, v
+            latest = ordered[-1][1]
             observations[m] = MetricObservation(lo, hi, latest)
             values[m] = {"min": lo, "max": hi, "latest": latest}[chosen[m]]
     return MetricsResult(

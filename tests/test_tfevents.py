@@ -1,9 +1,11 @@
 """launch.tfevents on real events files, checked against tensorboard's own reader.
 
 The oracle `katib_collect` below re-states Katib's TensorFlowEvent collector
-(kubeflow/katib pkg/metricscollector/v1beta1/tfevent-metricscollector/tfevent_loader.py) and
-trial controller reduction (pkg/controller.v1beta1/trial/trial_controller_util.go, getMetrics)
-on top of tensorboard's EventAccumulator, which is what Katib runs.
+(kubeflow/katib pkg/metricscollector/v1beta1/tfevent-metricscollector/tfevent_loader.py), the
+DB manager's time order and the trial controller reduction
+(pkg/controller.v1beta1/trial/trial_controller_util.go, getMetrics) on top of tensorboard's
+EventAccumulator, which is what Katib runs. Files Katib skips whole (malformed records, NaN
+and time order, bfloat16) are in test_tfevents_katib.py.
 """
 
 from __future__ import annotations
@@ -111,6 +113,9 @@ def katib_collect(
                                 logs.append((m, second, float(str(value))))
     if not any(m == metric_names[0] for m, _, _ in logs):
         return None
+    # The DB manager returns the logs `ORDER BY time` (ties: insertion order here, see
+    # launch.tfevents' docstring); getMetrics reduces them in that order.
+    logs.sort(key=lambda log: log[1])
     result: dict[str, float] = {}
     for m in metric_names:
         lo = hi = latest = None
