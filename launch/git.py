@@ -483,9 +483,10 @@ def require_buildable(snap: Snapshot, *, allow_dirty: bool, require_pushed: bool
 # content
 
 
-def tree_hash(root: Path) -> str:
+def tree_hash(root: Path, *, leave_out: Sequence[str] = ()) -> str:
     """Tree hash of the working tree: tracked files as they are on disk plus untracked files that
-    are not ignored (deleted files left out). Equals the commit's tree when the tree is clean.
+    are not ignored (deleted files left out), less the untracked paths in `leave_out` (relative
+    to the root). Equals the commit's tree when the tree is clean.
 
     The user's index is untouched: `git add -A` runs against a temporary copy of it
     (`GIT_INDEX_FILE`). It does write the blobs and trees into the repository's object store
@@ -505,7 +506,19 @@ def tree_hash(root: Path) -> str:
             shutil.copyfile(index, tmp_index)  # its stat cache spares re-hashing unchanged files
         env = {"GIT_INDEX_FILE": str(tmp_index)}
         _run(["add", "--all", "--", ":/"], root, env=env)
+        if leave_out:
+            # From a file, NUL-separated, literal: any number of paths, any characters.
+            specs = Path(tmp) / "leave-out"
+            specs.write_bytes(b"".join(f":(top,literal){p}".encode() + b"\0" for p in leave_out))
+            _run(["rm", "--cached", "-q", "--ignore-unmatch", f"--pathspec-from-file={specs}",
+                  "--pathspec-file-nul"], root, env=env)  # fmt: skip
         return _run(["write-tree"], root, env=env).stdout.strip()
+
+
+def untracked(root: Path) -> list[str]:
+    """Untracked files that .gitignore does not exclude, relative to the repository root."""
+    done = _run(["ls-files", "--others", "--exclude-standard", "-z", "--", ":/"], Path(root))
+    return [p for p in done.stdout.split("\0") if p]
 
 
 def file_exists_at(root: Path, commit: str, path: str | os.PathLike[str]) -> bool:
@@ -552,9 +565,32 @@ def archive(root: Path, commit_or_tree: str, dest_tar_gz: Path, subdir: str | No
     return dest
 
 
-def archive_worktree(root: Path, dest_tar_gz: Path, subdir: str | None = None) -> str:
-    """Archive the working tree as `tree_hash` sees it; returns that tree hash (the image tag)."""
-    tree = tree_hash(root)
+def archive_worktree(
+    root: Path, dest_tar_gz: Path, subdir: str | None = None, *, allow_secrets: bool = False
+) -> str:
+    """Archive the working tree as `tree_hash` sees it; returns that tree hash (the image tag).
+
+    Untracked files that the root's .dockerignore excludes are left out (they would be readable
+    by anyone who can GET the uploaded blob), and untracked files that look like credentials
+    (`.env`, `*.pem`, `id_rsa`, ...) are refused unless `allow_secrets`.
+    """
+    from launch.dockerignore import DockerIgnore, secret_looking
+
+    root = Path(root)
+    extra = untracked(root)
+    ignore = root / ".dockerignore"
+    rules = DockerIgnore(ignore.read_text(errors="replace")) if ignore.is_file() else None
+    leave_out = [p for p in extra if rules is not None and rules.excludes(p)]
+    left = set(leave_out)
+    risky = secret_looking(p for p in extra if p not in left)
+    if risky and not allow_secrets:
+        shown = ", ".join(risky[:5]) + (f" and {len(risky) - 5} more" if len(risky) > 5 else "")
+        raise UsageError(
+            f"--allow-dirty would upload untracked files that look like credentials: {shown}",
+            hint="add them to .gitignore or .dockerignore (they are then left out of the upload), "
+            "or commit them if they are not secret",
+        )
+    tree = tree_hash(root, leave_out=leave_out)
     # `git archive` of a tree stamps files with the current time; a commit of that tree with a
     # fixed date makes the archive byte-stable, so the same tree is the same blob (uploaded once).
     fixed = {

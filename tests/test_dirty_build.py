@@ -25,6 +25,7 @@ import requests
 
 from launch import git, kaniko
 from launch.cluster import Cluster, ClusterError, ServiceProxy
+from launch.errors import UsageError
 from launch.registry import HttpTransport, blob_exists, digest_of, upload_blob
 from tests.gitrepo import GitRepo, make_repo
 from tests.kube_emulator import KubeEmulator, running
@@ -269,3 +270,42 @@ def run_fetch(
         "CONTEXT_TAR": str(tar),
     }
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_an_upload_leaves_out_what_dockerignore_excludes(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """An untracked `.env` listed in .dockerignore is not in the blob anyone could GET back;
+    untracked files .dockerignore does not exclude still are, as are tracked files it names."""
+    repo = dirty_repo(tmp_path)
+    repo.write(".dockerignore", "# local only\n.env\n**/scratch/\n**/*.tmp\n!keep.tmp\n")
+    repo.write(".env", "MY_API_TOKEN=hunter2\n")
+    repo.write("services/trainer/scratch/notes.txt", "draft\n")
+    repo.write("services/trainer/run.tmp", "x\n")
+    repo.write("keep.tmp", "kept\n")
+    ctx = archive(repo, tmp_path / "context.tar.gz")
+    repository = kaniko.context_repository(registry=PUSH_NAME, repo_name="Dirty_Proj")
+    transport = HttpTransport(registry.url, timeout_s=5)
+    upload_blob(repository=repository, data=ctx.data, transport=transport)
+    status, _, body = transport.request("GET", f"/v2/{repository}/blobs/{ctx.digest}", {})
+    assert status == 200
+    files = members(body)
+    assert ".env" not in files and not any("hunter2" in str(v) for v in files.values())
+    assert "services/trainer/scratch/notes.txt" not in files
+    assert "services/trainer/run.tmp" not in files  # `**/*.tmp`; `*.tmp` alone is top-level only
+    assert files["keep.tmp"] == b"kept\n" and ".dockerignore" in files
+    assert files["services/trainer/new_module.py"] == b"X = 1\n"
+    assert files["README.md"] == b"proj\n"  # tracked: always in, as in the commit
+
+
+@pytest.mark.parametrize("name", [".env", "deploy/id_rsa", "certs/server.pem", ".netrc"])
+def test_an_untracked_credential_is_refused(tmp_path: Path, name: str) -> None:
+    repo = dirty_repo(tmp_path)
+    repo.write(name, "secret\n")
+    with pytest.raises(UsageError, match="look like credentials") as info:
+        archive(repo, tmp_path / "context.tar.gz")
+    assert name in info.value.message and ".dockerignore" in (info.value.hint or "")
+    assert not (tmp_path / "context.tar.gz").exists()
+    # Ignored by git, or by .dockerignore: left out, no error.
+    repo.write(".dockerignore", f"{name}\n")
+    assert name not in members(archive(repo, tmp_path / "ok.tar.gz").data)
