@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launch import katib, processes, state
+from launch import katib, mirror, processes, state
 from launch.errors import LaunchError, UsageError
 from launch.spec import LaunchSpec
 
@@ -204,11 +204,15 @@ class Coordinator:
         self.timed_out = False
         timeout = self.job.extra.get("trial_timeout_s")
         self.trial_timeout_s = float(timeout) if timeout else None
+        self.mirror: mirror.MirrorProcess | None = None
+        self.tracking = mirror.enabled({**self.base_env, **(self.job.extra.get("env") or {})})
 
     # -- journal + report in one place, journal first ------------------------------------------
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.exp.append(event)
+        if event.get("event") == "trial_finished":
+            self._poke_mirror()
         try:
             self.report({"t": time.time(), **event})
         except (OSError, ValueError):
@@ -283,7 +287,7 @@ class Coordinator:
         tally = _Tally(job, finished)
         free = [list(s) for s in job.gpu_slices]
         self._emit({"event": "experiment", "status": state.EXP_RUNNING, "resumed": bool(trials)})
-        _prepare_tracking(job, self.base_env)
+        self._start_mirror()
 
         selector = selectors.DefaultSelector()
         selector.register(wakeup, selectors.EVENT_READ, None)
@@ -344,7 +348,32 @@ class Coordinator:
         else:
             status, reason = state.EXP_FAILED, f"none of {tally.counted} trials succeeded"
         self._emit({"event": "experiment", "status": status, "reason": reason})
+        self._finish_mirror(interrupted=self._stop is not None)
         return status
+
+    # -- MLflow: one mirror child per sweep (launch.mirror); never fatal, never in this process
+
+    def _start_mirror(self) -> None:
+        try:
+            self.mirror = start_mirror(self.exp, self.job, self.base_env) if self.tracking else None
+        except Exception as exc:  # tracking must never stop a sweep
+            _say(f"warning: MLflow mirror not started: {exc}\n")
+            self.mirror = None
+
+    def _poke_mirror(self) -> None:
+        if self.mirror is not None:
+            with contextlib.suppress(Exception):
+                self.mirror.poke()
+
+    def _finish_mirror(self, *, interrupted: bool) -> None:
+        if self.mirror is None:
+            return
+        wait = mirror.wait_seconds(self.base_env)
+        try:
+            self.mirror.finish(min(wait, 10.0) if interrupted else wait)
+        except Exception as exc:
+            _say(f"warning: MLflow mirror: {exc}\n")
+        self.mirror = None
 
     def _check_deadlines(self) -> None:
         """--timeout stops the sweep (resumable); --trial-timeout ends one trial's processes."""
@@ -428,6 +457,8 @@ class Coordinator:
         self._emit({"event": "trial_started", "trial": name, "number": number, "params": params,
                     "argv": argv, "gpus": ",".join(gpus), "retry_of": retry_of})  # fmt: skip
         env = trial_env(self.base_env, job, name, gpus)
+        if self.tracking:  # what the trial's `trial_run` adds, for the mirror (no MLflow in it)
+            env[mirror.ENV_SPOOL] = str(trial_dir / mirror.SPOOL_NAME)
         token = processes.token_for(trial_dir)
         env[processes.TOKEN_VAR] = token
         problem = _cannot_start(argv[0], cwd=job.workdir, path=env.get("PATH"))
@@ -508,7 +539,8 @@ class Coordinator:
             {m: spec.objective.strategy(m) for m in names},  # type: ignore[misc]
         )
         objective = spec.objective.objectiveMetricName
-        record.metrics = dict(result.values)
+        # Katib keeps nothing when the objective is missing; the table still shows what was found.
+        record.metrics = {**result.other_values, **result.values}
         record.found_tags = list(result.found_tags)
         record.reason = ""
         if timed_out is not None:
@@ -616,15 +648,6 @@ def _cannot_start(program: str, *, cwd: Path, path: str | None) -> str | None:
     return None if shutil.which(program, path=path) else "No such file or directory"
 
 
-_PREPARE_STORE = """
-import importlib.util, sys
-if importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("launch") is None:
-    sys.exit(0)  # trials here cannot log to MLflow either: nothing to prepare
-from launch import mlflow_wrapper
-sys.exit(mlflow_wrapper.prepare(sys.argv[1], sys.argv[2]) is None)
-"""
-
-
 def tracking_python(command: Sequence[str], *, frozen: bool, own: str) -> str | None:
     """The interpreter that prepares the MLflow store: the trials' own Python when the command
     starts with one (so the schema is the one their MLflow writes), else launch's own (`own`),
@@ -637,42 +660,61 @@ def tracking_python(command: Sequence[str], *, frozen: bool, own: str) -> str | 
     return None if frozen else own
 
 
-def _prepare_tracking(job: LocalExperiment, base_env: Mapping[str, str]) -> None:
-    """Create a new local MLflow store before the first trial, so parallel trials never race to
-    create its sqlite schema. In a child process: importing mlflow here would cost the
-    coordinator seconds and ~150 MB for the whole sweep. Never fatal (the wrapper warns)."""
+def start_mirror(
+    exp: state.Experiment,
+    job: LocalExperiment,
+    base_env: Mapping[str, str],
+    *,
+    quiet: bool = False,
+) -> mirror.MirrorProcess | None:
+    """Start the child that writes this experiment's MLflow runs (launch.mirror), in the trials'
+    own Python (the store's schema is the one their MLflow writes). None when there is no Python
+    to run it in, or the local store is broken (said once, with the fix)."""
     import sys
 
     from launch import tracking
 
+    # In the trials' directory, as the trials resolve a relative store; the experiment's own
+    # once the sweep has ended and its worktree is gone.
+    cwd = job.workdir if job.workdir.is_dir() else exp.path
     store = tracking.sqlite_store_path(job.tracking_uri)
-    if store is None:
-        return  # not a local sqlite store
-    if os.path.lexists(store):
-        # A store left half-built (by an older launch) or damaged: say so once, here, not in
-        # every trial's log. Creation itself is atomic (mlflow_wrapper.create_local_store).
-        problem = tracking.local_store_problem(store)
+    if store is not None:
+        if not store.is_absolute():
+            store = cwd / store
+        problem = tracking.local_store_problem(store) if os.path.lexists(store) else None
         if problem:
-            _say(f"warning: {problem}\nhint: {tracking.broken_store_hint(store)}\n")
-        return
+            if not quiet:  # the sweep said it once; `launch results` says it its own way
+                _say(
+                    f"warning: {problem}; no MLflow runs\nhint: {tracking.broken_store_hint(store)}\n"
+                )
+            return None
     python = tracking_python(
         job.command, frozen=bool(getattr(sys, "frozen", False)), own=sys.executable
     )
     if python is None:
-        return
-    # Quiet (MLflow and alembic log each migration at INFO); its words only if it failed.
+        return None
+    env = trial_env(base_env, job, f"{job.name}-mirror", None)
+    return mirror.MirrorProcess.start(python, exp.path, cwd=cwd, env=env)
+
+
+def mirror_pending(exp: state.Experiment, *, wait_s: float = 120.0) -> bool:
+    """For a command that finds an experiment with finished trials that have no MLflow run yet
+    (a coordinator killed before its mirror was done): write them now. True when there were
+    some. Never raises."""
     try:
-        done = subprocess.run(
-            [python, "-c", _PREPARE_STORE, job.tracking_uri, job.name],
-            cwd=job.workdir, env=trial_env(base_env, job, f"{job.name}-prepare", None),
-            check=False, timeout=300, capture_output=True, text=True,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        _say(f"warning: creating the MLflow store {store} failed: {exc}\n")
-        return
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        _say(f"warning: creating the MLflow store {store} failed:\n{tail}\n")
+        if not mirror.pending(exp.path, exp.state().trials.values()):
+            return False
+        job = LocalExperiment.from_meta(exp.meta())
+        env = dict(os.environ)
+        if not mirror.enabled({**env, **(job.extra.get("env") or {})}):
+            return False
+        proc = start_mirror(exp, job, env, quiet=True)
+        if proc is not None:
+            proc.finish(wait_s)
+        return True
+    except Exception as exc:
+        _say(f"warning: MLflow mirror: {exc}\n")
+        return False
 
 
 def _say(text: str) -> None:
@@ -685,15 +727,28 @@ def _say(text: str) -> None:
 
 
 def last_line(path: Path, *, limit: int = 200) -> str:
-    """The last non-empty line of a log (at most `limit` characters), or "" when none."""
+    """The last message of a log (at most `limit` characters), or "" when none: its last
+    non-empty line, joined to the line it continues when indented (Draccus's
+    `DecodingError: <field>: ...` is followed by a tab-indented `Underlying error is ...`, and
+    the field's name is on the first line)."""
     try:
         with path.open("rb") as handle:
             handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
             tail = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return lines[-1][:limit] if lines else ""
+    lines = [line for line in tail.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    message = [lines[-1].strip()]
+    index = len(lines) - 1
+    # A traceback's frames are indented too: stop at the first unindented line, and only a few up.
+    while index > 0 and lines[index][:1].isspace() and len(message) < 4:
+        index -= 1
+        message.insert(0, lines[index].strip())
+    if len(message) > 1 and lines[index][:1].isspace():
+        message = message[-1:]  # no unindented head nearby: keep the last line alone
+    return " ".join(message)[:limit]
 
 
 class _Tally:

@@ -19,8 +19,14 @@ The run: experiment ``MLFLOW_EXPERIMENT_NAME`` or ``KATIB_EXPERIMENT_NAME``, nam
 ``launch.image`` (``LAUNCH_IMAGE``), ``launch.argv``, ``launch.attempt``, ``launch.exit_code``.
 A retried or resumed trial finds its run by the ``katib.trial`` tag and reuses it.
 
+On the local backend (``LAUNCH_MLFLOW_SPOOL`` set by the coordinator) neither form talks to
+MLflow: ``trial_run`` writes what only the code knows (typed params, extra metrics, tags,
+artifacts) to that file, and the sweep's one mirror process (``serve_mirror``, see
+``launch.mirror``) makes every trial's run from its journal entry, event files and that file.
+The process form likewise hands its child a spool, so the child never opens a second run.
+
 MLflow never stalls or kills training: every call runs on a daemon thread; the program waits at
-most ``LAUNCH_MLFLOW_START_TIMEOUT_S`` (default 20) for the run to open and at most
+most ``LAUNCH_MLFLOW_START_TIMEOUT_S`` (default 0.5) for the run to open and at most
 ``LAUNCH_MLFLOW_BUDGET_S`` (default 30) at the end for the last data; an unreachable server gives
 one warning on stderr. Unless set, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (2) and
 ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (30) are lowered in this process so a dead server fails fast.
@@ -46,6 +52,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from launch.mirror import ENV_SPOOL, Spool, read_spool
+
 __all__ = [
     "ENV_BUDGET_S",
     "ENV_DISABLE",
@@ -58,12 +66,13 @@ __all__ = [
     "main",
     "mirror_tensorboard",
     "prepare",
+    "serve_mirror",
     "trial_run",
 ]
 
 ENV_KATIB_URL = "LAUNCH_KATIB_URL"  # the Katib experiment page (katib.experiment_url)
 ENV_BUDGET_S = "LAUNCH_MLFLOW_BUDGET_S"  # total wait at the end for the last data (default 30)
-ENV_START_TIMEOUT_S = "LAUNCH_MLFLOW_START_TIMEOUT_S"  # wait for the run to open (default 20)
+ENV_START_TIMEOUT_S = "LAUNCH_MLFLOW_START_TIMEOUT_S"  # wait for the run to open (default 0.5)
 ENV_MIRROR_INTERVAL_S = "LAUNCH_MLFLOW_MIRROR_INTERVAL_S"  # process form, 0 = only at the end
 ENV_DISABLE = "LAUNCH_MLFLOW_DISABLE"
 _ENV_WRAPPED = "LAUNCH_MLFLOW_WRAPPED"  # set by the process form for its child
@@ -204,12 +213,12 @@ def _client(tracking_uri: str | None) -> Any:
     return MlflowClient(tracking_uri=tracking_uri or None)
 
 
-def _experiment_id(client: Any, name: str) -> str:
+def _experiment_id(client: Any, name: str, *, artifact_location: str | None = None) -> str:
     """The id of experiment `name`, created (or restored) when needed; safe against races."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return str(client.create_experiment(name))
+            return str(client.create_experiment(name, artifact_location=artifact_location))
         except Exception:
             exp = client.get_experiment_by_name(name)  # another trial created it first
             if exp is None:
@@ -459,6 +468,7 @@ class _Tracker:
         self._tags = dict(tags)
         self._params = dict(params)
         self._late_params: dict[str, str] = {}  # logged only where the run has no such key
+        self._artifacts: list[str] = []
         self._metrics: list[MetricPoint] = []
         self._collect = collect
         self._collect_interval_s = collect_interval_s
@@ -481,9 +491,11 @@ class _Tracker:
     # -- called from the training thread (never blocks on MLflow)
 
     def start(self) -> None:
+        """Start the background thread; wait at most `start_timeout_s` for the run to open (so
+        `run_id` is known early when MLflow is quick), silently: importing MLflow alone takes
+        seconds, which is no reason to warn. A server that never answers is said at `close`."""
         self._thread.start()
-        if not self._opened.wait(self.start_timeout_s):
-            self._warn(f"no run after {self.start_timeout_s:.0f} s", slow=True)
+        self._opened.wait(self.start_timeout_s)
 
     def add_metrics(self, points: Sequence[MetricPoint]) -> None:
         with self._lock:
@@ -504,6 +516,10 @@ class _Tracker:
         with self._lock:
             self._tags.update(tags)
 
+    def add_artifact(self, path: str) -> None:
+        with self._lock:
+            self._artifacts.append(path)
+
     def close(self, status: str | None) -> bool:
         """Flush everything and end the run with `status` (None: leave it running) within the
         budget. True when all of it reached MLflow."""
@@ -515,6 +531,8 @@ class _Tracker:
         self._done.wait(self.budget_s + 0.5)
         if self._ok:
             return True
+        if not self._warned:
+            self._warn(f"no answer in {self.budget_s:.0f} s", slow=True)
         with self._lock:
             left = len(self._metrics)
         _say(
@@ -650,6 +668,13 @@ class _Tracker:
                 with self._lock:
                     self._late_params = {**late, **self._late_params}
                 raise
+            with self._lock:
+                artifacts, self._artifacts = self._artifacts, []
+            for path in artifacts:
+                try:
+                    client.log_artifact(run_id, path)
+                except Exception as exc:
+                    _say(f"warning: artifact {path} not logged: {_short(exc)}")
             if self._dropped:
                 _say(f"warning: {self._dropped} metric values dropped (buffer full)")
             if final is not None:
@@ -675,18 +700,168 @@ class _Tracker:
             _say(f"warning: MLflow refused a batch, skipped: {_short(exc)}")
 
 
+# --------------------------------------------------------------------------- the local mirror
+
+
+def serve_mirror(exp_dir: str | os.PathLike[str], *, poll_s: float = 0.5) -> int:
+    """The local backend's mirror child (`launch.mirror`): turn every finished trial of the
+    experiment at `exp_dir` into its MLflow run, until stdin is closed (the coordinator is done,
+    or gone) and nothing is left. MLflow is imported once, and the store and experiment are made
+    at once, while the first trials run. Returns 0, or 1 when some trial could not be mirrored
+    (it is tried again by the next mirror: its run has no marker yet)."""
+    import fcntl
+    import select
+    from pathlib import Path
+
+    from launch import mirror, state, tracking
+
+    exp = state.Experiment(Path(exp_dir))
+    meta = exp.meta()
+    uri = str(meta.get("tracking_uri") or "") or None
+    name = str(meta["name"])
+    lock = open(Path(exp_dir) / mirror.LOCK_NAME, "a")  # noqa: SIM115 - held until exit
+    fcntl.flock(lock, fcntl.LOCK_EX)  # one mirror at a time per experiment
+    store = tracking.sqlite_store_path(uri or "")
+    writer = None
+    if store is not None and store.exists() and tracking.local_store_problem(store) is None:
+        writer = mirror.SqliteWriter.open(store)  # no MLflow import: milliseconds, not seconds
+    client: Any = writer
+    if writer is None:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            _say(f"warning: mlflow is not installed ({_mlflow_hint()}): no MLflow runs")
+            return 3
+        try:
+            _ensure_local_store(uri)
+            client = _client(uri)
+            exp_id = _experiment_id(client, name, artifact_location=_artifacts_for(store, name))
+        except _BrokenStore as exc:
+            _say(f"warning: {exc.problem}; no MLflow runs until it is fixed: {exc.hint}")
+            return 1
+    else:
+        exp_id = writer.experiment_id(name)
+    failures: dict[str, int] = {}
+    stdin_open = True
+    while True:
+        if stdin_open:
+            ready, _, _ = select.select([sys.stdin.fileno()], [], [], poll_s)
+            if ready:
+                try:
+                    stdin_open = bool(os.read(sys.stdin.fileno(), 4096))
+                except OSError:
+                    stdin_open = False
+        current = exp.state()
+        todo = [
+            n for n in mirror.pending(exp.path, current.trials.values()) if failures.get(n, 0) < 3
+        ]
+        for trial in todo:
+            try:
+                _mirror_trial(client, exp_id, exp, meta, current.trials[trial])
+            except Exception as exc:
+                failures[trial] = failures.get(trial, 0) + 1
+                _say(f"warning: mirroring trial {trial}: {_short(exc)}")
+        if not stdin_open:
+            break
+    return 1 if any(n for n in failures if not mirror.mirrored(exp.trial_dir(n))) else 0
+
+
+def _artifacts_for(store: Any, name: str) -> str | None:
+    """A local store's experiments keep their artifacts beside it (not in the worktree)."""
+    from launch import mirror
+
+    return None if store is None else str(mirror.artifact_root(store) / name)
+
+
+def _mirror_trial(client: Any, exp_id: str, exp: Any, meta: Mapping[str, Any], rec: Any) -> str:
+    """One finished trial as its run: params, tags, TensorBoard scalars, spool, status; marker.
+    `client` is MLflow's client, or a `launch.mirror.SqliteWriter` for a local store."""
+    from launch import mirror
+
+    trial_dir = exp.trial_dir(rec.name)
+    argv = list(rec.argv or [])
+    env = {
+        "KATIB_EXPERIMENT_NAME": str(meta["name"]),
+        "KATIB_TRIAL_NAME": rec.name,
+        "KATIB_NAMESPACE": "local",
+        "LAUNCH_GIT_COMMIT": str(meta.get("commit") or ""),
+    }
+    spool = mirror.read_spool(trial_dir / mirror.SPOOL_NAME)
+    params = _flag_params(argv)
+    params.update(spool["params"])  # the typed config wins over the flag text
+    tags = _trial_tags(env, argv)
+    tags["launch.results"] = f"launch results {meta['name']}"
+    tags["mlflow.note.content"] = (
+        f"Trial `{rec.name}` of local experiment `{meta['name']}` (`launch results "
+        f"{meta['name']}`; its files: {trial_dir})"
+    )
+    tags["launch.attempt"] = "1"
+    if rec.exit_code is not None:
+        code = int(rec.exit_code)
+        tags["launch.exit_code"] = str(code if code >= 0 else 128 - code)
+    tags.update(spool["tags"])
+    if rec.status == "Killed":
+        status = "KILLED"
+    else:
+        status = "FINISHED" if rec.exit_code in (0, None) else "FAILED"
+    start_ms = int(rec.start * 1000) if rec.start else None
+    end_ms = int(rec.end * 1000) if rec.end else None
+    points = _Mirror(os.fspath(trial_dir / "tfevent")).collect()
+    if isinstance(client, mirror.SqliteWriter):
+        if spool["artifacts"]:
+            _say(f"warning: trial {rec.name}: artifacts are not copied to a local store")
+        run_id = client.write_run(
+            exp_id, trial=rec.name, start_ms=start_ms, end_ms=end_ms, status=status,
+            tags={k: v[:_MAX_TAG_LEN] for k, v in tags.items()},
+            params={k: v[:_MAX_PARAM_LEN] for k, v in params.items()},
+            points=[*points, *spool["metrics"]],
+        )  # fmt: skip
+        mirror.write_marker(
+            trial_dir, {"run_id": run_id, "experiment_id": exp_id, "points": len(points)}
+        )
+        return run_id
+    from mlflow.entities import Param
+
+    # A run left half-written by a mirror that was stopped: start it again from the files.
+    for old in client.search_runs(
+        [exp_id], filter_string=f"tags.`katib.trial` = {_quote(rec.name)}", max_results=100
+    ):
+        client.delete_run(old.info.run_id)
+    run = client.create_run(exp_id, start_time=start_ms, run_name=rec.name, tags=tags)
+    run_id = run.info.run_id
+    items = list(params.items())
+    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+        chunk = items[i : i + MAX_PARAMS_TAGS_PER_BATCH]
+        client.log_batch(run_id, params=[Param(k, v[:_MAX_PARAM_LEN]) for k, v in chunk])
+    _log_points(client, run_id, [*points, *spool["metrics"]])
+    for path in spool["artifacts"]:
+        try:
+            client.log_artifact(run_id, path)
+        except Exception as exc:
+            _say(f"warning: trial {rec.name}: artifact {path} not logged: {_short(exc)}")
+    client.set_terminated(run_id, status=status, end_time=end_ms)
+    mirror.write_marker(
+        trial_dir, {"run_id": run_id, "experiment_id": exp_id, "points": len(points)}
+    )
+    return str(run_id)
+
+
 # --------------------------------------------------------------------------- training-code API
 
 
 class TrialRun:
     """The handle `trial_run` yields. Logging is buffered and sent in the background."""
 
-    def __init__(self, tracker: _Tracker | None) -> None:
+    def __init__(self, tracker: _Tracker | None, spool: Spool | None = None) -> None:
         self._tracker = tracker
+        self._spool = spool
 
     @property
     def run_id(self) -> str | None:
-        """The MLflow run id, or None while MLflow has not answered (or when disabled)."""
+        """The MLflow run id, or None while MLflow has not answered (or when disabled; on the
+        local backend the run is made by the sweep's mirror when the trial has ended)."""
+        if self._spool is not None:
+            return os.environ.get("MLFLOW_RUN_ID") or None
         return self._tracker.run_id if self._tracker else None
 
     def log_metric(
@@ -699,20 +874,34 @@ class TrialRun:
         self, metrics: Mapping[str, float], step: int = 0, timestamp: float | None = None
     ) -> None:
         """Several values of one step."""
-        if self._tracker:
-            ms = int((time.time() if timestamp is None else timestamp) * 1000)
-            self._tracker.add_metrics(
-                [(_metric_key(k), float(v), ms, int(step)) for k, v in metrics.items()]
-            )
+        ms = int((time.time() if timestamp is None else timestamp) * 1000)
+        points = [(_metric_key(k), float(v), ms, int(step)) for k, v in metrics.items()]
+        if self._spool is not None:
+            self._spool.add_metrics(points)
+        elif self._tracker:
+            self._tracker.add_metrics(points)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """More params (nested mappings/dataclasses are flattened)."""
-        if self._tracker:
+        if self._spool is not None:
+            self._spool.add({"params": flatten_params(dict(params))})
+        elif self._tracker:
             self._tracker.add_params(flatten_params(dict(params)))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        if self._tracker:
-            self._tracker.add_tags({k: str(v)[:_MAX_TAG_LEN] for k, v in tags.items()})
+        clean = {k: str(v)[:_MAX_TAG_LEN] for k, v in tags.items()}
+        if self._spool is not None:
+            self._spool.add({"tags": clean})
+        elif self._tracker:
+            self._tracker.add_tags(clean)
+
+    def log_artifact(self, path: str | os.PathLike[str]) -> None:
+        """A file (or directory) to attach to the run, uploaded when the trial ends."""
+        full = os.path.abspath(path)
+        if self._spool is not None:
+            self._spool.add({"artifact": full})
+        elif self._tracker:
+            self._tracker.add_artifact(full)
 
 
 def _active(env: Mapping[str, str]) -> bool:
@@ -722,10 +911,12 @@ def _active(env: Mapping[str, str]) -> bool:
         return False
     if not any(env.get(k) for k in ("KATIB_TRIAL_NAME", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")):
         return False
+    if env.get(ENV_SPOOL):
+        return True  # the local backend's mirror (or the process form) talks to MLflow
     import importlib.util
 
     if importlib.util.find_spec("mlflow") is None:
-        _say("warning: mlflow is not installed (pip install 'launch[mlflow]'): no MLflow run")
+        _say(f"warning: mlflow is not installed ({_mlflow_hint()}): no MLflow run")
         return False
     return True
 
@@ -738,7 +929,7 @@ def _settings(env: Mapping[str, str]) -> dict[str, Any]:
         or "Default",
         "trial": env.get("KATIB_TRIAL_NAME") or None,
         "budget_s": _env_float(env, ENV_BUDGET_S, 30.0),
-        "start_timeout_s": _env_float(env, ENV_START_TIMEOUT_S, 20.0),
+        "start_timeout_s": _env_float(env, ENV_START_TIMEOUT_S, 0.5),
     }
 
 
@@ -765,9 +956,31 @@ def trial_run(
     if not _active(env):
         yield TrialRun(None)
         return
-    wrapped = bool(env.get(_ENV_WRAPPED)) and bool(env.get("MLFLOW_RUN_ID"))
     all_params = flatten_params(config)
     all_params.update(flatten_params(dict(params or {})))
+    spool_path = env.get(ENV_SPOOL)
+    if spool_path:
+        # Local backend (or under the process form): what only this code knows goes to a file
+        # beside the trial's event files; the sweep's mirror (or the process form) makes the run.
+        # No MLflow import, no thread, no wait: training starts at once.
+        spool = Spool(spool_path)
+        spool.add({"params": all_params})
+        if tags:
+            spool.add({"tags": {k: str(v)[:_MAX_TAG_LEN] for k, v in tags.items()}})
+        try:
+            yield TrialRun(None, spool)
+        finally:
+            tb = tensorboard_dir or getattr(config, "tensorboard_dir", None)
+            tb = tb or tensorboard_dir_from_argv(argv)
+            own = os.path.join(os.path.dirname(os.path.abspath(spool_path)), "tfevent")
+            if mirror and tb and not env.get(_ENV_WRAPPED) and not _same_dir(tb, own):
+                try:  # scalars outside the trial's event directory: the mirror cannot see them
+                    spool.add_metrics(_Mirror(os.fspath(tb)).collect())
+                except Exception as exc:
+                    _say(f"warning: reading TensorBoard files in {tb}: {_short(exc)}")
+            spool.flush()
+        return
+    wrapped = bool(env.get(_ENV_WRAPPED)) and bool(env.get("MLFLOW_RUN_ID"))
     run_tags = {} if wrapped else _trial_tags(env, [sys.executable, *argv])
     run_tags.update(tags or {})
     tracker = _Tracker(
@@ -797,6 +1010,13 @@ def trial_run(
                 _say(f"warning: reading TensorBoard files in {tb}: {_short(exc)}")
         # under the process form, which mirrors and ends the run, just flush
         tracker.close(None if wrapped else status)
+
+
+def _same_dir(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 # --------------------------------------------------------------------------- process form
@@ -839,10 +1059,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_USAGE, file=sys.stderr)
         return 2
     child_env = dict(os.environ)
-    disabled = not _active(child_env)
+    # On the local backend (a spool is given) the sweep's mirror makes the run: just run CMD.
+    disabled = not _active(child_env) or bool(child_env.get(ENV_SPOOL))
     tb = tb_override or tensorboard_dir_from_argv(args)
     tracker: _Tracker | None = None
     mirror = _Mirror(tb) if tb else None
+    spool_file: str | None = None
     if not disabled:
         tracker = _Tracker(
             **_settings(child_env),
@@ -852,10 +1074,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             collect_interval_s=_env_float(child_env, ENV_MIRROR_INTERVAL_S, 60.0),
         )
         tracker.add_params(_flag_params(args), late=True)
-        tracker.start()
+        tracker.start()  # waits at most LAUNCH_MLFLOW_START_TIMEOUT_S (0.5 s) for the run
         if tracker.run_id:
             child_env["MLFLOW_RUN_ID"] = tracker.run_id
-            child_env[_ENV_WRAPPED] = "1"
+        # A `trial_run` in CMD writes what it adds to a spool that this process sends: it never
+        # opens a second run, whether or not the run was open when CMD started.
+        import tempfile
+
+        fd, spool_file = tempfile.mkstemp(prefix="launch-mlflow-spool-", suffix=".jsonl")
+        os.close(fd)
+        child_env[ENV_SPOOL] = spool_file
+        child_env[_ENV_WRAPPED] = "1"
 
     import subprocess
 
@@ -889,6 +1118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tracker.add_metrics(mirror.collect())
             except Exception as exc:
                 _say(f"warning: reading TensorBoard files in {tb}: {_short(exc)}")
+        if spool_file:
+            from pathlib import Path
+
+            added = read_spool(Path(spool_file))
+            with suppress(OSError):
+                os.unlink(spool_file)
+            tracker.add_params(added["params"])  # the typed config wins over the flag text
+            tracker.add_tags(added["tags"])
+            tracker.add_metrics(added["metrics"])
+            for path in added["artifacts"]:
+                tracker.add_artifact(path)
         status = "FINISHED" if rc == 0 else "FAILED"
         if rc < 0 and -rc in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL, signal.SIGHUP):
             status = "KILLED"
@@ -905,3 +1145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _mlflow_hint() -> str:
+    """How to add MLflow to this copy of launch (the PyPI name `launch` is another package)."""
+    from launch import install
+
+    return install.extra_hint("mlflow")

@@ -38,10 +38,13 @@ __all__ = [
     "experiment_url",
     "find_runs",
     "local_store_problem",
+    "local_tracking_uri",
     "remove_stale_store_temps",
     "run_url",
     "sqlite_store_path",
     "store_temp_path",
+    "ui",
+    "ui_command",
     "ui_hint",
 ]
 
@@ -288,7 +291,7 @@ def ui_hint(tracking_uri: str) -> str | None:
     """For a local store: the command that serves its UI (the links point there)."""
     if tracking_uri.startswith(("http://", "https://")):
         return None
-    return f"open the links with: mlflow ui --backend-store-uri {tracking_uri}"
+    return f"open the links with: launch ui (or mlflow ui --backend-store-uri {tracking_uri})"
 
 
 def _auth(env: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, str] | None]:
@@ -519,3 +522,145 @@ def find_runs(
 
 def _with_warning(exp: ExperimentLink, warning: str) -> ExperimentLink:
     return ExperimentLink(exp.experiment_id, exp.url, warning, exp.hint)
+
+
+# --------------------------------------------------------------------------- launch ui
+
+
+def local_tracking_uri(home: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> str:
+    """The tracking URI local sweeps of `home` use: `MLFLOW_TRACKING_URI`, else the embedded
+    store `sqlite:///<home>/mlflow.db` (as `launch.local.create` decides)."""
+    env = os.environ if env is None else env
+    return env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(home).absolute() / 'mlflow.db'}"
+
+
+def ui_command(
+    tracking_uri: str, *, host: str, port: int, python: str | None = None
+) -> list[str] | None:
+    """`mlflow ui` for the store `tracking_uri` (artifacts beside a local store), or None when
+    MLflow is not installed for `python` (default: this interpreter)."""
+    import importlib.util
+    import shutil
+    import sys
+
+    python = python or sys.executable
+    exe = shutil.which("mlflow", path=os.path.dirname(python))
+    if exe is None and (python != sys.executable or importlib.util.find_spec("mlflow") is None):
+        return None
+    cmd = [exe] if exe else [python, "-m", "mlflow"]
+    cmd += ["ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port)]
+    store = sqlite_store_path(tracking_uri)
+    if store is not None:
+        cmd += ["--default-artifact-root", str(store.absolute().parent / "mlartifacts")]
+    return cmd
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def ui(
+    tracking_uri: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    say: Any = None,
+    ready_timeout_s: float = 120.0,
+) -> int:
+    """`launch ui`: serve the MLflow UI of `tracking_uri` (the local store), print its URL once
+    it answers, and run until Ctrl-C. Returns an exit status (0 after Ctrl-C, or for a server
+    URI, which is only printed; 1 when MLflow is not installed, the store is broken, the port is
+    taken, or the UI does not come up)."""
+    import signal
+    import subprocess
+
+    status, proc = start_ui(
+        tracking_uri, host=host, port=port, say=say, ready_timeout_s=ready_timeout_s
+    )
+    if proc is None:
+        return status
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return 0
+
+
+def start_ui(
+    tracking_uri: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    say: Any = None,
+    ready_timeout_s: float = 120.0,
+) -> tuple[int, Any]:
+    """`ui` up to the printed URL: (0, the running `mlflow ui` process, in its own process
+    group), or (status, None) when there is nothing to run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def tell(text: str) -> None:
+        (say or (lambda t: print(t, file=sys.stderr, flush=True)))(text)
+
+    if tracking_uri.startswith(("http://", "https://")):
+        tell(f"MLflow runs at {tracking_uri}: open it in a browser")
+        return 0, None
+    store = sqlite_store_path(tracking_uri)
+    if store is not None:
+        problem = local_store_problem(store)
+        if problem:
+            tell(f"error: {problem}\nhint: {broken_store_hint(store)}")
+            return 1, None
+        if not store.exists():
+            tell(f"note: {store} does not exist yet; it appears with the first local sweep")
+    cmd = ui_command(tracking_uri, host=host, port=port)
+    if cmd is None:
+        from launch import install
+
+        tell(f"error: mlflow is not installed\nhint: {install.extra_hint('mlflow')}")
+        return 1, None
+    if not _port_free(host, port):
+        tell(f"error: port {port} on {host} is in use (another `launch ui` or `mlflow ui`?)")
+        tell(f"hint: open http://{host}:{port} if it is one, or pass another --port")
+        return 1, None
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + ready_timeout_s
+    import urllib.request
+
+    while True:
+        if proc.poll() is not None:
+            tell(f"error: mlflow ui exited with status {proc.returncode}")
+            return 1, None
+        try:
+            probe = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
+            with urllib.request.urlopen(probe, timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            tell(f"error: mlflow ui did not answer at {url} in {ready_timeout_s:.0f} s")
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            return 1, None
+        time.sleep(0.25)
+    tell(f"MLflow UI for {tracking_uri}: {url}  (Ctrl-C stops it)")
+    return 0, proc

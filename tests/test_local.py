@@ -671,28 +671,14 @@ def test_local_samplers_build_without_warnings_and_say_what_differs_from_katib()
     assert sampling.local_caveats(sobol) == []
 
 
-def test_the_mlflow_store_is_prepared_by_the_trials_own_python(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Its schema is the one the trials' MLflow writes; the single-file build (no MLflow of its
-    own) still prepares it when the trials run a Python."""
-    import types
-
+def test_the_trials_own_python_runs_the_mlflow_mirror() -> None:
+    """The mirror (which writes the store) runs in the trials' Python, so the schema is the one
+    their MLflow writes; the single-file build (no MLflow of its own) uses it too."""
     assert local.tracking_python([sys.executable, "t.py"], frozen=True, own="x") == sys.executable
     assert (
         local.tracking_python(["sh", "run.sh"], frozen=False, own="/venv/python") == "/venv/python"
     )
     assert local.tracking_python(["sh", "run.sh"], frozen=True, own="/venv/python") is None
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    store = tmp_path / "mlflow.db"
-    job = types.SimpleNamespace(
-        tracking_uri=f"sqlite:///{store}", name="prep", command=[sys.executable, "train.py"],
-        workdir=tmp_path, extra={}, commit="0" * 40,
-    )  # fmt: skip
-    local._prepare_tracking(job, dict(os.environ))  # type: ignore[arg-type]
-    from mlflow.tracking import MlflowClient
-
-    assert MlflowClient(f"sqlite:///{store}").get_experiment_by_name("prep") is not None
 
 
 def test_last_line_of_a_log(tmp_path: Path) -> None:
@@ -704,3 +690,26 @@ def test_last_line_of_a_log(tmp_path: Path) -> None:
     assert local.last_line(log) == "KeyError: 'lr'"
     log.write_text("y" * 500)
     assert local.last_line(log) == "y" * 200
+
+
+def test_a_draccus_error_keeps_the_line_that_names_the_field(tmp_path: Path) -> None:
+    """Draccus's DecodingError ends with a tab-indented `Underlying error is "KeyError: True"`:
+    the reason keeps the line before it, which names the field."""
+    program = tmp_path / "enum_cfg.py"
+    program.write_text(
+        "import enum\nfrom dataclasses import dataclass\nimport draccus\n"
+        "class Act(enum.Enum):\n    relu = 'relu'\n    tanh = 'tanh'\n"
+        "@dataclass\nclass C:\n    act: Act = Act.relu\n"
+        "draccus.parse(config_class=C)\n"
+    )
+    log = tmp_path / "output.log"
+    with log.open("wb") as out:
+        subprocess.run(
+            [sys.executable, str(program), "--act=on"], stdout=out, stderr=out, check=False
+        )
+    reason = local.last_line(log, limit=300)
+    assert reason.startswith("draccus.utils.DecodingError: `act`:"), reason
+    assert reason.endswith('Underlying error is "KeyError: True"'), reason
+    # An indented line with no unindented head nearby stays alone.
+    log.write_text("    a\n" * 10)
+    assert local.last_line(log) == "a"

@@ -333,7 +333,7 @@ def test_sqlite_store_the_local_default(trainer: Path, tmp_path: Path) -> None:
     assert links["exp-local-0"].url == (
         f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{run.info.run_id}"
     )
-    assert links.hint == f"open the links with: mlflow ui --backend-store-uri {uri}"
+    assert links.hint == f"open the links with: launch ui (or mlflow ui --backend-store-uri {uri})"
 
 
 def test_trials_create_a_missing_local_store_atomically(trainer: Path, tmp_path: Path) -> None:
@@ -468,3 +468,31 @@ def test_trial_run_is_a_no_op_outside_a_trial(
         run.log_metric("x", 1.0)
     assert run.run_id is None
     assert list(tmp_path.iterdir()) == []  # no mlflow.db, no mlruns/
+
+
+def test_training_starts_within_a_second_when_the_server_never_answers(tmp_path: Path) -> None:
+    """The default start wait is 1 s: a silent server costs the trainer at most that before its
+    first step, one warning line, and the bounded budget at the end."""
+    code = textwrap.dedent(
+        """
+        import time
+        from launch.mlflow_wrapper import trial_run
+        t = time.monotonic()
+        with trial_run({"lr": 0.1}, mirror=False) as run:
+            print("waited", time.monotonic() - t, flush=True)
+            run.log_metric("loss", 1.0)
+        """
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)  # connections wait in the backlog; nothing ever replies
+        env = trial_env(f"http://127.0.0.1:{s.getsockname()[1]}", "exp-wrap-g7")
+        del env[mlflow_wrapper.ENV_START_TIMEOUT_S]  # the default
+        env[mlflow_wrapper.ENV_BUDGET_S] = "2"
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120, cwd=REPO)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    waited = float(done.stdout.split()[1])
+    assert waited < 1.5, waited
+    assert sum("warning:" in line for line in done.stderr.splitlines()) == 1, done.stderr
+    assert "gave up" in done.stderr

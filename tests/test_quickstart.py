@@ -51,7 +51,7 @@ def test_local_sweep_makes_mlflow_runs_that_results_links_to(tmp_path: Path) -> 
                   "train.py")  # fmt: skip
     assert done.returncode == 0, done.stderr
     uri = f"sqlite:///{cwd / '.launch' / 'mlflow.db'}"
-    assert f"open the links with: mlflow ui --backend-store-uri {uri}" in done.stderr
+    assert f"open the links with: launch ui (or mlflow ui --backend-store-uri {uri})" in done.stderr
 
     rows = json.loads(launch(cwd, "results", "qs1", "--json").stdout)
     assert len(rows) == 3 and all(r["status"] == "Succeeded" for r in rows)

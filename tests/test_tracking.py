@@ -117,7 +117,10 @@ def test_local_stores(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     nothing_yet = tracking.find_runs(uri, "e", ["t"])
     assert dict(nothing_yet) == {} and nothing_yet.warning is None
-    assert nothing_yet.hint == f"open the links with: mlflow ui --backend-store-uri {uri}"
+    assert (
+        nothing_yet.hint
+        == f"open the links with: launch ui (or mlflow ui --backend-store-uri {uri})"
+    )
     (tmp_path / "bad.db").write_text("not a database")
     bad = tracking.find_runs(f"sqlite:///{tmp_path / 'bad.db'}", "e", ["t"])
     assert bad.warning and "unreadable" in bad.warning
@@ -170,3 +173,42 @@ def test_stale_temporary_stores_are_removed(tmp_path: Path) -> None:
     assert tracking.store_temp_path(store, 7).name.startswith(".mlflow.db.tmp-")
     assert tracking.store_temp_path(store, 7).name.endswith("-7")
     assert tracking.remove_stale_store_temps(tmp_path / "missing" / "mlflow.db") == []
+
+
+def test_launch_ui_serves_the_local_store_and_prints_its_url(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from launch import mlflow_wrapper
+    from tests.mlflow_server import free_port
+
+    store = tmp_path / "home" / "mlflow.db"
+    uri = tracking.local_tracking_uri(tmp_path / "home", env={})
+    assert uri == f"sqlite:///{store}"
+    assert mlflow_wrapper.prepare(uri, "exp-ui") is not None
+    said: list[str] = []
+    port = free_port()
+    status, proc = tracking.start_ui(uri, port=port, say=said.append)
+    try:
+        assert status == 0 and proc is not None
+        url = f"http://127.0.0.1:{port}"
+        assert said == [f"MLflow UI for {uri}: {url}  (Ctrl-C stops it)"]
+        r = requests.get(
+            f"{url}/api/2.0/mlflow/experiments/get-by-name",
+            params={"experiment_name": "exp-ui"}, timeout=10,
+        )  # fmt: skip
+        assert r.status_code == 200 and r.json()["experiment"]["name"] == "exp-ui"
+        # the same port again: one clear error, nothing started
+        again: list[str] = []
+        assert tracking.start_ui(uri, port=port, say=again.append) == (1, None)
+        assert f"port {port}" in again[0]
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"x" * 200)
+    said.clear()
+    assert tracking.ui(f"sqlite:///{broken}", port=free_port(), say=said.append) == 1
+    assert "is not an SQLite database" in said[0] and "mv " in said[0]
