@@ -1,11 +1,20 @@
 # One target per habit. Every target sets itself up (uv + the locked environment) first.
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# uv: the one on PATH, else `python3 -m uv`, else a copy local to this clone in build/tools/
+# (installed by `setup` with `pip install --target`: nothing goes into the system or user Python,
+# no root needed; `make clean` removes it).
+LOCAL_UV := $(CURDIR)/build/tools/bin/uv
+UV := $(shell command -v uv 2>/dev/null || (python3 -m uv --version >/dev/null 2>&1 && echo "python3 -m uv") || echo "$(LOCAL_UV)")
 PYTEST_ARGS ?=
 
 .PHONY: setup test lint bench goldens demo dist dist-test clean
 
+## setup: uv (see above) and the locked environment in .venv/ with every extra
 setup:
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@if ! $(UV) --version >/dev/null 2>&1; then \
+	  echo "setup: uv is not installed; installing it into build/tools/ of this clone only" \
+	    "(python3 -m pip install --target build/tools uv; rm -rf build/tools removes it)"; \
+	  python3 -m pip install --quiet --disable-pip-version-check --target build/tools uv; \
+	fi
 	@$(UV) sync --frozen --all-extras --quiet
 
 ## test: the whole test suite (what CI runs)

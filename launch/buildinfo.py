@@ -38,8 +38,10 @@ def _embedded(here: Path) -> dict[str, str] | None:
 def _metadata_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
+    from launch.install import DIST_NAME
+
     try:
-        return version("launch")
+        return version(DIST_NAME)
     except PackageNotFoundError:
         return UNKNOWN
 

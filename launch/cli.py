@@ -17,9 +17,11 @@ import typer
 from launch.errors import ExitCode, LaunchError, UsageError
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok, 1 unexpected error, 2 usage or search.yaml error, 3 git state refused "
-    "(dirty/unpushed), 4 build failed, 5 trial or experiment failed, 6 timed out, "
-    "130 detached by Ctrl-C (the experiment keeps running)."
+    "Exit codes: 0 ok, 1 unexpected error, 2 usage, configuration or search.yaml error (also a "
+    "failed `launch doctor` check, no kubeconfig for the cluster, a missing optional library), "
+    "3 git state refused (dirty/unpushed), 4 build failed, 5 trial or experiment failed, "
+    "6 timed out, 7 cancelled by `launch cancel`, 130 detached by Ctrl-C (the experiment keeps "
+    "running)."
 )
 
 app = typer.Typer(
@@ -42,7 +44,7 @@ app = typer.Typer(
 # Subcommands; anything else as the first word means `run` (see `main`).
 COMMANDS = (
     "run", "render", "config", "list", "status", "watch", "logs", "results", "cancel", "compare",
-    "doctor", "completion",
+    "doctor", "completion", "ui",
 )  # fmt: skip
 
 _debug = False
@@ -54,7 +56,7 @@ def _fail(exc: LaunchError) -> NoReturn:
     from rich.markup import escape
 
     err = _stderr()
-    # Escaped: messages quote user text and commands such as `pip install 'launch[plot]'`.
+    # Escaped: messages quote user text and commands such as `uv tool install '...[plot]'`.
     err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
     if exc.hint:
         err.print(f"[bold cyan]hint:[/] {escape(exc.hint)}", markup=True, highlight=False)
@@ -341,8 +343,12 @@ def _print_plan(plan: Any, *, as_json: bool) -> None:
     import json
     import shlex
 
+    blocked = [n for n in plan.notes if n.startswith(NOT_LAUNCHABLE)]
+    if blocked:
+        _stderr().print(f"warning: {blocked[0]}", highlight=False)
     if as_json:
         doc = {
+            "launchable": not blocked,
             "name": plan.name,
             "namespace": plan.namespace,
             "image": plan.image,
@@ -358,7 +364,8 @@ def _print_plan(plan: Any, *, as_json: bool) -> None:
     from launch import katib
 
     docs = [d for d in (plan.build_job, plan.experiment) if d is not None]
-    out = "---\n".join(katib.to_yaml(doc) for doc in docs)
+    out = "".join(f"# {line}\n" for line in blocked)
+    out += "---\n".join(katib.to_yaml(doc) for doc in docs)
     out += "".join(f"# {line}\n" for line in plan.notes)
     what = "every trial" if plan.complete else f"a sample of {len(plan.trial_lines)} trials"
     out += f"# trial command lines ({what}):\n"
@@ -377,17 +384,51 @@ def _more_trials(count: int, *, prefix: str = "") -> str:
     return f"{prefix}... and {hidden:,} more (--json lists every one)\n" if hidden > 0 else ""
 
 
-def _facts(snap: Any, *, name: str | None, allow_dirty: bool) -> tuple[Any, str, bytes | None]:
-    """The git facts a plan needs, the experiment name (given, or generated), and for a dirty
-    tree the bytes of its archive (the `--allow-dirty` build context, tagged by tree hash)."""
+NOT_LAUNCHABLE = "NOT LAUNCHABLE as is"
+
+
+def _uncloneable_remote(snap: Any) -> str | None:
+    """Why Kaniko cannot clone this clean, pushed commit from its remote (a local path, a
+    `file://` URL...), or None when it can (or the tree is not clean and pushed anyway)."""
+    if not (snap.clean and snap.pushed and snap.remote_url):
+        return None
+    from launch import kaniko
+
+    try:
+        kaniko.git_context(snap.remote_url, snap.remote_branch or snap.branch, snap.commit)
+    except UsageError as err:
+        return err.message
+    return None
+
+
+def _facts(
+    snap: Any, *, name: str | None, allow_dirty: bool, preview: bool = False
+) -> tuple[Any, str, bytes | None, str | None]:
+    """The git facts a plan needs, the experiment name (given, or generated), for a dirty
+    tree the bytes of its archive (the `--allow-dirty` build context, tagged by tree hash), and
+    a note when the plan is shown but cannot be launched as it is.
+
+    A clean, pushed commit whose remote the cluster cannot clone (a local path) is built from
+    an upload with `--allow-dirty`, as an unpushed one is; without it a launch is refused with
+    that hint, and `preview` (render, --dry-run) shows the upload plan marked not launchable."""
     import secrets
 
     from launch import katib
     from launch.plan import GitFacts
 
-    tag, data, digest = snap.commit, None, None
-    # Kaniko can fetch only a clean, pushed commit; anything else is built from an upload.
-    if allow_dirty and not (snap.clean and snap.pushed):
+    tag, data, digest, note = snap.commit, None, None, None
+    uncloneable = _uncloneable_remote(snap)
+    if uncloneable and not allow_dirty:
+        hint = (
+            "push the branch to an https or ssh remote (`git remote -v`), or pass --allow-dirty "
+            "to build from an upload of the working tree"
+        )
+        if not preview:
+            raise UsageError(uncloneable, hint=hint)
+        note = f"{NOT_LAUNCHABLE}: {uncloneable}; {hint} (shown: that upload's plan)"
+    # Kaniko can fetch only a clean, pushed commit from a remote it can clone; anything else is
+    # built from an upload.
+    if uncloneable or (allow_dirty and not (snap.clean and snap.pushed)):
         import tempfile
 
         from launch import git, registry
@@ -400,7 +441,7 @@ def _facts(snap: Any, *, name: str | None, allow_dirty: bool) -> tuple[Any, str,
     facts = GitFacts(
         commit=tag,
         branch=snap.remote_branch or snap.branch,
-        remote_url=snap.remote_url if snap.clean and snap.pushed else None,
+        remote_url=snap.remote_url if snap.clean and snap.pushed and not uncloneable else None,
         repo_name=snap.repo_name,
         subdir=snap.subdir,
         context_digest=digest,
@@ -409,22 +450,26 @@ def _facts(snap: Any, *, name: str | None, allow_dirty: bool) -> tuple[Any, str,
         name = katib.experiment_name(stem=snap.repo_name, commit=tag, suffix=secrets.token_hex(2))
     else:
         katib.validate_experiment_name(name)
-    return facts, name, data
+    return facts, name, data, note
 
 
 def _plan(
     settings: Any, argv: list[str], loaded: Any, snap: Any, *, name: str | None, gpus: int,
     allow_dirty: bool, **options: Any,
 ) -> Any:  # fmt: skip
+    import dataclasses
     import getpass
 
     from launch.plan import make_plan
 
-    facts, name, _ = _facts(snap, name=name, allow_dirty=allow_dirty)
-    return make_plan(
+    facts, name, _, note = _facts(snap, name=name, allow_dirty=allow_dirty, preview=True)
+    plan = make_plan(
         spec=loaded, command=argv, git=facts, settings=settings, name=name,
         user=getpass.getuser(), gpus=gpus, **options,
     )  # fmt: skip
+    if note is not None:
+        plan = dataclasses.replace(plan, notes=(note, *plan.notes))
+    return plan
 
 
 @app.command(
@@ -562,6 +607,7 @@ def run(
     priority: PriorityOpt = None,
     trial_timeout: TrialTimeoutOpt = None,
 ) -> None:
+    _refuse_mistyped_command(spec_path)
     if wait not in ("first", "all"):
         raise UsageError(
             f"--wait {wait}: expected first or all", hint="pass --wait first or --wait all"
@@ -603,6 +649,22 @@ def run(
     )  # fmt: skip
 
 
+def _refuse_mistyped_command(spec_path: Path) -> None:
+    """`launch reslts EXP` is `launch run reslts EXP`: when no file has that name and the word is
+    close to a subcommand, say which one was meant (exit 2) instead of `reslts: no such file`."""
+    import difflib
+
+    word = str(spec_path)
+    if spec_path.exists() or "/" in word or "." in word:
+        return
+    close = difflib.get_close_matches(word.lower(), COMMANDS, n=1, cutoff=0.6)
+    if close:
+        raise UsageError(
+            f"`{word}` is not a launch command (and no file is called {word})",
+            hint=f"did you mean `launch {close[0]}`? (`launch --help` lists the commands)",
+        )
+
+
 def _duration(text: str, flag: str) -> float:
     """`90`, `90s`, `30m`, `2h` -> seconds."""
     import re
@@ -616,9 +678,23 @@ def _duration(text: str, flag: str) -> float:
 
 
 def _connect(settings: Any) -> Any:
-    from launch.cluster import Cluster
+    return _connect_context(settings["context"])
 
-    return Cluster.connect(settings["context"])
+
+def _connect_context(context: str | None) -> Any:
+    """The cluster client; a kubeconfig it cannot load is a configuration error (exit 2), not a
+    crash: `Cluster.connect` makes no request, so every error it raises is about the kubeconfig."""
+    from launch.cluster import Cluster, ClusterError
+
+    try:
+        return Cluster.connect(context)
+    except ClusterError as err:
+        raise UsageError(
+            err.message,
+            hint=(err.hint or "")
+            + ("; " if err.hint else "")
+            + "without a cluster, run the sweep here: `launch --backend local SPEC -- CMD`",
+        ) from None
 
 
 def _run_cluster(
@@ -632,7 +708,7 @@ def _run_cluster(
     from launch import state, submit
     from launch.progress import Narrator
 
-    facts, name, context_data = _facts(snap, name=name, allow_dirty=allow_dirty)
+    facts, name, context_data, _ = _facts(snap, name=name, allow_dirty=allow_dirty)
     home = state.home_dir(settings["home"])
     if (state.experiments_dir(home) / name).exists():
         # Refused before the cluster sees anything (the record is written after the create).
@@ -838,6 +914,7 @@ def _drive_local(exp: Any, *, quiet: bool, timeout_s: float | None = None) -> No
     progress = Progress(
         experiment=exp.name, objective=job.spec.objective.objectiveMetricName,
         minimize=job.spec.objective.type == "minimize", total=job.max_trials, quiet=quiet,
+        param_order=_param_order(job.spec),
     )  # fmt: skip
     coordinator = None
     try:
@@ -862,10 +939,17 @@ def _drive_local(exp: Any, *, quiet: bool, timeout_s: float | None = None) -> No
     if status == state.EXP_INTERRUPTED:
         _stderr().print(f"interrupted; resume with: launch watch {exp.name}", highlight=False)
         raise typer.Exit(int(ExitCode.DETACHED))
-    if status == state.EXP_CANCELLED:
-        raise typer.Exit(int(ExitCode.DETACHED))
+    if status == state.EXP_CANCELLED:  # by `launch cancel` from another shell
+        _stderr().print(f"{exp.name} was cancelled (launch cancel)", highlight=False)
+        raise typer.Exit(int(ExitCode.CANCELLED))
     if status == state.EXP_FAILED:
         raise typer.Exit(int(ExitCode.TRIAL_FAILED))
+
+
+def _param_order(spec: Any) -> list[str]:
+    """The spec's order of trial values (parameters, then the seed axis), for progress lines."""
+    order = [p.name for p in spec.parameters]
+    return [*order, *(k for k in spec.fixed if k not in order)]
 
 
 def _local_trials(exp: Any) -> tuple[Any, list[Any]]:
@@ -883,11 +967,10 @@ def _is_cluster(exp: Any) -> bool:
 
 def _cluster_of(exp: Any) -> tuple[Any, dict[str, Any]]:
     from launch import config
-    from launch.cluster import Cluster
 
     meta = exp.meta()
     context = meta.get("context") or config.load_settings()["context"]
-    return Cluster.connect(context), meta
+    return _connect_context(context), meta
 
 
 def _trials_of(exp: Any) -> tuple[Any, list[Any]]:
@@ -951,6 +1034,11 @@ def _with_mlflow_links(exp: Any, rows: list[Any]) -> list[Any]:
         uri = meta.get("tracking_uri")
     if not uri or not rows:
         return rows
+    if not _is_cluster(exp) and exp.coordinator_pid() is None:
+        # Trials a killed coordinator finished but did not get to mirror: write their runs now.
+        from launch import local
+
+        local.mirror_pending(exp, wait_s=60)
     found = tracking.find_runs(
         uri, exp.name, [r.name for r in rows], katib_experiment=exp.name,
         ui_base=settings["mlflow_url"] if _is_cluster(exp) else None,
@@ -1036,7 +1124,7 @@ def list_cmd(as_json: JsonOpt = False) -> None:
 
     table = Table("name", "backend", "status", "trials", box=None)
     for item in items:
-        trials = ", ".join(f"{n} {s.lower()}" for s, n in sorted(item["trials"].items()))
+        trials = ", ".join(f"{n} {_status_words(s)}" for s, n in sorted(item["trials"].items()))
         table.add_row(
             item["name"], item["backend"], item["status"], trials or item["problem"] or ""
         )
@@ -1077,7 +1165,7 @@ def status_cmd(experiment: ExpArg, as_json: JsonOpt = False) -> None:
         f"{exp.name}: {status}" + (f" ({current.reason})" if current.reason else ""),
         highlight=False,
     )
-    out.print("trials: " + (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none yet")
+    out.print("trials: " + (", ".join(f"{n} {_status_words(s)}" for s, n in sorted(counts.items())) or "none yet")
               + f" of {job.max_trials}", highlight=False)  # fmt: skip
     if best is not None:
         objective = job.spec.objective.objectiveMetricName
@@ -1124,6 +1212,7 @@ def watch_cmd(experiment: ExpArg, quiet: QuietOpt = False) -> None:
     progress = Progress(
         experiment=exp.name, objective=job.spec.objective.objectiveMetricName,
         minimize=job.spec.objective.type == "minimize", total=job.max_trials, quiet=quiet,
+        param_order=_param_order(job.spec),
     )  # fmt: skip
     offset, final = 0, None
     try:
@@ -1142,6 +1231,8 @@ def watch_cmd(experiment: ExpArg, quiet: QuietOpt = False) -> None:
     _print_results(exp, fmt="table")
     if final == state.EXP_FAILED:
         raise typer.Exit(int(ExitCode.TRIAL_FAILED))
+    if final == state.EXP_CANCELLED:
+        raise typer.Exit(int(ExitCode.CANCELLED))
 
 
 def _pick_trial(exp: Any, trial: int | None) -> Any:
@@ -1355,10 +1446,17 @@ def compare_cmd(
     )  # fmt: skip
     if as_json:
         sys.stdout.write(stats.comparison_to_json(comparison) + "\n")
-        return
-    header, text_rows = stats.comparison_rows(comparison)
-    sys.stdout.write(stats.text_table(header, text_rows) + "\n")
-    _stdout().print(comparison.verdict, highlight=False)
+    else:
+        header, text_rows = stats.comparison_rows(comparison)
+        sys.stdout.write(stats.text_table(header, text_rows) + "\n")
+    if comparison.p is None:  # refused: too few finished trials for a t-test
+        raise UsageError(
+            comparison.verdict,
+            hint="run each experiment with --seeds N (N >= 2) so its best config has several "
+            "values, or wait until more trials finish",
+        )
+    if not as_json:
+        _stdout().print(comparison.verdict, highlight=False)
 
 
 @app.command("cancel", help="Stop an experiment: running trials are stopped, results are kept.")
@@ -1434,7 +1532,7 @@ def _cluster_status(exp: Any, *, as_json: bool) -> None:
     )
     out.print(
         "trials: "
-        + (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none yet"),
+        + (", ".join(f"{n} {_status_words(s)}" for s, n in sorted(counts.items())) or "none yet"),
         highlight=False,
     )
     if best is not None:
@@ -1503,7 +1601,8 @@ def _cluster_cancel(exp: Any) -> None:
 @app.command(
     "doctor",
     help="Check the cluster setup in order (kubeconfig, API, Katib webhook, namespace label, "
-    "registry, builds, MLflow, Kueue) and say what to fix. Exit 0 only when all pass.",
+    "registry, builds, MLflow, Kueue) and say what to fix. Local sweeps need none of it. "
+    "Exit 0 when all pass, 2 when a check failed.",
 )
 @_guard
 def doctor_cmd(
@@ -1524,8 +1623,23 @@ def doctor_cmd(
         sys.stdout.write(json.dumps(doctor.to_json(checks), indent=2) + "\n")
     else:
         sys.stdout.write(doctor.render(checks))
-    if not doctor.passed(checks):
-        raise typer.Exit(1)
+    if not doctor.passed(checks):  # the setup needs the printed fix: a configuration error
+        raise typer.Exit(int(ExitCode.USAGE))
+
+
+@app.command(
+    "ui", help="Serve the MLflow UI of the local store (where `launch results` links point)."
+)
+@_guard
+def ui_cmd(
+    port: Annotated[
+        int, typer.Option("--port", help="Port on 127.0.0.1 (result links use 5000).")
+    ] = 5000,
+) -> None:
+    from launch import config, state, tracking
+
+    home = state.home_dir(config.load_settings()["home"])
+    raise typer.Exit(tracking.ui(tracking.local_tracking_uri(home), port=port))
 
 
 @app.command("config", help="Show the effective settings and where each comes from.")
@@ -1540,15 +1654,45 @@ def config_cmd(as_json: JsonOpt = False) -> None:
         doc = {k: {"value": settings.values[k], "source": settings.sources[k]} for k in config.KEYS}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
-    from rich.table import Table
-
-    table = Table("setting", "value", "source", "meaning", box=None)
-    for key, meta in config.KEYS.items():
-        value = settings.values[key]
-        table.add_row(key, "" if value is None else str(value), settings.sources[key], meta.help)
-    _stdout().print(table)
+    rows = [
+        [key, "" if settings.values[key] is None else str(settings.values[key]),
+         settings.sources[key], meta.help]
+        for key, meta in config.KEYS.items()
+    ]  # fmt: skip
+    out = _stdout()
+    sys.stdout.write(_config_text(rows, width=out.width if out.is_terminal else 1000))
     chosen, why = settings.backend()
     _stderr().print(f"backend: {chosen} ({why})", highlight=False)
+
+
+def _config_text(rows: list[list[str]], *, width: int) -> str:
+    """`launch config`: one aligned row per setting when it fits in `width` columns; else (an
+    80-column terminal) each setting on one line, `key  value  (source)`, and its meaning
+    indented on the next (two lines a setting). Values are never cut: they are what a user
+    copies."""
+    import textwrap
+
+    from launch import stats
+
+    table = stats.text_table(["setting", "value", "source", "meaning"], rows)
+    if max(map(len, table.splitlines())) <= width:
+        return table
+    key_width = max(len(r[0]) for r in rows)
+    lines = []
+    for key, value, source, meaning in rows:
+        lines.append(f"{key:<{key_width}}  {value or '-'}  ({source})")
+        lines += textwrap.wrap(
+            meaning, width=max(40, width), initial_indent="    ", subsequent_indent="    "
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _status_words(status: str) -> str:
+    """A trial status for a count: `MetricsUnavailable` -> `metrics unavailable` (not the
+    run-together `metricsunavailable`), `Running` -> `running`."""
+    import re
+
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", status).lower()
 
 
 def _with_default_command(argv: list[str]) -> list[str]:

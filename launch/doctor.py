@@ -36,7 +36,7 @@ from launch import cluster as kube
 from launch import katib, registry
 from launch.errors import LaunchError
 
-__all__ = ["Check", "passed", "render", "run_checks", "to_json"]
+__all__ = ["Check", "no_cluster", "passed", "render", "run_checks", "to_json"]
 
 DEFAULT_TIMEOUT_S = 3.0
 KATIB_NAMESPACE = "kubeflow"
@@ -77,10 +77,27 @@ def passed(checks: list[Check]) -> bool:
     return not any(c.ok is False for c in checks)
 
 
+NO_CLUSTER_NOTE = (
+    "No cluster is configured, and local sweeps need none: `launch --backend local search.yaml "
+    "-- python train.py` runs the trials on this machine. What a cluster run needs, in order:"
+)
+
+
+def no_cluster(checks: list[Check]) -> bool:
+    """True when no kubeconfig was found at all: the user may only want local sweeps."""
+    return (
+        bool(checks)
+        and checks[0].name == "kubeconfig"
+        and checks[0].ok is False
+        and (checks[0].detail.startswith("no kubeconfig"))
+    )
+
+
 def render(checks: list[Check]) -> str:
-    """One line per check, `fix:` under each failure, and a summary line."""
+    """One line per check, `fix:` under each failure, and a summary line. Without any
+    kubeconfig, first a note that local sweeps need no cluster."""
     width = max((len(c.name) for c in checks), default=0)
-    lines = []
+    lines = [NO_CLUSTER_NOTE] if no_cluster(checks) else []
     for c in checks:
         lines.append(f"{c.status.upper():4}  {c.name:<{width}}  {c.detail}")
         if c.fix and c.ok is not True:
@@ -99,6 +116,7 @@ def to_json(checks: list[Check]) -> dict[str, Any]:
     """`{"ok": bool, "checks": [{name, status, ok, detail, fix}, ...]}` for `--json`."""
     return {
         "ok": passed(checks),
+        "noCluster": no_cluster(checks),
         "checks": [{"name": c.name, "status": c.status, **asdict(c)} for c in checks],
     }
 

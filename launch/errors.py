@@ -13,11 +13,13 @@ class ExitCode(IntEnum):
 
     OK = 0
     UNEXPECTED = 1
-    USAGE = 2  # usage or search.yaml error
+    USAGE = 2  # usage, configuration or search.yaml error (also: a `launch doctor` check failed,
+    # no usable kubeconfig for the cluster backend, an optional library such as matplotlib missing)
     GIT_STATE = 3  # dirty / unpushed tree refused
     BUILD_FAILED = 4
     TRIAL_FAILED = 5  # trial or experiment failed
     TIMED_OUT = 6
+    CANCELLED = 7  # the experiment was stopped by `launch cancel` (from another shell)
     DETACHED = 130  # Ctrl-C: the experiment keeps running
 
 
@@ -54,3 +56,7 @@ class TrialFailedError(LaunchError):
 
 class TimedOutError(LaunchError):
     exit_code = ExitCode.TIMED_OUT
+
+
+class MissingExtraError(UsageError):
+    """An optional library (the `plot` or `mlflow` extra) is not installed: usage, exit 2."""

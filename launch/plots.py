@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from launch.errors import LaunchError
+from launch.errors import MissingExtraError
 from launch.stats import ConfigSummary, not_counted_text
 
-PLOT_HINT = "pip install 'launch[plot]'"
 MAX_GROUPS = 30
+ROWS_PER_CONFIG = 4  # text rows a config gets in the terminal plot
+TERMINAL_BOX_WIDTH = 0.4  # of the distance between configs: a gap is left between boxes
 BOX_GID = "launch-box"  # set on each drawn box, so tests (and people) can count them
 
 _BEST = "#2e7d32"
@@ -33,15 +34,13 @@ def _need(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        import sys
+        from launch import install
 
-        hint = PLOT_HINT
-        if getattr(sys, "frozen", False):  # the single-file build (docs/dist.md) has no extras
-            hint = (
-                "the single-file launch leaves the plotting libraries out: install the package "
-                f"with them ({PLOT_HINT}), or export with --format csv and plot elsewhere"
-            )
-        raise LaunchError(
+        how = install.detect()
+        hint = install.extra_hint("plot", how)
+        if how.method == install.SINGLE_FILE:
+            hint += ", or export with --format csv and plot elsewhere"
+        raise MissingExtraError(
             f"--plot needs {module.split('.')[0]}, which is not installed", hint=hint
         ) from None
 
@@ -100,7 +99,11 @@ def build_figure(
     positions = list(range(n, 0, -1))  # best config at the top
     rng = random.Random(0)  # deterministic jitter: the same data gives the same picture
     with_values = [(y, s) for y, s in zip(positions, shown, strict=True) if s.values]
-    if with_values:
+    # A box, a mean and a CI only where they say something: a config of one trial (a plain
+    # sweep) is its dot alone, and the legend names only what is drawn.
+    boxed = [(y, s) for y, s in with_values if len(s.values) >= 2]
+    drew_ci = drew_mean = False
+    if boxed:
         kwargs: dict[str, Any] = {
             "positions": [y for y, _ in with_values],
             "widths": 0.55,
@@ -110,23 +113,28 @@ def build_figure(
             "whiskerprops": {"color": "#555555"},
             "capprops": {"color": "#555555"},
         }
-        data = [list(s.values) for _, s in with_values]
+        data = [list(s.values) for _, s in boxed]
         try:
             parts = ax.boxplot(data, orientation="horizontal", **kwargs)
         except TypeError:  # matplotlib < 3.10
             parts = ax.boxplot(data, vert=False, **kwargs)
         from matplotlib.colors import to_rgba
 
-        for box, (y, _) in zip(parts["boxes"], with_values, strict=True):
+        for box, (y, _) in zip(parts["boxes"], boxed, strict=True):
             color = _BEST if y == n else _OTHER
             box.set(facecolor=to_rgba(color, 0.2), edgecolor=color, linewidth=1.3, gid=BOX_GID)
+    if with_values:
         for y, s in with_values:
             color = _BEST if y == n else _OTHER
             jitter = [y + rng.uniform(-0.17, 0.17) for _ in s.values]
             ax.scatter(s.values, jitter, s=22, color=color, alpha=0.8, zorder=3, linewidths=0)
+            if len(s.values) < 2:
+                continue
             if s.ci_lo is not None and s.ci_hi is not None:
                 ax.hlines(y, s.ci_lo, s.ci_hi, color="black", linewidth=2.6, zorder=4)
+                drew_ci = True
             if s.mean is not None:
+                drew_mean = True
                 ax.scatter(
                     [s.mean],
                     [y],
@@ -177,20 +185,25 @@ def build_figure(
     if with_values:
         from matplotlib.lines import Line2D
 
-        handles = [
-            Line2D([], [], marker="o", linestyle="", color=_OTHER, label="one seed"),
-            Line2D(
-                [],
-                [],
-                marker="D",
-                color="black",
-                linewidth=2.6,
-                markerfacecolor="white",
-                label="mean and its 95% CI",
-            ),
-            Line2D([], [], color="black", label="median; box: middle half"),
-        ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False, fontsize=8)
+        handles = [Line2D([], [], marker="o", linestyle="", color=_OTHER, label="one trial")]
+        if drew_mean:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="D",
+                    color="black",
+                    linewidth=2.6 if drew_ci else 0,
+                    markerfacecolor="white",
+                    label="mean and its 95% CI" if drew_ci else "mean",
+                )
+            )
+        if boxed:
+            handles.append(Line2D([], [], color="black", label="median; box: middle half"))
+        fig.legend(
+            handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
+            fontsize=8,
+        )  # fmt: skip
     return fig, n
 
 
@@ -229,7 +242,10 @@ def plot_terminal(
     if hidden:
         title = f"{title} (best {len(shown)} with values of {len(summaries)} configs)"
     cols = width or min(shutil.get_terminal_size((100, 24)).columns, 140)
-    rows = height or min(max(12, 3 * len(shown) + 6), 50)
+    # Four text rows a config and boxes 0.4 of a row apart wide: neighbouring boxes never touch.
+    rows = height or min(
+        max(12, ROWS_PER_CONFIG * len(shown) + 6), ROWS_PER_CONFIG * max_groups + 6
+    )
     # Short tick labels; the configs are spelled out in a key under the plot.
     labels = [f"#{i} n={s.n_succeeded}/{s.n_total}" for i, s in enumerate(shown, 1)][::-1]
     key = []
@@ -252,9 +268,11 @@ def plot_terminal(
             terminal.limit(False, False)  # the size below already fits the terminal
         if not color:
             figure.theme("colorless")
-        figure.draw(figure.box(labels, data, orientation="horizontal", fill=False))
+        figure.draw(
+            figure.box(labels, data, orientation="horizontal", fill=False, width=TERMINAL_BOX_WIDTH)
+        )
         for y, values in enumerate(data, 1):
-            jitter = [y + rng.uniform(-0.25, 0.25) for _ in values]
+            jitter = [y + rng.uniform(-0.15, 0.15) for _ in values]
             figure.draw(figure.signal(values, jitter, marker="dot"))
         figure.title(title)
         figure.label(xlabel)
@@ -266,9 +284,9 @@ def plot_terminal(
     plotext.clear_figure()
     if not color:
         plotext.theme("clear")
-    plotext.box(labels, data, orientation="horizontal")
+    plotext.box(labels, data, orientation="horizontal", width=TERMINAL_BOX_WIDTH)
     for y, values in enumerate(data, 1):
-        plotext.scatter(values, [y + rng.uniform(-0.25, 0.25) for _ in values], marker="dot")
+        plotext.scatter(values, [y + rng.uniform(-0.15, 0.15) for _ in values], marker="dot")
     plotext.title(title)
     plotext.xlabel(xlabel)
     plotext.plotsize(cols, rows)

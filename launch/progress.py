@@ -1,12 +1,17 @@
 """Progress on stderr from journal events: a live line on a terminal, timestamped lines otherwise.
 
-Both the coordinator and `launch watch` feed it the same events, so the view is the same.
+Both the coordinator and `launch watch` feed it the same events, so the view is the same: each
+line carries the time of its event (a `watch` that replays the journal shows when things
+happened, not when they were replayed), parameters in the spec's order (the journal stores them
+with sorted keys) and the objective first among the metrics.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from rich.live import Live
@@ -19,6 +24,23 @@ def _params_text(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={_short(v)}" for k, v in params.items())
 
 
+def in_order(values: dict[str, Any], order: Sequence[str]) -> dict[str, Any]:
+    """`values` with the keys named in `order` first, in that order, then the others as given."""
+    first = {k: values[k] for k in order if k in values}
+    return {**first, **{k: v for k, v in values.items() if k not in first}}
+
+
+def status_words(status: str) -> str:
+    """`MetricsUnavailable` -> `metrics unavailable`, `Running` -> `running` (for counts)."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", status).lower()
+
+
+def _clock(t: Any) -> str:
+    """HH:MM:SS of an event's time (`t`, epoch seconds), or of now when it has none."""
+    when = t if isinstance(t, int | float) and not isinstance(t, bool) else time.time()
+    return time.strftime("%H:%M:%S", time.localtime(when))
+
+
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -27,9 +49,17 @@ class Progress:
     """Consumes journal events (dicts) and shows them; call `close()` at the end."""
 
     def __init__(
-        self, *, experiment: str, objective: str, minimize: bool, total: int, quiet: bool = False
+        self,
+        *,
+        experiment: str,
+        objective: str,
+        minimize: bool,
+        total: int,
+        quiet: bool = False,
+        param_order: Sequence[str] = (),
     ) -> None:
         self.experiment = experiment
+        self.param_order = tuple(param_order)
         self.objective = objective
         self.minimize = minimize
         self.total = total
@@ -48,11 +78,11 @@ class Progress:
             )
             self.live.start()
 
-    def _line(self, text: str, style: str = "") -> None:
+    def _line(self, text: str, style: str = "", t: Any = None) -> None:
         if self.quiet:
             return
         if self.plain:
-            self.console.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False, soft_wrap=True)
+            self.console.print(f"{_clock(t)} {text}", markup=False, soft_wrap=True)
         else:
             self.console.print(Text(text, style=style), soft_wrap=True)
 
@@ -62,7 +92,7 @@ class Progress:
             f"{self.experiment}: {len(self.running)} running",
             f"{finished}/{self.total} finished",
         ]
-        parts += [f"{n} {s.lower()}" for s, n in sorted(self.counts.items())]
+        parts += [f"{n} {status_words(s)}" for s, n in sorted(self.counts.items())]
         if self.best is not None:
             parts.append(f"best {self.objective}={self.best[0]:.6g} ({self.best[1]})")
         parts.append(f"{int(time.time() - self.started)}s")
@@ -76,20 +106,20 @@ class Progress:
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
+        t = event.get("t")
         if kind == "trial_started":
-            self.running[event["trial"]] = (event.get("t", time.time()), event.get("params", {}))
+            params = in_order(event.get("params") or {}, self.param_order)
+            self.running[event["trial"]] = (event.get("t", time.time()), params)
             self.numbers[event["trial"]] = event.get("number", 0)
             retry = f" (again, for {event['retry_of']})" if event.get("retry_of") else ""
             if self.plain:
-                self._line(
-                    f"{event['trial']} started{retry}  {_params_text(event.get('params', {}))}"
-                )
+                self._line(f"{event['trial']} started{retry}  {_params_text(params)}", t=t)
         elif kind == "trial_finished":
             start, _ = self.running.pop(event["trial"], (event.get("t", time.time()), {}))
             status = event["status"]
             self.counts[status] = self.counts.get(status, 0) + 1
             took = f" in {event.get('t', time.time()) - start:.1f}s"
-            metrics = event.get("metrics") or {}
+            metrics = in_order(event.get("metrics") or {}, (self.objective,))
             value = metrics.get(self.objective)
             if (
                 status == "Succeeded"
@@ -102,7 +132,7 @@ class Progress:
                 self.best = (value, f"trial {self.numbers.get(event['trial'], 0)}")
             shown = "  " + " ".join(f"{k}={v:.6g}" for k, v in metrics.items()) if metrics else ""
             if status == "Succeeded":
-                self._line(f"{event['trial']} Succeeded{took}{shown}", "green")
+                self._line(f"{event['trial']} Succeeded{took}{shown}", "green", t)
             else:
                 number = self.numbers.get(event["trial"], 0)
                 reason = f": {event['reason']}" if event.get("reason") else ""
@@ -114,6 +144,7 @@ class Progress:
                 self._line(
                     f"{event['trial']} {status}{took}{reason}{logs}",
                     "red" if status != "Killed" else "yellow",
+                    t,
                 )
         elif kind == "experiment" and event.get("status") != "Running":
             best = (
@@ -124,6 +155,7 @@ class Progress:
             self._line(
                 f"experiment {self.experiment} {event['status']}: {event.get('reason', '')}{best}",
                 style,
+                t,
             )
         if self.live is not None:
             self.live.update(self._status())

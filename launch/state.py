@@ -78,9 +78,11 @@ def experiments_dir(home: Path) -> Path:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `data` as JSON in its own key order: experiment.json keeps the spec's order of
+    `fixed` flags, the order render and --dry-run show and the local trials pass them in."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with tmp.open("w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
+        json.dump(data, handle, indent=2)
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())

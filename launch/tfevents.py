@@ -177,6 +177,11 @@ class MetricsResult:
     missing: list[str]  # metric names with no matching value
     found_tags: list[str]  # every tag seen, as `run/tag` for files in a subdirectory `run`
     problems: list[str] = field(default_factory=list)  # corrupt files (reading stopped there)
+    event_files: int = 0  # how many events files the directory held
+    # (directory relative to the trial's tensorboard_dir, "" for itself; tag) of every tag seen
+    found_in: list[tuple[str, str]] = field(default_factory=list)
+    # Metrics found when the objective was not (Katib reports none of them then): shown, not used.
+    other_values: dict[str, float] = field(default_factory=dict)
 
     def available(self, objective: str | None = None) -> bool:
         """True when the objective has a value (else Katib marks the trial MetricsUnavailable)."""
@@ -184,15 +189,41 @@ class MetricsResult:
 
     def describe_missing(self) -> str:
         """One line for the user: what was expected, what was found instead, Katib's rule."""
-        found = ", ".join(f"`{t}`" for t in self.found_tags) or "no scalar tags"
         expected = ", ".join(f"`{m}`" for m in self.missing)
+        if not self.event_files:
+            # The commonest cause by far: the program writes its events somewhere else.
+            return (
+                f"expected {expected}, but --tensorboard_dir holds no events files: does the "
+                "program write its TensorBoard scalars to the directory it is given there?"
+            )
+        found = ", ".join(f"`{t}`" for t in self.found_tags) or "no scalar tags"
         message = (
             f"expected {expected}, found {found} (Katib matches a tag that starts with the "
             "metric name; in `dir/name`, `dir` selects event files in a directory ending in `dir`)"
         )
+        for metric in self.missing:
+            message += self._hint_for(metric)
         if self.problems:  # e.g. the objective's file is one Katib's collector skips whole
             message += f"; {len(self.problems)} damaged events file(s): {self.problems[0]}"
         return message
+
+    def _hint_for(self, metric: str) -> str:
+        """What to change for one missing metric: a tag named like it but in the wrong place
+        (`eval/accuracy` written as one tag at the top), else the closest tag's name."""
+        import difflib
+
+        directory, _, name = metric.rpartition("/")
+        if directory and ("", metric) in self.found_in:
+            return (
+                f"; `{metric}` was written as one tag at the top of --tensorboard_dir, while Katib "
+                f"reads `{metric}` as tag `{name}` in a directory ending in `{directory}`: log "
+                f"`{name}` with a writer on <tensorboard_dir>/{directory}, or name the metric "
+                f"`{directory}` if a prefix match is meant"
+            )
+        close = difflib.get_close_matches(metric, self.found_tags, n=1, cutoff=0.6)
+        if close and close[0] != metric:
+            return f"; did you mean `{close[0]}`?"
+        return ""
 
 
 # --- TFRecord + protobuf decoding -------------------------------------------------------------
@@ -946,8 +977,10 @@ def collect_metrics(
     chosen = {m: (strategies or {}).get(m, default) for m in metric_names}
     logs: dict[str, list[tuple[datetime, float]]] = {m: [] for m in metric_names}
     found: dict[str, None] = {}
+    found_in: dict[tuple[str, str], None] = {}
     problems: list[str] = []
-    for file in find_event_files(root):
+    files = find_event_files(root)
+    for file in files:
         ef = read_event_file(file, strict=False)
         if ef.error:
             problems.append(ef.error)
@@ -960,6 +993,7 @@ def collect_metrics(
         for table in (ef.tensors, ef.scalars):  # Katib reads tensors first, then scalars
             for tag, items in table.items():
                 found[f"{run}/{tag}" if run else tag] = None
+                found_in[(run, tag)] = None
                 for m in metric_names:
                     if _should_consider(tag, m, katib_path):
                         file_logs.extend((m, item) for item in items)
@@ -989,27 +1023,35 @@ def collect_metrics(
             logs[m].append((second, value))
 
     objective = metric_names[0]
+    reduced: dict[str, float] = {}
+    reduced_obs: dict[str, MetricObservation] = {}
+    for m, stamped_values in logs.items():
+        if not stamped_values:
+            continue
+        # The DB manager returns a metric's logs `ORDER BY time` (whole seconds; ties in
+        # an order the database chooses, here collection order: a stable sort), and
+        # trial_controller_util.go getMetrics reduces them in that order: the first value
+        # seeds min and max, a NaN never replaces one (so a NaN first stays NaN), and
+        # "latest" is the last log.
+        ordered = sorted(stamped_values, key=lambda sv: sv[0])
+        lo = hi = ordered[0][1]
+        for _, v in ordered[1:]:
+            if v < lo:
+                lo = v
+            elif v > hi:
+                hi = v
+        latest = ordered[-1][1]
+        reduced_obs[m] = MetricObservation(lo, hi, latest)
+        reduced[m] = {"min": lo, "max": hi, "latest": latest}[chosen[m]]
+    # Katib reports only objective=unavailable when the objective has no value (`values` stays
+    # Katib's); `other_values` keeps what was found anyway, for the results table.
     values: dict[str, float] = {}
     observations: dict[str, MetricObservation] = {}
-    if logs[objective]:  # else Katib reports only objective=unavailable
-        for m, stamped_values in logs.items():
-            if not stamped_values:
-                continue
-            # The DB manager returns a metric's logs `ORDER BY time` (whole seconds; ties in
-            # an order the database chooses, here collection order: a stable sort), and
-            # trial_controller_util.go getMetrics reduces them in that order: the first value
-            # seeds min and max, a NaN never replaces one (so a NaN first stays NaN), and
-            # "latest" is the last log.
-            ordered = sorted(stamped_values, key=lambda sv: sv[0])
-            lo = hi = ordered[0][1]
-            for _, v in ordered[1:]:
-                if v < lo:
-                    lo = v
-                elif v > hi:
-                    hi = v
-            latest = ordered[-1][1]
-            observations[m] = MetricObservation(lo, hi, latest)
-            values[m] = {"min": lo, "max": hi, "latest": latest}[chosen[m]]
+    other: dict[str, float] = {}
+    if objective in reduced:
+        values, observations = reduced, reduced_obs
+    else:
+        other = reduced
     return MetricsResult(
         objective=objective,
         values=values,
@@ -1017,4 +1059,7 @@ def collect_metrics(
         missing=[m for m in metric_names if m not in values],
         found_tags=sorted(found),
         problems=problems,
+        event_files=len(files),
+        found_in=sorted(found_in),
+        other_values=other,
     )

@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "packaging"
 WORK = ROOT / "build" / "dist"
 DIST = ROOT / "dist"
-NAME = "launch"
+NAME = "launch"  # the import package, the command and the binary
+DIST_NAME = "launch-sweep"  # the distribution (`launch` on PyPI is an unrelated package)
 
 # Standard-library parts no launch path uses (GUI, test suites, build tools).
 STDLIB_EXCLUDES = (
@@ -74,7 +75,7 @@ def requirements(dist: str, extras: Iterable[str] = ()) -> list[str]:
 def closure(extras: Iterable[str]) -> set[str]:
     """launch and every distribution it needs at run time (normalized names)."""
     seen: set[str] = set()
-    todo = [(NAME, tuple(extras))]
+    todo = [(DIST_NAME, tuple(extras))]
     while todo:
         dist, with_extras = todo.pop()
         if norm(dist) in seen:
@@ -143,7 +144,7 @@ def build_facts() -> dict[str, str]:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     when = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch else dt.datetime.now(dt.UTC)
     return {
-        "version": metadata.version(NAME),
+        "version": metadata.version(DIST_NAME),
         "commit": commit,
         "dirty": "yes" if dirty else "",
         "built": when.strftime("%Y-%m-%d"),
@@ -171,7 +172,7 @@ def pyinstaller(
         "--distpath", str(WORK / "onedir"), "--workpath", str(WORK / "pyinstaller"),
         "--specpath", str(WORK),
         "--collect-submodules", NAME,
-        "--copy-metadata", NAME,
+        "--copy-metadata", DIST_NAME,
         "--add-data", f"{facts_file}{os.pathsep}{NAME}",
     ]  # fmt: skip
     from PyInstaller.utils.hooks import collect_submodules
@@ -179,7 +180,7 @@ def pyinstaller(
     for module in direct:
         for sub in collect_submodules(module, filter=_not_a_test_suite, on_error="ignore"):
             args += ["--hidden-import", sub]
-    for dist in sorted(keep - {norm(NAME)}):
+    for dist in sorted(keep - {norm(DIST_NAME)}):
         # Some libraries ask importlib.metadata for their own version on import.
         args += ["--copy-metadata", dist]
         for module in sorted(tops.get(dist, ())):

@@ -154,15 +154,14 @@ def test_error_text_is_printed_verbatim_not_as_markup(
     assert result.exit_code == ExitCode.USAGE
     assert "error: bad.yaml:2: alg[red]orithm: unknown field `alg[red]orithm`" in result.stderr
     # A hint quoting an install extra keeps its brackets (rich markup would eat `[plot]`).
-    from launch import plots
+    from launch import install
 
+    hint = install.extra_hint("plot", install.Install(install.UV_TOOL, source="/src/launch"))
     with pytest.raises(typer.Exit):
-        cli._fail(
-            LaunchError("--plot needs matplotlib, [bold]not[/] installed", hint=plots.PLOT_HINT)
-        )
+        cli._fail(LaunchError("--plot needs matplotlib, [bold]not[/] installed", hint=hint))
     err = capsys.readouterr().err
     assert "error: --plot needs matplotlib, [bold]not[/] installed" in err
-    assert "hint: pip install 'launch[plot]'" in err
+    assert "hint: uv tool install --force '/src/launch[plot]'" in err
 
 
 def test_missing_command_and_missing_file(runner: CliRunner, quickstart: Path) -> None:

@@ -294,7 +294,7 @@ def test_doctor_talks_to_a_cluster(sandbox: dict[str, Path], tmp_path: Path) -> 
         done = launch(sandbox, "doctor", check=False, KUBECONFIG=str(kubeconfig))
     for check in ("kubeconfig", "api", "katib", "namespace"):
         assert re.search(rf"^PASS\s+{check}\s", done.stdout, re.M), done.stdout + done.stderr
-    assert done.returncode == 1 and "FAIL  registry" in done.stdout  # no registry behind it
+    assert done.returncode == 2 and "FAIL  registry" in done.stdout  # no registry behind it
 
 
 def test_completion_script(sandbox: dict[str, Path]) -> None:

@@ -216,6 +216,12 @@ def test_no_kubeconfig(tmp_path: Path) -> None:
         assert named[name].ok is None
         assert named[name].detail == "skipped: no usable kubeconfig"
     assert not doctor.passed(checks)
+    # Local sweeps need no cluster: said first, then what a cluster needs.
+    text = doctor.render(checks)
+    assert text.startswith("No cluster is configured, and local sweeps need none")
+    assert "--backend local" in text.splitlines()[0]
+    assert text.splitlines()[1].startswith("FAIL  kubeconfig")
+    assert doctor.to_json(checks)["noCluster"] is True
 
 
 def test_kubeconfig_from_env_list(setup: Setup, tmp_path: Path) -> None:

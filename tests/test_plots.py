@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 from pathlib import Path
@@ -118,7 +119,8 @@ def test_missing_extra_gives_the_install_hint(
     monkeypatch.setitem(sys.modules, "plotext", None)
     with pytest.raises(LaunchError) as exc:
         plots.plot_png(sample(), tmp_path / "x.png", objective="loss", title="t")
-    assert exc.value.hint == "pip install 'launch[plot]'"
+    assert exc.value.hint is not None and "'launch[plot]'" not in exc.value.hint
+    assert exc.value.exit_code == 2  # a missing extra is a usage error, not a crash
     with pytest.raises(LaunchError, match="plotext"):
         plots.plot_terminal(sample(), objective="loss", title="t")
 
@@ -154,3 +156,30 @@ def test_labels_are_short_and_readable() -> None:
     assert "optim.lr=0.09036" in label
     assert "0.0903605829" not in label
     assert all(len(line) <= 26 for line in label.splitlines()) and len(label.splitlines()) <= 3
+
+
+def _legend_labels(fig: object) -> list[str]:
+    [legend] = fig.legends  # type: ignore[attr-defined]
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def test_plain_sweep_legend_names_only_what_is_drawn() -> None:
+    # One trial a config (no seeds): no box, no CI, no mean marker, and the legend says so.
+    trials = [Trial(f"e{i}", i, {"lr": 10.0**-i}, "Succeeded", 0.1 * i) for i in range(1, 5)]
+    summaries = stats.group_by_config(trials, minimize=True)
+    fig, n = plots.build_figure(summaries, objective="loss", title="t", minimize=True)
+    assert n == 4 and count_boxes(fig) == 0
+    assert _legend_labels(fig) == ["one trial"]
+    # A seed sweep keeps all three.
+    fig, _ = plots.build_figure(sample(), objective="loss", title="t", minimize=True)
+    assert _legend_labels(fig) == ["one trial", "mean and its 95% CI", "median; box: middle half"]
+
+
+def test_terminal_boxes_of_neighbouring_configs_do_not_touch() -> None:
+    text = plots.plot_terminal(sample(), objective="loss", title="exp", minimize=True, width=90)
+    lines = text.splitlines()
+    ticks = [i for i, line in enumerate(lines) if "┤" in line and "#" in line]
+    assert len(ticks) == 4
+    for upper, lower in itertools.pairwise(ticks):
+        between = lines[upper + 1 : lower]
+        assert any("█" not in line for line in between), "\n".join(lines[upper : lower + 1])

@@ -525,3 +525,25 @@ def test_torch_summary_writer(tmp_path: Path) -> None:
     names = ["loss", "val/acc"]
     result = collect_metrics(tmp_path, names, {"loss": "min", "val/acc": "max"})
     assert result.values == katib_collect(str(tmp_path), names, {"loss": "min", "val/acc": "max"})
+
+
+def test_why_a_metric_is_missing_says_what_to_change(tmp_path: Path) -> None:
+    """No events files at all; `eval/accuracy` written as one top-level tag; a near-miss name.
+    Metrics found while the objective is missing are kept aside (Katib reports none of them)."""
+    from tensorboardX import SummaryWriter
+
+    empty = collect_metrics(tmp_path / "nothing", ["loss"])
+    assert "holds no events files" in empty.describe_missing()
+    assert "found no scalar tags" not in empty.describe_missing()
+
+    top = tmp_path / "top"
+    with SummaryWriter(str(top)) as writer:
+        writer.add_scalar("eval/accuracy", 0.5, 1)
+        writer.add_scalar("val_los", 0.25, 1)
+        writer.add_scalar("train_acc", 0.75, 1)
+    placed = collect_metrics(top, ["eval/accuracy", "train_acc"])
+    text = placed.describe_missing()
+    assert "written as one tag at the top" in text and "<tensorboard_dir>/eval" in text
+    assert placed.values == {} and placed.other_values == {"train_acc": 0.75}
+    near = collect_metrics(top, ["val_loss"]).describe_missing()
+    assert "did you mean `val_los`?" in near
