@@ -3,7 +3,7 @@
     uv run python bench/mlflow_mirror.py [--scalars 50000] [--per-value-sample 2000]
 
 Both sides talk to the same real `mlflow server` (sqlite store, 1 worker) started here. The
-batched side is `launch.mlflow_wrapper.mirror_tensorboard` over all the scalars (reading the
+batched side is `launch.mlflow_tensorboard.mirror_tensorboard` over all the scalars (reading the
 event files included). The per-value side calls `MlflowClient.log_metric` once per value on the
 first `--per-value-sample` values and is extrapolated linearly to all of them (said in the
 output). Goal: batched >= 20x faster.
@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from launch import mlflow_wrapper  # noqa: E402
+from launch import mlflow_client, mlflow_tensorboard  # noqa: E402
 from tests.mlflow_server import mlflow_server  # noqa: E402
 
 TAGS = ("train/loss", "train/lr", "val/loss", "val/acc", "grad_norm")
@@ -59,7 +59,7 @@ def main() -> None:
             # the per-value side: one log_metric per value. Interleaved in rounds, so a busy
             # machine slows both alike.
             t0 = time.perf_counter()
-            points = mlflow_wrapper._Mirror(str(tb)).collect()
+            points = mlflow_tensorboard._Mirror(str(tb)).collect()
             read_s = time.perf_counter() - t0
             n = len(points)
             rounds = max(1, args.per_value_sample // 80)
@@ -69,7 +69,7 @@ def main() -> None:
             batch_s = sample = 0.0
             for r in range(rounds):
                 t0 = time.perf_counter()
-                mlflow_wrapper._log_points(client, batched_run, points[r * step : (r + 1) * step])
+                mlflow_client._log_points(client, batched_run, points[r * step : (r + 1) * step])
                 batch_s += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 for key, value, ts, st in single_points[r * per_round : (r + 1) * per_round]:

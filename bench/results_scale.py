@@ -1,7 +1,7 @@
 """How the cost of `launch results` grows: a saved 10k-trial experiment versus a 10-trial one.
 
 Both experiments are local ones as the local backend leaves them (experiment.json + journal.jsonl,
-events shaped like `local.Coordinator._emit` writes them), in a temporary `LAUNCH_HOME`; the
+events shaped like `coordinator.Coordinator._emit` writes them), in a temporary `LAUNCH_HOME`; the
 journal is written in one go (appending 10k events with one fsync each is only slow, not
 different). The real console script runs as a subprocess, several times each, interleaved.
 Goal: best(10k) / best(10) <= 2.0 (per-trial work small next to start-up). The warm-up run of
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from launch import local, results, spec, state, stats
+from launch import local, results, spec, state, stats, tables
 
 LAUNCH = str(Path(sys.executable).with_name("launch"))
 GOAL = 2.0
@@ -155,7 +155,7 @@ def main() -> None:
         rows = [results.from_local(r, objective) for r in exp.state().trials.values()]
         loaded = time.perf_counter()
         groups = stats.group_by_config(rows, minimize=True, objective_name=objective)
-        stats.to_table_rows(groups)
+        tables.to_table_rows(groups)
         grouped = time.perf_counter()
         print(
             f"in process, {args.big} trials: journal -> rows {(loaded - start) * 1000:.0f} ms, "

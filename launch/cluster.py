@@ -1,8 +1,10 @@
-"""The Kubernetes API: create (server-side dry-run first), get, list, watch, logs, delete, proxy.
+"""The Kubernetes API through the `kubernetes` client: kubeconfig loading, create (server-side
+dry-run first), get, list, watch, logs, delete, service proxy.
 
-The only module importing `kubernetes` (lazily, in `Cluster.connect`, so importing this module
-stays cheap). Objects are plain dicts; every API or connection error becomes a `ClusterError`
-carrying the server's words and a hint. Retry loops take injected `sleep`/`now`.
+The only module importing `kubernetes` (lazily, in `Cluster.connect` and `read_kubeconfig`, so
+importing this module stays cheap). Objects are plain dicts; every API or connection error
+becomes a `ClusterError` carrying the server's words and a hint (`launch.kube_api`); requests go
+through `launch.kube_http.ApiSession`. Retry loops take injected `sleep`/`now`.
 """
 
 from __future__ import annotations
@@ -11,318 +13,134 @@ import copy
 import json
 import math
 import os
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote
 
-from launch.errors import LaunchError
+from launch.kube_api import (
+    KATIB_INSTALL,
+    KINDS,
+    REQUEST_ID_ANNOTATION,
+    AlreadyExistsError,
+    ClusterError,
+    Kind,
+    NotFoundError,
+    Obj,
+    Op,
+    WatchEvent,
+    annotation,
+    kind_of,
+    rv_of,
+    translate,
+)
+from launch.kube_http import (
+    RETRY_STATUSES,
+    ApiSession,
+    ServiceProxy,
+    Transient,
+    connection_error,
+    finish,
+    json_lines,
+)
 
-Obj = dict[str, Any]
+# Names other modules and tests import from here (they live in kube_api / kube_http).
+__all__ = [
+    "KATIB_INSTALL",
+    "REQUEST_ID_ANNOTATION",
+    "AlreadyExistsError",
+    "Cluster",
+    "ClusterError",
+    "Kubeconfig",
+    "NotFoundError",
+    "ServiceProxy",
+    "WatchEvent",
+    "read_kubeconfig",
+]
+
 Items = list[Obj]  # (a method named `list` shadows the builtin inside Cluster)
+Names = list[str]  # (likewise)
 
-# Marks the objects `create` makes: after a lost answer, a 409 for an object carrying our id
-# means our own earlier attempt landed (the uid is unknown until an answer arrives).
-REQUEST_ID_ANNOTATION = "launch/request-id"
-KATIB_INSTALL = (
-    "kubectl apply -k "
-    '"github.com/kubeflow/katib.git/manifests/v1beta1/installs/katib-standalone?ref=v0.19.0"'
-)
-_MESSAGE_MAX = 600
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_NOT_SERVED = "the server could not find the requested resource"
+
+# --------------------------------------------------------------------------- kubeconfig
 
 
 @dataclass(frozen=True)
-class Kind:
-    """Where a kind lives in the API: group ("" for core), version, plural, scope."""
+class Kubeconfig:
+    """A kubeconfig (list) as the client's loader merges it: the files read (those that exist, in
+    order), every context's name and namespace, and the current context as kubectl picks it (the
+    first file that sets `current-context` wins; the client alone would take the last)."""
 
-    group: str
-    version: str
-    plural: str
-    namespaced: bool = True
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str | None, name: str | None = None) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced:
-            if not namespace:
-                raise ValueError(f"{self.plural} are namespaced: give a namespace")
-            base += f"/namespaces/{quote(namespace, safe='')}"
-        base += f"/{self.plural}"
-        return f"{base}/{quote(name, safe='')}" if name else base
+    files: tuple[str, ...] = ()
+    contexts: tuple[str, ...] = ()
+    current: str | None = None
+    namespaces: Mapping[str, str] = field(default_factory=dict)
 
 
-KINDS: dict[str, Kind] = {
-    "Namespace": Kind("", "v1", "namespaces", namespaced=False),
-    "Pod": Kind("", "v1", "pods"),
-    "Event": Kind("", "v1", "events"),
-    "Service": Kind("", "v1", "services"),
-    "Secret": Kind("", "v1", "secrets"),
-    "ConfigMap": Kind("", "v1", "configmaps"),
-    "Job": Kind("batch", "v1", "jobs"),
-    "Experiment": Kind("kubeflow.org", "v1beta1", "experiments"),
-    "Trial": Kind("kubeflow.org", "v1beta1", "trials"),
-    "Suggestion": Kind("kubeflow.org", "v1beta1", "suggestions"),
-    "Workload": Kind("kueue.x-k8s.io", "v1beta2", "workloads"),
-    "LocalQueue": Kind("kueue.x-k8s.io", "v1beta2", "localqueues"),
-    "ServiceAccount": Kind("", "v1", "serviceaccounts"),
-    "CustomResourceDefinition": Kind(
-        "apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False
-    ),
-}
-_KATIB_PLURALS = frozenset({"experiments", "trials", "suggestions"})
+def read_kubeconfig(kubeconfig: str | None = None) -> Kubeconfig:
+    """Load `kubeconfig` (a path or an `os.pathsep`-separated list; None: $KUBECONFIG, else
+    ~/.kube/config) with the `kubernetes` client's loader, without connecting. Missing files are
+    skipped (no file at all: an empty Kubeconfig); an unreadable, garbled or non-mapping file
+    raises ClusterError naming that file."""
+    from kubernetes.config import kube_config
 
-
-def kind_of(kind: str) -> Kind:
-    try:
-        return KINDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}") from None
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ClusterError(LaunchError):
-    """An API or connection error: the server's message, a hint, and the HTTP status (0: none)."""
-
-    def __init__(
-        self, message: str, *, hint: str | None = None, status: int = 0, reason: str = ""
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-        self.reason = reason
-
-
-class NotFoundError(ClusterError):
-    """404: the object (or, for a whole kind, its API) does not exist."""
-
-
-class AlreadyExistsError(ClusterError):
-    """409 AlreadyExists on create."""
-
-
-class _Transient(Exception):
-    """A failure worth retrying when the request is safe to repeat."""
-
-    def __init__(self, error: ClusterError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-@dataclass(frozen=True)
-class Op:
-    """What was being done, for error messages: `create experiments in namespace ml`."""
-
-    verb: str
-    kind: str
-    namespace: str | None = None
-    name: str | None = None
-
-    def describe(self) -> str:
-        what = f"{self.kind} {self.name}" if self.name else self.kind
-        where = f" in namespace {self.namespace}" if self.namespace else ""
-        return f"{self.verb} {what}{where}"
-
-
-def _cut(text: str, limit: int = _MESSAGE_MAX) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 15] + " ... (cut)"
-
-
-def _status_of(body: bytes | str | None) -> tuple[str, str, Obj]:
-    """(message, reason, details) of a metav1.Status body; the raw body as message otherwise."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return _cut(text), "", {}
-    if isinstance(doc, dict) and doc.get("kind") == "Status":
-        return (
-            _cut(str(doc.get("message") or "")),
-            str(doc.get("reason") or ""),
-            doc.get("details") or {},
-        )
-    return _cut(text), "", {}
-
-
-_RBAC_RE = re.compile(
-    r'cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)" in API group "(?P<group>[^"]*)"'
-    r'(?: in the namespace "(?P<ns>[^"]+)")?'
-)
-
-
-def translate(status: int, body: bytes | str | None, op: Op) -> ClusterError:
-    """An HTTP error answer as a ClusterError with the server's words and what to do about it."""
-    message, reason, details = _status_of(body)
-    message = message or f"HTTP {status}"
-    if "admission webhook" in message:
-        # Katib's validator answers 400 (admission.Errored); other webhooks use 403 or 422.
-        return ClusterError(
-            f"the cluster refused to {op.describe()}: {message}",
-            hint="the webhook's words above name the field to fix (in search.yaml or the flags)",
-            status=status,
-            reason=reason,
-        )
-    if status == 401:
-        return ClusterError(
-            f"the API server did not accept the credentials to {op.describe()}: {message}",
-            hint="log in again or pick another kubeconfig context (`launch config` shows it)",
-            status=status,
-            reason=reason,
-        )
-    if status == 403:
-        m = _RBAC_RE.search(message)
-        verb = m["verb"] if m else op.verb
-        resource = m["resource"] if m else op.kind
-        group = m["group"] if m else str(details.get("group") or "")
-        ns = (m["ns"] if m else None) or op.namespace
-        full = f"{resource}.{group}" if group else resource
-        where = f" -n {ns}" if ns else ""
-        return ClusterError(
-            f"not allowed to {op.describe()}: {message}",
-            hint=(
-                f"RBAC: your account needs `{verb}` on `{full}`"
-                + (f" in namespace {ns}" if ns else "")
-                + f"; ask a cluster admin (check: kubectl auth can-i {verb} {full}{where})"
-            ),
-            status=status,
-            reason=reason,
-        )
-    if status == 404:
-        if message == _NOT_SERVED or (reason == "NotFound" and not details):
-            if op.kind in _KATIB_PLURALS:
-                return NotFoundError(
-                    f"Katib is not installed on this cluster (no kubeflow.org/v1beta1 {op.kind} API)",
-                    hint=f"install Katib v0.19 (see deploy/): {KATIB_INSTALL}",
-                    status=status,
-                    reason=reason,
-                )
-            if op.kind == "workloads":
-                return NotFoundError(
-                    "Kueue is not installed on this cluster (no kueue.x-k8s.io/v1beta2 workloads API)",
-                    hint="install Kueue v0.19 (see deploy/), or leave out --queue",
-                    status=status,
-                    reason=reason,
-                )
-        if details.get("kind") == "namespaces" and op.kind != "namespaces":
-            return NotFoundError(
-                f"cannot {op.describe()}: {message}",
-                hint="create the namespace or pick another one with --namespace",
-                status=status,
-                reason=reason,
-            )
-        return NotFoundError(f"cannot {op.describe()}: {message}", status=status, reason=reason)
-    if status == 409 and reason == "AlreadyExists":
-        return AlreadyExistsError(
-            f"cannot {op.describe()}: {message}",
-            hint=(
-                f"pick another name with --name, or remove the old one (launch cancel {op.name})"
-                if op.kind == "experiments"
-                else "pick another name"
-            ),
-            status=status,
-            reason=reason,
-        )
-    if status in (400, 422):
-        return ClusterError(
-            f"the API server refused to {op.describe()}: {message}",
-            hint="the field named above is invalid; this is likely a launch bug if it persists "
-            "(run with --debug and report it)",
-            status=status,
-            reason=reason,
-        )
-    if status >= 500 or status == 429:
-        return ClusterError(
-            f"the API server failed to {op.describe()} (HTTP {status}): {message}",
-            hint="retry in a moment; if it persists check the cluster (kubectl get --raw /readyz)",
-            status=status,
-            reason=reason,
-        )
-    return ClusterError(
-        f"cannot {op.describe()} (HTTP {status}): {message}", status=status, reason=reason
+    loader: Any = kube_config  # untyped
+    spec = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    paths = [os.path.expanduser(p) for p in spec.split(os.pathsep) if p]
+    # The client's merger, fed one file at a time (as its constructor would) to name a bad one.
+    merger = loader.KubeConfigMerger("")
+    for path in dict.fromkeys(p for p in paths if os.path.exists(p)):
+        try:
+            merger.paths.append(path)
+            merger.load_config(path)
+        except KeyError as err:
+            raise ClusterError(
+                f"cannot read the kubeconfig {path}: an entry has no {err}",
+                hint="fix or replace the file (`kubectl config view` shows what kubectl reads)",
+            ) from None
+        except (TypeError, AttributeError):
+            raise ClusterError(
+                f"{path} is not a kubeconfig (not a YAML mapping)",
+                hint="replace it with the kubeconfig your cluster admin gave you",
+            ) from None
+        except Exception as err:  # yaml, OS, decoding and the loader's own ConfigException
+            raise ClusterError(
+                f"cannot read the kubeconfig {path}: {err}",
+                hint="fix or replace the file (`kubectl config view` shows what kubectl reads)",
+            ) from None
+    merged = merger.config
+    if merged is None:
+        return Kubeconfig()
+    names: list[str] = []
+    namespaces: dict[str, str] = {}
+    for node in merged.value.get("contexts") or []:
+        entry = node.value  # the merger wraps each entry in a ConfigNode
+        name = str(entry.get("name") or "")
+        if not name:
+            continue
+        names.append(name)
+        context = entry.get("context")
+        if isinstance(context, Mapping) and context.get("namespace"):
+            namespaces[name] = str(context["namespace"])
+    current = next(
+        (
+            str(doc["current-context"])
+            for path in merger.paths
+            if isinstance(doc := merger.config_files.get(path), Mapping)
+            and doc.get("current-context")
+        ),
+        None,
     )
-
-
-def _connection_error(err: BaseException, host: str, op: Op) -> ClusterError | _Transient:
-    """urllib3/socket errors: unreachable (give up at once) or broken mid-request (retryable)."""
-    import urllib3.exceptions as u3
-
-    inner: BaseException = err
-    if isinstance(err, u3.MaxRetryError) and err.reason is not None:
-        inner = err.reason
-    text = _cut(str(inner), 300)
-    if isinstance(inner, u3.NewConnectionError | u3.ConnectTimeoutError | ConnectionRefusedError):
-        return ClusterError(
-            f"cannot reach the Kubernetes API server at {host} to {op.describe()}: {text}",
-            hint="check the kubeconfig context (`launch config` shows it; "
-            "`kubectl cluster-info` tests it) and your network/VPN",
-        )
-    return _Transient(
-        ClusterError(
-            f"lost the connection to the API server at {host} during {op.describe()}: {text}",
-            hint="retry; a flaky network or an overloaded API server causes this",
-        )
-    )
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """One watch event: ADDED, MODIFIED or DELETED, and the object as it is now."""
-
-    type: str
-    object: Obj
-
-    @property
-    def name(self) -> str:
-        return str(self.object.get("metadata", {}).get("name", ""))
-
-
-def annotation(obj: Mapping[str, Any], key: str) -> str | None:
-    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(key)
-    return str(value) if value is not None else None
+    return Kubeconfig(tuple(merger.paths), tuple(names), current, namespaces)
 
 
 # --------------------------------------------------------------------------- the service
 
 
-class Cluster:
+class Cluster(ApiSession):
     """A connection to one API server. Build it with `Cluster.connect`."""
-
-    def __init__(
-        self,
-        api_client: Any,
-        *,
-        namespace: str = "default",
-        context: str | None = None,
-        request_timeout_s: float = 30.0,
-        connect_timeout_s: float = 5.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._api = api_client
-        self.namespace = namespace
-        self.context = context
-        self.host: str = api_client.configuration.host
-        self.request_timeout_s = request_timeout_s
-        self.connect_timeout_s = connect_timeout_s
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.sleep = sleep
-        self.now = now
 
     @classmethod
     def connect(
@@ -337,7 +155,8 @@ class Cluster:
     ) -> Cluster:
         """Load the kubeconfig (`kubeconfig`, else $KUBECONFIG merged as kubectl does, else
         ~/.kube/config; the in-cluster service account when there is none) for `context`
-        (default: the current one). The namespace is the context's. No request is made."""
+        (default: the current one, as kubectl picks it). The namespace is the context's. No
+        request is made."""
         from kubernetes import client
         from kubernetes import config as kube_config
         from kubernetes.config.config_exception import ConfigException
@@ -347,8 +166,9 @@ class Cluster:
         namespace = "default"
         configuration = client.Configuration()
         try:
-            # The client merges a `:`-separated $KUBECONFIG list like kubectl (read now: the
-            # client's own default is frozen when it is imported).
+            # A `:`-separated list is merged like kubectl does, current context included
+            # (`read_kubeconfig`). $KUBECONFIG is read now: the client's default is frozen when
+            # it is imported.
             path = kubeconfig or os.environ.get("KUBECONFIG") or None
             if (
                 path is None
@@ -361,13 +181,13 @@ class Cluster:
                     with open(sa_ns) as handle:
                         namespace = handle.read().strip() or namespace
             else:
+                path = path or os.path.expanduser("~/.kube/config")
+                found = read_kubeconfig(path)
+                chosen = context or found.current
                 config.load_kube_config(
-                    config_file=path, context=context, client_configuration=configuration
+                    config_file=path, context=chosen, client_configuration=configuration
                 )
-                contexts, active = config.list_kube_config_contexts(config_file=path)
-                chosen = next((c for c in contexts if c.get("name") == context), None)
-                chosen = active if context is None else chosen
-                namespace = ((chosen or {}).get("context") or {}).get("namespace") or namespace
+                namespace = found.namespaces.get(chosen or "", namespace)
         except (ConfigException, OSError, TypeError, ValueError) as err:
             raise ClusterError(
                 f"cannot load the kubeconfig{f' context {context!r}' if context else ''}: {err}",
@@ -385,89 +205,6 @@ class Cluster:
             sleep=sleep,
             now=now,
         )
-
-    def close(self) -> None:
-        self._api.close()
-
-    def __enter__(self) -> Cluster:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ----------------------------------------------------------------- HTTP core
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        op: Op,
-        *,
-        query: Mapping[str, str | int] | None = None,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        stream: bool = False,
-        read_timeout_s: float | None = None,
-    ) -> Any:
-        """One request through the client's auth and connection pool: the raw urllib3 response.
-
-        Raises ClusterError for an unreachable server and _Transient for a broken connection.
-        """
-        import urllib3
-
-        header_params = {"Accept": "application/json", **(headers or {})}
-        if body is not None:
-            header_params.setdefault("Content-Type", "application/json")
-        _, url, header_params, body, _ = self._api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list((query or {}).items()),
-            header_params=header_params,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        timeout = (self.connect_timeout_s, read_timeout_s or self.request_timeout_s)
-        try:
-            response = self._api.call_api(
-                method, url, header_params, body, _request_timeout=timeout
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise _connection_error(err, self.host, op) from None
-        raw = response.response
-        if not stream:
-            try:
-                raw.data  # noqa: B018 - read the whole body now, so a broken one is seen here
-            except (urllib3.exceptions.HTTPError, OSError) as err:
-                raise _connection_error(err, self.host, op) from None
-        return raw
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        op: Op,
-        *,
-        query: Mapping[str, str | int] | None = None,
-        body: Any = None,
-        safe: bool = True,
-    ) -> Obj:
-        """A JSON request; transient failures are retried (with backoff) only when `safe`."""
-        attempt = 0
-        while True:
-            try:
-                raw = self._send(method, path, op, query=query, body=body)
-                if raw.status >= 400:
-                    error = translate(raw.status, raw.data, op)
-                    if raw.status in _RETRY_STATUSES:
-                        raise _Transient(error)
-                    raise error
-                result: Obj = json.loads(raw.data or b"{}")
-                return result
-            except _Transient as transient:
-                attempt += 1
-                if not safe or attempt > self.retries:
-                    raise transient.error from None
-                self.sleep(self.backoff_s * 2 ** (attempt - 1))
 
     # ----------------------------------------------------------------- objects
 
@@ -594,6 +331,17 @@ class Cluster:
             return False
         return any(r.get("name") == k.plural for r in doc.get("resources") or [])
 
+    def server_version(self) -> str:
+        """The server's `gitVersion` (e.g. v1.33.1) from `/version`, which needs no credentials."""
+        doc = self._call("GET", "/version", Op("get", "the server version"))
+        return str(doc.get("gitVersion") or "?")
+
+    def api_versions(self) -> Names:
+        """The core API's versions (`/api`): the cheapest request that needs accepted
+        credentials (401 otherwise)."""
+        doc = self._call("GET", "/api", Op("discover", "the core API"))
+        return [str(v) for v in doc.get("versions") or []]
+
     # ----------------------------------------------------------------- watch
 
     def watch(
@@ -637,7 +385,7 @@ class Cluster:
                 item_key = key(item)
                 seen.add(item_key)
                 old = known.get(item_key)
-                if old is None or _rv(old) != _rv(item):
+                if old is None or rv_of(old) != rv_of(item):
                     known[item_key] = item
                     yield WatchEvent("ADDED" if old is None else "MODIFIED", item)
             for gone in [k_ for k_ in known if k_ not in seen]:
@@ -679,24 +427,24 @@ class Cluster:
                     read_timeout_s=window + self.request_timeout_s,
                 )
                 if raw.status == 410:
-                    _finish(raw)
+                    finish(raw)
                     gone = True
                 elif raw.status >= 400:
                     data = raw.data
                     error = translate(raw.status, data, op)
-                    if raw.status in _RETRY_STATUSES:
-                        raise _Transient(error)
+                    if raw.status in RETRY_STATUSES:
+                        raise Transient(error)
                     raise error
                 else:
                     try:
-                        for event in _lines(raw, self.host, op):
+                        for event in json_lines(raw, self.host, op):
                             type_, obj = event.get("type"), event.get("object") or {}
                             if type_ == "ERROR":
                                 if obj.get("code") == 410:
                                     gone = True
                                     break
                                 raise translate(int(obj.get("code") or 500), json.dumps(obj), op)
-                            rv = _rv(obj) or rv
+                            rv = rv_of(obj) or rv
                             failures = 0
                             if type_ == "BOOKMARK":
                                 continue
@@ -706,8 +454,8 @@ class Cluster:
                                 known[key(obj)] = obj
                             yield WatchEvent(str(type_), obj)
                     finally:
-                        _finish(raw)
-            except _Transient as transient:
+                        finish(raw)
+            except Transient as transient:
                 failures += 1
                 if failures > max_failures:
                     raise transient.error from None
@@ -756,10 +504,10 @@ class Cluster:
                 for line in lines:
                     yield line.decode("utf-8", "replace")
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            failure = _connection_error(err, self.host, op)
-            raise (failure.error if isinstance(failure, _Transient) else failure) from None
+            failure = connection_error(err, self.host, op)
+            raise (failure.error if isinstance(failure, Transient) else failure) from None
         finally:
-            _finish(raw)
+            finish(raw)
         if pending:
             yield pending.decode("utf-8", "replace")
 
@@ -791,128 +539,8 @@ class Cluster:
                 stream=follow,
                 read_timeout_s=None if not follow else 3600.0,
             )
-        except _Transient as transient:
+        except Transient as transient:
             raise transient.error from None
         if raw.status >= 400:
             raise translate(raw.status, raw.data, op)
         return raw
-
-    # ----------------------------------------------------------------- service proxy
-
-    def service_proxy(self, namespace: str, service: str, port: int | str) -> ServiceProxy:
-        """HTTP to `service:port` through the API server's service proxy, with this client's
-        credentials (so a kubeconfig is all a user needs to reach the in-cluster registry)."""
-        return ServiceProxy(self, namespace, service, str(port))
-
-    def service_proxy_url(
-        self, namespace: str, service: str, port: int | str, path: str = "/"
-    ) -> str:
-        return self.host + _proxy_path(namespace, service, str(port), path)
-
-
-def _proxy_path(namespace: str, service: str, port: str, path: str) -> str:
-    target = quote(f"{service}:{port}", safe=":")
-    return f"/api/v1/namespaces/{quote(namespace, safe='')}/services/{target}/proxy/" + path.lstrip(
-        "/"
-    )
-
-
-class ServiceProxy:
-    """`request(method, path, headers, body=None) -> (status, headers, body)` to one Service, via
-    the API server. Upstream answers (a registry's 404 included) come back as they are; the API
-    server's own refusals (RBAC, no endpoints) raise ClusterError. A `body` is sent as raw bytes
-    (`Content-Type` application/octet-stream unless `headers` name one)."""
-
-    def __init__(self, cluster: Cluster, namespace: str, service: str, port: str) -> None:
-        self._cluster = cluster
-        self.namespace, self.service, self.port = namespace, service, port
-        self.base_url = cluster.service_proxy_url(namespace, service, port, "/")
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
-        op = Op(f"{method} {path} through the proxy of", "service", self.namespace, self.service)
-        full = _proxy_path(self.namespace, self.service, self.port, path)
-        query: dict[str, str] = {}
-        if "?" in full:
-            full, _, qs = full.partition("?")
-            query = dict(parse_qsl(qs, keep_blank_values=True))
-        if body is not None and not any(k.lower() == "content-type" for k in headers or {}):
-            headers = {**(headers or {}), "Content-Type": "application/octet-stream"}
-        raw = self._send(method, full, op, query, headers, body)
-        data = bytes(raw.data or b"")
-        from_upstream = any(k.lower() == "docker-distribution-api-version" for k in raw.headers)
-        if raw.status >= 400 and method == "HEAD" and not from_upstream:
-            # A HEAD answer has no body to tell the API server's refusal (RBAC, no such Service)
-            # from the upstream's own 404: ask again with GET, only on this error path.
-            again = self._send("GET", full, op, query, headers)
-            if _is_api_status(bytes(again.data or b"")):
-                raise translate(again.status, again.data, op)
-        elif raw.status >= 400 and _is_api_status(data):
-            raise translate(raw.status, data, op)
-        return raw.status, {k.lower(): v for k, v in raw.headers.items()}, data
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        op: Op,
-        query: Mapping[str, str],
-        headers: Any,
-        body: bytes | None = None,
-    ) -> Any:
-        try:
-            return self._cluster._send(
-                method, path, op, query=query, body=body, headers=dict(headers or {})
-            )
-        except _Transient as transient:
-            raise transient.error from None
-
-
-def _event_order(event: Obj) -> tuple[str, int]:
-    """Timestamps have one-second resolution; the resourceVersion orders events within one."""
-    stamp = event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
-    rv = _rv(event)
-    return str(stamp or ""), int(rv) if rv.isdigit() else 0
-
-
-def _is_api_status(body: bytes) -> bool:
-    """The API server's own error (a metav1.Status), not the upstream service's answer."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(doc, dict) and doc.get("kind") == "Status" and doc.get("apiVersion") == "v1"
-
-
-def _finish(raw: Any) -> None:
-    """Close a stream that may be unread (its connection must not serve another request)."""
-    raw.close()
-    raw.release_conn()
-
-
-def _rv(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
-
-
-def _lines(raw: Any, host: str, op: Op) -> Iterator[Obj]:
-    """Newline-delimited JSON from a watch stream; a broken stream raises _Transient."""
-    import urllib3
-
-    pending = b""
-    try:
-        for chunk in raw.stream(65536, decode_content=True):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    yield json.loads(line)
-    except (urllib3.exceptions.HTTPError, OSError) as err:
-        failure = _connection_error(err, host, op)
-        raise (failure if isinstance(failure, _Transient) else _Transient(failure)) from None
-    if pending.strip():
-        yield json.loads(pending)

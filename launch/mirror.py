@@ -48,7 +48,6 @@ LOCK_NAME = "mlflow-mirror.lock"
 _DISABLE = "LAUNCH_MLFLOW_DISABLE"
 
 # Finished trial states that the mirror turns into runs (Running ones wait).
-_FINISHED = ("Succeeded", "Failed", "MetricsUnavailable", "Killed")
 
 BOOT = """
 import importlib.util, sys
@@ -56,8 +55,8 @@ sys.path.append(sys.argv[2])  # launch's own source, when the trials' Python lac
 if importlib.util.find_spec("mlflow") is None:
     print("launch mirror: mlflow is not installed for " + sys.executable, file=sys.stderr)
     sys.exit(3)
-from launch import mlflow_wrapper
-sys.exit(mlflow_wrapper.serve_mirror(sys.argv[1]))
+from launch import mlflow_mirror
+sys.exit(mlflow_mirror.serve_mirror(sys.argv[1]))
 """
 
 
@@ -72,10 +71,19 @@ def mirrored(trial_dir: Path) -> bool:
 
 def pending(exp_path: Path, trials: Iterable[Any]) -> list[str]:
     """Names of finished trials (records with `.name`, `.status`) whose run is not complete."""
+    # Here, not at the top: the in-trial wrapper imports this module and must stay light.
+    from launch.events import TrialStatus
+
+    finished = (
+        TrialStatus.SUCCEEDED,
+        TrialStatus.FAILED,
+        TrialStatus.METRICS_UNAVAILABLE,
+        TrialStatus.KILLED,
+    )
     return [
         t.name
         for t in trials
-        if t.status in _FINISHED and not mirrored(exp_path / "trials" / t.name)
+        if t.status in finished and not mirrored(exp_path / "trials" / t.name)
     ]
 
 
@@ -251,7 +259,7 @@ class SqliteWriter:
     written here (and no other required one), the mirror writes them itself, as MLflow's
     SqlAlchemyStore would: a run row, its tags, params, metrics and latest_metrics, in one
     transaction per trial. Any other store (a server, a new or different schema) goes through
-    MLflow's client (`launch.mlflow_wrapper.serve_mirror`). Tests read the result back with
+    MLflow's client (`launch.mlflow_mirror.serve_mirror`). Tests read the result back with
     MLflow's own client.
     """
 

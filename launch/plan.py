@@ -5,12 +5,13 @@ Pure: a function of the spec, the git facts and the settings; `launch render` an
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from launch import hyperband, kaniko, katib
+from launch import hyperband, kaniko, katib, podspec
 from launch import spec as spec_module
+from launch.settings import Settings
 from launch.spec import LaunchSpec
 
 KATIB_TFEVENT_DIR = "/var/log/katib/tfevent/"
@@ -46,25 +47,23 @@ def make_plan(
     spec: LaunchSpec,
     command: Sequence[str],
     git: GitFacts,
-    settings: Any,
+    settings: Settings,
     name: str,
     user: str,
-    gpus: int,
+    resources: podspec.TrialResources,
     image_digest: str | None = None,
     sample_size: int = 5,
     dockerfile: str = "Dockerfile",
     context_dir: str | None = None,
-    render_options: Mapping[str, Any] | None = None,
 ) -> Plan:
-    """Render everything a cluster launch creates; `image_digest` None means "build first"."""
-    push_ref = kaniko.image_ref(
-        registry=settings["registry"], repo_name=git.repo_name, tag=git.commit
-    )
+    """Render everything a cluster launch creates; `image_digest` None means "build first".
+    The trial pod options come checked, as `resources` (`podspec.trial_resources`)."""
+    push_ref = kaniko.image_ref(registry=settings.registry, repo_name=git.repo_name, tag=git.commit)
     pull_repo = kaniko.image_ref(
-        registry=settings["registry_pull"], repo_name=git.repo_name, tag=git.commit
+        registry=settings.registry_pull, repo_name=git.repo_name, tag=git.commit
     )
     image = pull_repo.rsplit(":", 1)[0] + "@" + image_digest if image_digest else pull_repo
-    namespace = settings["namespace"]
+    namespace = settings.namespace
     build_job = None
     if image_digest is None:
         context: str | None = None
@@ -78,10 +77,10 @@ def make_plan(
             if git.context_digest is None:
                 raise ValueError("a commit Kaniko cannot fetch needs the uploaded context's digest")
             blob_url = kaniko.context_blob_url(
-                registry=settings["registry"],
+                registry=settings.registry,
                 repo_name=git.repo_name,
                 digest=git.context_digest,
-                insecure=settings["registry_insecure"],
+                insecure=settings.registry_insecure,
             )
         build_job = kaniko.render_build_job(
             # One build Job per launch, named after its experiment (<= 40 chars + "build-").
@@ -92,13 +91,13 @@ def make_plan(
             destination=push_ref,
             dockerfile=dockerfile,
             context_sub_path=context_dir,
-            cache_repo=kaniko.cache_repo(registry=settings["registry"], repo_name=git.repo_name),
-            kaniko_image=settings["kaniko_image"],
-            insecure_registry=settings["registry"] if settings["registry_insecure"] else None,
-            platform=settings["platform"],
-            git_secret=settings["git_secret"],
+            cache_repo=kaniko.cache_repo(registry=settings.registry, repo_name=git.repo_name),
+            kaniko_image=settings.kaniko_image,
+            insecure_registry=settings.registry if settings.registry_insecure else None,
+            platform=settings.platform,
+            git_secret=settings.git_secret,
             git_pull_method=pull_method,
-            service_account=settings["build_service_account"],
+            service_account=settings.build_service_account,
             labels={"app.kubernetes.io/managed-by": "launch"},
         )
     experiment = katib.render_experiment(
@@ -108,17 +107,16 @@ def make_plan(
         image=image,
         command=list(command),
         workdir=git.subdir,
-        gpus=gpus,
         commit=git.commit,
         branch=git.branch or "detached",
         user=user,
-        mlflow_tracking_uri=settings["mlflow_tracking_uri"],
-        katib_url=settings["katib_url"],
-        seed_flag=settings["seed_flag"],
-        **dict(render_options or {}),
+        mlflow_tracking_uri=settings.mlflow_tracking_uri,
+        katib_url=settings.katib_url,
+        seed_flag=settings.seed_flag,
+        resources=resources,
     )
     lines = katib.trial_command_lines(
-        spec, command, seed_flag=settings["seed_flag"], sample_size=sample_size
+        spec, command, seed_flag=settings.seed_flag, sample_size=sample_size
     )
     complete = spec.algorithm.algorithmName == "grid"
     return Plan(name, namespace, image, build_job, experiment, lines, complete, _notes(spec))

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from launch.errors import MissingExtraError
-from launch.stats import ConfigSummary, not_counted_text
+from launch.stats import ConfigSummary
+from launch.tables import not_counted_text
 
 MAX_GROUPS = 30
 ROWS_PER_CONFIG = 4  # text rows a config gets in the terminal plot

@@ -1,30 +1,34 @@
-"""Progress on stderr from journal events: a live line on a terminal, timestamped lines otherwise.
+"""The one renderer of a sweep's events on stderr: a live view on a terminal, timestamped lines
+otherwise (a pipe, a file, NO_COLOR), or JSON lines on stdout with `--json`.
 
-Both the coordinator and `launch watch` feed it the same events, so the view is the same: each
-line carries the time of its event (a `watch` that replays the journal shows when things
-happened, not when they were replayed), parameters in the spec's order (the journal stores them
-with sorted keys) and the objective first among the metrics.
+Both backends produce `launch.events.Event`s, so a local sweep, a cluster sweep and a `watch`
+that replays a journal look the same: each line carries the time of its event (a replay shows
+when things happened, not when they were replayed), parameters in the spec's order (the journal
+stores them with sorted keys) and the objective first among the metrics.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sys
 import time
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, TextIO
 
 from rich.live import Live
 from rich.text import Text
 
+from launch.events import Event, ExperimentStatus, TrialStatus, from_journal
 from launch.terminal import Console
 
 
-def _params_text(params: dict[str, Any]) -> str:
+def _params_text(params: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={_short(v)}" for k, v in params.items())
 
 
-def in_order(values: dict[str, Any], order: Sequence[str]) -> dict[str, Any]:
+def in_order(values: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
     """`values` with the keys named in `order` first, in that order, then the others as given."""
     first = {k: values[k] for k in order if k in values}
     return {**first, **{k: v for k, v in values.items() if k not in first}}
@@ -35,10 +39,19 @@ def status_words(status: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", status).lower()
 
 
-def _clock(t: Any) -> str:
-    """HH:MM:SS of an event's time (`t`, epoch seconds), or of now when it has none."""
-    when = t if isinstance(t, int | float) and not isinstance(t, bool) else time.time()
-    return time.strftime("%H:%M:%S", time.localtime(when))
+def param_order(spec: Any) -> list[str]:
+    """A spec's order of trial values (parameters, then the seed axis), for progress lines."""
+    order = [p.name for p in spec.parameters]
+    return [*order, *(k for k in spec.fixed if k not in order)]
+
+
+def _as_event(event: Event | Mapping[str, Any]) -> Event | None:
+    """An event as given, or the one a journal record stands for (None: bookkeeping)."""
+    return event if isinstance(event, Event) else from_journal(event)
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
 
 
 def _short(value: Any) -> str:
@@ -46,7 +59,11 @@ def _short(value: Any) -> str:
 
 
 class Progress:
-    """Consumes journal events (dicts) and shows them; call `close()` at the end."""
+    """Shows events as they come (call it with each); call `close()` at the end.
+
+    Also accepts the local journal's records (dicts), for callers that replay a journal."""
+
+    STYLES: ClassVar[dict[str, str]] = {"warn": "yellow", "error": "red"}
 
     def __init__(
         self,
@@ -70,6 +87,7 @@ class Progress:
         self.numbers: dict[str, int] = {}
         self.counts: dict[str, int] = {}
         self.best: tuple[float, str] | None = None
+        self.waiting = ""  # the latest `progress` event's text (a build's state)
         self.started = time.time()
         self.live: Live | None = None
         if not self.plain and not quiet:
@@ -78,15 +96,18 @@ class Progress:
             )
             self.live.start()
 
-    def _line(self, text: str, style: str = "", t: Any = None) -> None:
+    def _line(self, text: str, style: str = "", t: float | None = None) -> None:
         if self.quiet:
             return
         if self.plain:
-            self.console.print(f"{_clock(t)} {text}", markup=False, soft_wrap=True)
+            when = _clock(time.time() if t is None else t)
+            self.console.print(f"{when} {text}", markup=False, soft_wrap=True)
         else:
             self.console.print(Text(text, style=style), soft_wrap=True)
 
     def _status(self) -> Text:
+        if self.waiting and not self.running and not self.counts:
+            return Text(self.waiting, style="bold")
         finished = sum(self.counts.values())
         parts = [
             f"{self.experiment}: {len(self.running)} running",
@@ -104,61 +125,76 @@ class Progress:
             )
         return text
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        t = event.get("t")
-        if kind == "trial_started":
-            params = in_order(event.get("params") or {}, self.param_order)
-            self.running[event["trial"]] = (event.get("t", time.time()), params)
-            self.numbers[event["trial"]] = event.get("number", 0)
-            retry = f" (again, for {event['retry_of']})" if event.get("retry_of") else ""
-            if self.plain:
-                self._line(f"{event['trial']} started{retry}  {_params_text(params)}", t=t)
-        elif kind == "trial_finished":
-            start, _ = self.running.pop(event["trial"], (event.get("t", time.time()), {}))
-            status = event["status"]
-            self.counts[status] = self.counts.get(status, 0) + 1
-            took = f" in {event.get('t', time.time()) - start:.1f}s"
-            metrics = in_order(event.get("metrics") or {}, (self.objective,))
-            value = metrics.get(self.objective)
-            if (
-                status == "Succeeded"
-                and value is not None
-                and (
-                    self.best is None
-                    or (value < self.best[0] if self.minimize else value > self.best[0])
-                )
-            ):
-                self.best = (value, f"trial {self.numbers.get(event['trial'], 0)}")
-            shown = "  " + " ".join(f"{k}={v:.6g}" for k, v in metrics.items()) if metrics else ""
-            if status == "Succeeded":
-                self._line(f"{event['trial']} Succeeded{took}{shown}", "green", t)
-            else:
-                number = self.numbers.get(event["trial"], 0)
-                reason = f": {event['reason']}" if event.get("reason") else ""
-                logs = (
-                    f"  (launch logs {self.experiment} --trial {number})"
-                    if status != "Killed"
-                    else ""
-                )
-                self._line(
-                    f"{event['trial']} {status}{took}{reason}{logs}",
-                    "red" if status != "Killed" else "yellow",
-                    t,
-                )
-        elif kind == "experiment" and event.get("status") != "Running":
-            best = (
-                f"; best {self.objective}={self.best[0]:.6g} ({self.best[1]})" if self.best else ""
-            )
-            self.close()
-            style = "bold green" if event["status"] == "Succeeded" else "bold red"
-            self._line(
-                f"experiment {self.experiment} {event['status']}: {event.get('reason', '')}{best}",
-                style,
-                t,
-            )
+    def __call__(self, given: Event | Mapping[str, Any]) -> None:
+        event = _as_event(given)
+        if event is None:
+            return
+        if event.kind == "trial_started":
+            self._started(event)
+        elif event.kind == "trial_finished":
+            self._finished(event)
+        elif event.kind == "trial_state":
+            self._line(f"{event.trial} {event.status}  {_params_text(event.params)}", t=event.t)
+        elif event.kind == "trial_pending":
+            self._line(f"{event.trial} pending: {event.reason}", "yellow", event.t)
+        elif event.kind == "progress":
+            if self.plain and event.text.split(" (")[0] != self.waiting.split(" (")[0]:
+                # Elapsed seconds change every time: a line only when the state word changes.
+                self._line(event.text, t=event.t)
+            self.waiting = event.text
+        elif event.kind == "note":
+            self._line(event.text, self.STYLES.get(event.level, ""), event.t)
+        elif event.kind == "experiment_ended":
+            self._ended(event)
         if self.live is not None:
             self.live.update(self._status())
+
+    def _started(self, event: Event) -> None:
+        params = in_order(event.params, self.param_order)
+        self.running[event.trial] = (event.t, params)
+        self.numbers[event.trial] = event.number
+        retry = f" (again, for {event.retry_of})" if event.retry_of else ""
+        if self.plain:
+            self._line(f"{event.trial} started{retry}  {_params_text(params)}", t=event.t)
+
+    def _finished(self, event: Event) -> None:
+        start, _ = self.running.pop(event.trial, (None, {}))
+        status = event.status
+        self.counts[status] = self.counts.get(status, 0) + 1
+        took = f" in {event.t - start:.1f}s" if start is not None else ""
+        metrics = in_order(event.metrics, (self.objective,))
+        value = metrics.get(self.objective)
+        number = event.number or self.numbers.get(event.trial, 0)
+        if (
+            status == TrialStatus.SUCCEEDED
+            and value is not None
+            and (
+                self.best is None
+                or (value < self.best[0] if self.minimize else value > self.best[0])
+            )
+        ):
+            self.best = (value, f"trial {number}")
+        shown = "  " + " ".join(f"{k}={v:.6g}" for k, v in metrics.items()) if metrics else ""
+        if status == TrialStatus.SUCCEEDED:
+            self._line(f"{event.trial} Succeeded{took}{shown}", "green", event.t)
+            return
+        reason = f": {event.reason}" if event.reason else ""
+        killed = status == TrialStatus.KILLED
+        logs = "" if killed else f"  (launch logs {self.experiment} --trial {number})"
+        self._line(
+            f"{event.trial} {status}{took}{reason}{logs}", "yellow" if killed else "red", event.t
+        )
+
+    def _ended(self, event: Event) -> None:
+        best = f"; best {self.objective}={self.best[0]:.6g} ({self.best[1]})" if self.best else ""
+        self.close()
+        ok = event.status == ExperimentStatus.SUCCEEDED
+        reason = f": {event.reason}" if event.reason else ""
+        self._line(
+            f"experiment {self.experiment} {event.status}{reason}{best}",
+            "bold green" if ok else "bold red",
+            event.t,
+        )
 
     def close(self) -> None:
         if self.live is not None:
@@ -166,42 +202,18 @@ class Progress:
             self.live = None
 
 
-class Narrator:
-    """The cluster backend's narration: `(level, text)` lines on stderr; `progress` lines update
-    one live status line on a terminal and are printed only when their text changes otherwise."""
+class JsonLines:
+    """`--json`: each event as one JSON object per line on stdout, for scripts."""
 
-    STYLES: ClassVar[dict[str, str]] = {"trial": "green", "warn": "yellow", "error": "red"}
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
 
-    def __init__(self, *, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.console = Console(stderr=True, highlight=False)
-        self.plain = not self.console.is_terminal or "NO_COLOR" in os.environ
-        self.status: Any = None
-        self.last_progress = ""
-
-    def __call__(self, level: str, text: str) -> None:
-        if self.quiet and level != "error":
+    def __call__(self, given: Event | Mapping[str, Any]) -> None:
+        event = _as_event(given)
+        if event is None:
             return
-        if level == "progress":
-            if self.plain:
-                # Elapsed seconds change every line: print only when the state word changes.
-                key = text.split(" (")[0]
-                if key != self.last_progress:
-                    self.last_progress = key
-                    self.console.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False)
-            elif self.status is None:
-                self.status = self.console.status(text)
-                self.status.start()
-            else:
-                self.status.update(text)
-            return
-        self.close()
-        if self.plain:
-            self.console.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False, soft_wrap=True)
-        else:
-            self.console.print(Text(text, style=self.STYLES.get(level, "")), soft_wrap=True)
+        self.out.write(json.dumps(event.as_dict(), default=str) + "\n")
+        self.out.flush()
 
     def close(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
+        return None

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-ParamValue = str | int | float | bool
+from launch.contract import ParamValue
+from launch.events import TrialStatus
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,9 @@ def to_rows(
         if precise:
             row.append(_iso(t.start))
         row.append(t.mlflow_url or t.mlflow_run_id or "")
-        row.append(t.reason if t.status != "Succeeded" else "")  # why it failed, in a word
+        row.append(
+            t.reason if t.status != TrialStatus.SUCCEEDED else ""
+        )  # why it failed, in a word
         rows.append(row)
     return header, rows
 

@@ -16,7 +16,9 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from launch.contract import ParamValue
 from launch.errors import SpecError
+from launch.events import TrialStatus
 from launch.spec import (
     KATIB_ALGORITHMS,
     MAX_GRID_COMBINATIONS,
@@ -28,8 +30,6 @@ from launch.spec import (
     numeric_value,
 )
 
-ParamValue = str | int | float
-
 # Runs on the cluster only: Katib's hyperband service sets each trial's resource parameter itself,
 # and launch keeps no local copy of that service (docs/search-yaml.md, hyperband).
 CLUSTER_ONLY_ALGORITHMS = ("hyperband",)
@@ -40,7 +40,7 @@ LOCAL_ALGORITHMS = tuple(
     if a not in UNSUPPORTED_ALGORITHMS and a not in CLUSTER_ONLY_ALGORITHMS
 )
 
-SUCCEEDED, KILLED = "Succeeded", "Killed"
+SUCCEEDED, KILLED = TrialStatus.SUCCEEDED, TrialStatus.KILLED
 
 
 def local_caveats(spec: LaunchSpec) -> list[str]:
@@ -221,7 +221,7 @@ def _killed_unretried(records: Sequence[Any]) -> list[Any]:
 
 
 def _finished(records: Sequence[Any]) -> list[Any]:
-    return [r for r in records if r.status not in (KILLED, "Running")]
+    return [r for r in records if r.status not in (KILLED, TrialStatus.RUNNING)]
 
 
 class GridSuggester(Suggester):
@@ -311,7 +311,7 @@ class SeededSuggester(Suggester):
             group = groups.setdefault(_key(config), {"config": config, "values": {}, "seen": set()})
             seed = record.params.get(seed_flag)
             group["seen"].add(seed)
-            if record.status != KILLED and record.status != "Running":
+            if record.status not in (KILLED, TrialStatus.RUNNING):
                 group["values"][seed] = _objective(record, objective)
         history, partial = [], []
         for group in groups.values():

@@ -1,8 +1,9 @@
-"""The cluster backend: the image (reused, or built in-cluster by Kaniko), the Katib Experiment
+"""The cluster driver under `launch.backends.katib`: the image (reused, or built in-cluster by Kaniko), the Katib Experiment
 (checked, dry-run, created), and the watch until the first trial succeeds.
 
 I/O through `cluster.py` (Kubernetes) and `registry.py` (Distribution) only; what to create comes
-from the pure renderers (`plan`, `katib`, `kaniko`). `report(level, text)` narrates.
+from the pure renderers (`plan`, `katib`, `kaniko`). The build narrates with `report(level,
+text)`; the watch reports `launch.events.Event`s.
 """
 
 from __future__ import annotations
@@ -16,21 +17,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launch import kaniko, katib, registry
+from launch import diagnosis, kaniko, katib, katib_status, podspec, registry
 from launch.errors import BuildError, LaunchError, TimedOutError, TrialFailedError, UsageError
+from launch.events import Event, ExperimentStatus, Sink, TrialStatus, note
+from launch.kube_api import ClusterAPI
+from launch.names import EXPERIMENT_LABEL, NAMESPACE_LABEL, TRIAL_LABEL, experiment_url
+from launch.settings import Settings
 from launch.spec import LaunchSpec
 
 Report = Callable[[str, str], None]
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-EXPERIMENT_LABEL = katib.EXPERIMENT_LABEL
-TRIAL_LABEL = katib.TRIAL_LABEL
 BUILD_LOG_LINES = 50
 TRIAL_LOG_LINES = 20
 
 
 def _quiet(level: str, text: str) -> None:
     """The default reporter says nothing."""
+
+
+def _ignore(event: Event) -> None:
+    """The default event sink shows nothing."""
 
 
 # --------------------------------------------------------------------------- registry access
@@ -51,12 +58,12 @@ def registry_service(push_host: str) -> tuple[str, str, int]:
     return parts[0], parts[1], int(port)
 
 
-def registry_transport(cluster: Any, settings: Any) -> registry.Transport:
+def registry_transport(cluster: ClusterAPI, settings: Settings) -> registry.Transport:
     """Direct when `registry_url` is configured, else through the API server's service proxy,
     so a kubeconfig is all a user needs."""
-    if settings["registry_url"]:
-        return registry.HttpTransport(settings["registry_url"])
-    service, namespace, port = registry_service(settings["registry"])
+    if settings.registry_url:
+        return registry.HttpTransport(settings.registry_url)
+    service, namespace, port = registry_service(settings.registry)
     proxy: registry.Transport = cluster.service_proxy(namespace, service, port)
     return proxy
 
@@ -64,9 +71,9 @@ def registry_transport(cluster: Any, settings: Any) -> registry.Transport:
 # --------------------------------------------------------------------------- checks
 
 
-def check_namespace(cluster: Any, namespace: str) -> None:
+def check_namespace(cluster: ClusterAPI, namespace: str) -> None:
     """Katib's metrics collector is injected only in labelled namespaces: refuse early."""
-    key, value = katib.NAMESPACE_LABEL
+    key, value = NAMESPACE_LABEL
     labels = cluster.namespace_labels(namespace)
     if labels.get(key) != value:
         raise UsageError(
@@ -76,7 +83,7 @@ def check_namespace(cluster: Any, namespace: str) -> None:
         )
 
 
-def check_katib(cluster: Any) -> None:
+def check_katib(cluster: ClusterAPI) -> None:
     if not cluster.katib_installed():
         raise UsageError(
             "Katib is not installed on this cluster (no kubeflow.org/v1beta1 experiments)",
@@ -96,7 +103,7 @@ class BuildResult:
 
 def find_or_build(
     *,
-    cluster: Any,
+    cluster: ClusterAPI,
     transport: registry.Transport,
     repository: str,
     tag: str,
@@ -140,7 +147,7 @@ def find_or_build(
 
 def run_build(
     *,
-    cluster: Any,
+    cluster: ClusterAPI,
     job: Mapping[str, Any],
     timeout_s: float,
     report: Report = _quiet,
@@ -196,12 +203,12 @@ def _job_state(job: Mapping[str, Any]) -> str:
     return "Pending"
 
 
-def _job_pod(cluster: Any, namespace: str, job_name: str) -> Mapping[str, Any] | None:
+def _job_pod(cluster: ClusterAPI, namespace: str, job_name: str) -> Mapping[str, Any] | None:
     pods = cluster.list("Pod", namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}")
     return pods[-1] if pods else None
 
 
-def _build_digest(cluster: Any, namespace: str, job_name: str) -> str:
+def _build_digest(cluster: ClusterAPI, namespace: str, job_name: str) -> str:
     pod = _job_pod(cluster, namespace, job_name)
     for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
         terminated = (status.get("state") or {}).get("terminated") or {}
@@ -215,7 +222,7 @@ def _build_digest(cluster: Any, namespace: str, job_name: str) -> str:
     )
 
 
-def _tail(cluster: Any, namespace: str, job_name: str, lines: int) -> str:
+def _tail(cluster: ClusterAPI, namespace: str, job_name: str, lines: int) -> str:
     pod = _job_pod(cluster, namespace, job_name)
     if pod is None:
         return "  (no pod: the Job never started one)"
@@ -234,12 +241,6 @@ def _tail(cluster: Any, namespace: str, job_name: str, lines: int) -> str:
 
 
 # --------------------------------------------------------------------------- submit
-
-
-def submit(*, cluster: Any, experiment: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Create the Experiment (dry-run first, so the webhook judges it before anything exists)."""
-    created: Mapping[str, Any] = cluster.create(experiment)
-    return created
 
 
 # --------------------------------------------------------------------------- watch
@@ -274,13 +275,13 @@ def _pump(
 
 def watch(
     *,
-    cluster: Any,
+    cluster: ClusterAPI,
     spec: LaunchSpec,
     namespace: str,
     name: str,
     until: str = "first",
     timeout_s: float | None = None,
-    report: Report = _quiet,
+    sink: Sink = _ignore,
     kueue: bool = False,
     now: Callable[[], float] = time.monotonic,
     window_s: float = 300.0,
@@ -310,13 +311,13 @@ def watch(
         threading.Thread(target=_pump, args=(stream, events, tag, stop), daemon=True).start()
     try:
         return _follow(cluster, spec, namespace, name, events, until=until, timeout_s=timeout_s,
-                       report=report, now=now, selector=selector)  # fmt: skip
+                       sink=sink, now=now, selector=selector)  # fmt: skip
     finally:
         stop.set()
 
 
 def _follow(
-    cluster: Any,
+    cluster: ClusterAPI,
     spec: LaunchSpec,
     namespace: str,
     name: str,
@@ -324,11 +325,11 @@ def _follow(
     *,
     until: str,
     timeout_s: float | None,
-    report: Report,
+    sink: Sink,
     now: Callable[[], float],
     selector: str,
 ) -> WatchResult:
-    """The watch loop of `watch`: events in, reports out, until a verdict."""
+    """The watch loop of `watch`: Kubernetes events in, launch events out, until a verdict."""
     states: dict[str, str] = {}
     trials: dict[str, Mapping[str, Any]] = {}
     pods: dict[str, Mapping[str, Any]] = {}
@@ -350,31 +351,30 @@ def _follow(
         if tag == "error":
             raise event
         if tag == "lost":
-            report("warn", f"{event.message}: pending trials are explained without it")
+            sink(note(f"{event.message}: pending trials are explained without it", "warn"))
             continue
         if event is None:
             continue
         obj = event.object
         if tag == "experiment":
-            state, reason = katib.experiment_status(obj)
-            if state in ("Failed", "Succeeded"):
+            state, reason = katib_status.experiment_status(obj)
+            if state in (ExperimentStatus.FAILED, ExperimentStatus.SUCCEEDED):
                 # The watches race: report every trial's last state before the verdict.
                 for trial in cluster.list("Trial", namespace, label_selector=selector):
-                    new = katib.trial_status(trial)
+                    new = katib_status.trial_status(trial)
                     trial_name = trial["metadata"]["name"]
                     if states.get(trial_name) != new:
-                        old_state, states[trial_name] = states.get(trial_name), new
-                        _report_trial(
-                            cluster, spec, namespace, trial_name, trial, old_state, new, report
-                        )
-                        if new == "Succeeded" and until == "first":
+                        states[trial_name] = new
+                        trials[trial_name] = trial
+                        _report_trial(cluster, spec, namespace, trial, new, trials, sink)
+                        if new == TrialStatus.SUCCEEDED and until == "first":
                             return WatchResult("first-succeeded", dict(states))
-            if state == "Failed":
+            if state == ExperimentStatus.FAILED:
                 raise TrialFailedError(
                     f"experiment {name} failed: {reason}",
                     hint=f"see the failed trials: launch results {name}; logs: launch logs {name} --trial N",
                 )
-            if state == "Succeeded" and until == "all":
+            if state == ExperimentStatus.SUCCEEDED and until == "all":
                 return WatchResult("all-finished", dict(states))
             continue
         if tag == "pod":
@@ -388,19 +388,23 @@ def _follow(
         else:
             trial_name = event.name
             trials[trial_name] = obj
-            new = katib.trial_status(obj) if event.type != "DELETED" else "Deleted"
+            new = katib_status.trial_status(obj) if event.type != "DELETED" else "Deleted"
             old = states.get(trial_name)
             if new != old:
                 states[trial_name] = new
-                _report_trial(cluster, spec, namespace, trial_name, obj, old, new, report)
-            if new == "Succeeded" and until == "first":
+                _report_trial(cluster, spec, namespace, obj, new, trials, sink)
+            if new == TrialStatus.SUCCEEDED and until == "first":
                 return WatchResult("first-succeeded", dict(states))
         # Pending trials: say why, once per distinct reason.
-        reasons = katib.pending_reasons(states, pods=pods, warnings=warnings, workloads=workloads)
+        reasons = diagnosis.pending_reasons(
+            states, pods=pods, warnings=warnings, workloads=workloads
+        )
         for trial_name, why in reasons.items():
             if said_pending.get(trial_name) != why:
                 said_pending[trial_name] = why
-                report("warn", f"{trial_name} pending: {why}")
+                sink(
+                    Event("trial_pending", trial=trial_name, status=TrialStatus.PENDING, reason=why)
+                )
 
 
 _WARNINGS_KEPT = 5  # per object: pending_reason reads the latest
@@ -434,11 +438,12 @@ def _by_job(workloads: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, An
 
 
 def pending_reasons(
-    cluster: Any, *, namespace: str, name: str, states: Mapping[str, str], kueue: bool
+    cluster: ClusterAPI, *, namespace: str, name: str, states: Mapping[str, str], kueue: bool
 ) -> dict[str, str]:
     """{trial: why it is not running} for the experiment's held-up trials, from one list each of
     its pods, the namespace's Warning Events and (with Kueue) Workloads: what `status` shows."""
-    if not any(state in ("Pending", "Running", "Created") for state in states.values()):
+    waiting = (TrialStatus.PENDING, TrialStatus.RUNNING, TrialStatus.CREATED)
+    if not any(state in waiting for state in states.values()):
         return {}
     pods = {
         str(labels[TRIAL_LABEL]): pod
@@ -449,10 +454,10 @@ def pending_reasons(
     events = _advisory_list(cluster, "Event", namespace, field_selector="type=Warning")
     _keep_warnings(warnings, events, kept=None)
     workloads = _by_job(_advisory_list(cluster, "Workload", namespace)) if kueue else {}
-    return katib.pending_reasons(states, pods=pods, warnings=warnings, workloads=workloads)
+    return diagnosis.pending_reasons(states, pods=pods, warnings=warnings, workloads=workloads)
 
 
-def _advisory_list(cluster: Any, kind: str, namespace: str, **options: Any) -> list[Any]:
+def _advisory_list(cluster: ClusterAPI, kind: str, namespace: str, **options: Any) -> list[Any]:
     """Objects that only sharpen an explanation: none when the role may not list them (403)."""
     try:
         return list(cluster.list(kind, namespace, **options))
@@ -463,31 +468,39 @@ def _advisory_list(cluster: Any, kind: str, namespace: str, **options: Any) -> l
 
 
 def _report_trial(
-    cluster: Any,
+    cluster: ClusterAPI,
     spec: LaunchSpec,
     namespace: str,
-    trial_name: str,
     trial: Mapping[str, Any],
-    old: str | None,
     new: str,
-    report: Report,
+    trials: Mapping[str, Mapping[str, Any]],
+    sink: Sink,
 ) -> None:
-    params = " ".join(f"{k}={v}" for k, v in katib.trial_params(trial, spec=spec).items())
-    if new in ("Failed", "MetricsUnavailable"):
-        report("error", f"{trial_name} {new}  {params}")
-        report("error", _trial_log_tail(cluster, namespace, trial_name))
-        if new == "MetricsUnavailable":
-            report("error", katib.expected_metrics_text(spec))
+    """A trial's new state as events: started, finished (with its metrics, or with its log's
+    tail and, when no metrics came, the tags the collector looked for), or another state."""
+    name = str(trial.get("metadata", {}).get("name", ""))
+    params = katib_status.trial_params(trial, spec=spec)
+    number = katib_status.trial_numbers(list(trials.values())).get(name, 0)
+    start, end = katib_status.trial_times(trial)
+    if new == TrialStatus.RUNNING:
+        sink(Event("trial_started", t=start or time.time(), trial=name, number=number,
+                   status=new, params=params))  # fmt: skip
         return
-    if new == "Succeeded":
-        metrics = katib.trial_metrics(trial, spec=spec)
-        shown = " ".join(f"{k}={v:.6g}" for k, v in metrics.items())
-        report("trial", f"{trial_name} Succeeded  {shown}  {params}")
+    if new in (TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.METRICS_UNAVAILABLE):
+        sink(Event(
+            "trial_finished", t=end or time.time(), trial=name, number=number, status=new,
+            params=params, metrics=katib_status.trial_metrics(trial, spec=spec),
+            reason="" if new == TrialStatus.SUCCEEDED else katib_status.trial_reason(trial),
+        ))  # fmt: skip
+        if new != TrialStatus.SUCCEEDED:
+            sink(note(_trial_log_tail(cluster, namespace, name), "error"))
+        if new == TrialStatus.METRICS_UNAVAILABLE:
+            sink(note(katib_status.expected_metrics_text(spec), "error"))
         return
-    report("trial", f"{trial_name} {new}  {params}")
+    sink(Event("trial_state", trial=name, number=number, status=new, params=params))
 
 
-def _trial_log_tail(cluster: Any, namespace: str, trial_name: str) -> str:
+def _trial_log_tail(cluster: ClusterAPI, namespace: str, trial_name: str) -> str:
     pods = cluster.list("Pod", namespace, label_selector=f"{TRIAL_LABEL}={trial_name}")
     if not pods:
         return "  (no pod left for this trial)"
@@ -512,19 +525,21 @@ def _primary_container(pod: Mapping[str, Any]) -> str | None:
 
 
 def trial_rows(
-    cluster: Any, *, spec: LaunchSpec, namespace: str, name: str, seed_flag: str = "seed"
+    cluster: ClusterAPI, *, spec: LaunchSpec, namespace: str, name: str, seed_flag: str = "seed"
 ) -> list[Any]:
     """The experiment's trials as `results.Trial` rows, numbered by creation time."""
     items = cluster.list("Trial", namespace, label_selector=f"{EXPERIMENT_LABEL}={name}")
-    numbers = katib.trial_numbers(items)
+    numbers = katib_status.trial_numbers(items)
     rows = [
-        katib.trial_row(t, spec=spec, number=numbers[t["metadata"]["name"]], seed_flag=seed_flag)
+        katib_status.trial_row(
+            t, spec=spec, number=numbers[t["metadata"]["name"]], seed_flag=seed_flag
+        )
         for t in items
     ]
     return sorted(rows, key=lambda r: r.number)
 
 
-def delete_experiment(cluster: Any, *, namespace: str, name: str) -> None:
+def delete_experiment(cluster: ClusterAPI, *, namespace: str, name: str) -> None:
     cluster.delete("Experiment", namespace, name)
 
 
@@ -543,19 +558,18 @@ class Launched:
 
 def launch(
     *,
-    cluster: Any,
-    settings: Any,
+    cluster: ClusterAPI,
+    settings: Settings,
     spec: LaunchSpec,
     command: Sequence[str],
     snap: Any,
     git_facts: Any,
     name: str,
     user: str,
-    gpus: int,
+    resources: podspec.TrialResources,
     rebuild: bool = False,
     dockerfile: str = "Dockerfile",
     context_dir: str | None = None,
-    render_options: Mapping[str, Any] | None = None,
     context_data: bytes | None = None,
     build_timeout_s: float = 3600.0,
     report: Report = _quiet,
@@ -566,7 +580,7 @@ def launch(
     from launch import git
     from launch.plan import make_plan
 
-    namespace = settings["namespace"]
+    namespace = settings.namespace
     check_namespace(cluster, namespace)
     check_katib(cluster)
     path = f"{context_dir}/{dockerfile}" if context_dir else dockerfile
@@ -587,8 +601,8 @@ def launch(
     def plan(digest: str | None) -> Any:
         return make_plan(
             spec=spec, command=command, git=git_facts, settings=settings, name=name, user=user,
-            gpus=gpus, image_digest=digest, dockerfile=dockerfile, context_dir=context_dir,
-            render_options=render_options,
+            image_digest=digest, dockerfile=dockerfile, context_dir=context_dir,
+            resources=resources,
         )  # fmt: skip
 
     first = plan(None)
@@ -606,16 +620,12 @@ def launch(
         context=None
         if context_data is None
         else (
-            kaniko.context_repository(registry=settings["registry"], repo_name=git_facts.repo_name),
+            kaniko.context_repository(registry=settings.registry, repo_name=git_facts.repo_name),
             context_data,
         ),
     )
     final = plan(result.digest)
     # The webhook already admitted this Experiment (only the image differs): create it directly.
     created = cluster.create(final.experiment, dry_run_first=False)
-    url = (
-        katib.experiment_url(settings["katib_url"], namespace, name)
-        if settings["katib_url"]
-        else None
-    )
+    url = experiment_url(settings.katib_url, namespace, name) if settings.katib_url else None
     return Launched(name, namespace, final.image, result.built, created, url)

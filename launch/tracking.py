@@ -10,7 +10,7 @@ backend's default) is read directly, read-only, with the standard library; its l
 The local store's health, also without `mlflow`: `local_store_problem` tells in about a
 millisecond whether an existing `mlflow.db` is unusable (not SQLite, truncated, or left half-built
 by an interrupted creation) and says so in a sentence; `broken_store_hint` says what to do.
-`launch.mlflow_wrapper.create_local_store` builds a new store beside its final path
+`launch.mlflow_store.create_local_store` builds a new store beside its final path
 (`store_temp_path`) and renames it into place, so an interrupted creation leaves only a temporary
 file, which the next creation removes (`remove_stale_store_temps`).
 """

@@ -27,7 +27,7 @@ def runner() -> CliRunner:
 
 
 def invoke(runner: CliRunner, args: list[str]) -> Any:
-    return runner.invoke(cli.app, cli._with_default_command(args), prog_name="launch")
+    return runner.invoke(cli.app, cli.with_default_command(args), prog_name="launch")
 
 
 @pytest.fixture
@@ -62,11 +62,11 @@ def test_help_lists_commands_examples_and_exit_codes(runner: CliRunner) -> None:
 
 
 def test_default_command_is_run() -> None:
-    assert cli._with_default_command(["--gpus", "8", "s.yaml", "--", "python", "t.py"])[0] == "run"
-    assert cli._with_default_command(["s.yaml"]) == ["run", "s.yaml"]
-    assert cli._with_default_command(["--debug", "s.yaml"]) == ["--debug", "run", "s.yaml"]
-    assert cli._with_default_command(["render", "s.yaml"]) == ["render", "s.yaml"]
-    assert cli._with_default_command(["--help"]) == ["--help"]
+    assert cli.with_default_command(["--gpus", "8", "s.yaml", "--", "python", "t.py"])[0] == "run"
+    assert cli.with_default_command(["s.yaml"]) == ["run", "s.yaml"]
+    assert cli.with_default_command(["--debug", "s.yaml"]) == ["--debug", "run", "s.yaml"]
+    assert cli.with_default_command(["render", "s.yaml"]) == ["render", "s.yaml"]
+    assert cli.with_default_command(["--help"]) == ["--help"]
 
 
 def test_render_prints_job_experiment_and_trials(runner: CliRunner, quickstart: Path) -> None:
@@ -158,7 +158,7 @@ def test_error_text_is_printed_verbatim_not_as_markup(
 
     hint = install.extra_hint("plot", install.Install(install.UV_TOOL, source="/src/launch"))
     with pytest.raises(typer.Exit):
-        cli._fail(LaunchError("--plot needs matplotlib, [bold]not[/] installed", hint=hint))
+        cli.fail(LaunchError("--plot needs matplotlib, [bold]not[/] installed", hint=hint))
     err = capsys.readouterr().err
     assert "error: --plot needs matplotlib, [bold]not[/] installed" in err
     assert "hint: uv tool install --force '/src/launch[plot]'" in err
@@ -309,15 +309,19 @@ def test_unpushed_clean_commit_with_allow_dirty_builds_from_an_upload(
     assert env["CONTEXT_URL"].endswith(env["CONTEXT_DIGEST"])
 
 
-def test_the_no_cli_import_contract_lists_every_module() -> None:
-    """A new module must join pyproject's import-linter contract (lint-imports enforces it)."""
+def test_the_layers_contract_places_every_module() -> None:
+    """A new module must join a layer of pyproject's import-linter contract (lint-imports also
+    refuses an unplaced one: the contract is exhaustive); the CLI is the top layer alone."""
     import tomllib
 
     root = Path(__file__).resolve().parents[1]
     contracts = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]
-    (contract,) = [c for c in contracts["contracts"] if c["forbidden_modules"] == ["launch.cli"]]
-    modules = {f"launch.{p.stem}" for p in (root / "launch").glob("*.py")}
-    assert set(contract["source_modules"]) == modules - {"launch.__init__", "launch.cli"}
+    (layers,) = [c for c in contracts["contracts"] if c["type"] == "layers"]
+    assert layers["exhaustive"] is True and layers["layers"][:2] == ["cli", "backends"]
+    placed = {name.strip() for layer in layers["layers"] for name in layer.split(":")}
+    children = {p.stem for p in (root / "launch").glob("*.py")} - {"__init__"}
+    children |= {p.parent.name for p in (root / "launch").glob("*/__init__.py")}
+    assert placed == children
 
 
 def test_render_trial_timeout_is_the_trial_jobs_active_deadline(
@@ -352,3 +356,39 @@ def test_a_large_grid_shows_its_first_thousand_trials(runner: CliRunner, quickst
         runner, ["render", "grid.yaml", "--allow-dirty", "--json", "--", "python", "t.py"]
     )
     assert len(json.loads(as_json.stdout)["trials"]) == 5000
+
+
+def test_the_goldens_switch_refuses_to_run_under_ci() -> None:
+    from tests import goldens
+
+    assert goldens.update_requested({"LAUNCH_UPDATE_GOLDENS": "1"}) is True
+    assert goldens.update_requested({"CI": "true"}) is False
+    with pytest.raises(RuntimeError, match="never by CI"):
+        goldens.update_requested({"LAUNCH_UPDATE_GOLDENS": "1", "CI": "true"})
+
+
+def test_the_cli_holds_no_backend_logic() -> None:
+    """The command modules parse, ask a backend, render: no process, signal or cluster calls."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "launch" / "cli"
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in (
+                node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+            )
+        }
+        assert not imported & {"subprocess", "signal", "kubernetes"}, path.name
+        calls = {
+            f"{node.value.id}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        }
+        assert not calls & {"os.kill", "exp.append", "meta.get"}, path.name
+        text = path.read_text()
+        assert "_is_cluster" not in text and 'get("backend")' not in text, path.name
+        assert 'chosen == "local"' not in text, path.name

@@ -21,7 +21,9 @@ from launch.cluster import (
     AlreadyExistsError,
     Cluster,
     ClusterError,
+    Kubeconfig,
     NotFoundError,
+    read_kubeconfig,
 )
 from launch.errors import ExitCode
 from tests.kube_emulator import (
@@ -172,6 +174,89 @@ def test_katib_missing_is_explained(tmp_path: Path, clock: Clock) -> None:
             cluster.create(experiment())
     assert info.value.message.startswith("Katib is not installed on this cluster")
     assert "katib-standalone?ref=v0.19.0" in (info.value.hint or "")
+
+
+def test_server_version_and_api_versions(cluster: Cluster, kube: KubeEmulator) -> None:
+    kube.reset_requests()
+    assert cluster.server_version() == "v1.33.0-emulator"
+    assert cluster.api_versions() == ["v1"]
+    assert [r.path for r in kube.requests] == ["/version", "/api"]
+    assert all(r.authorization == "Bearer emulator-token" for r in kube.requests)
+
+
+def test_server_version_of_an_unreachable_server(tmp_path: Path, clock: Clock) -> None:
+    port = free_port()
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(one_context("c", f"http://127.0.0.1:{port}")))
+    with (
+        Cluster.connect(kubeconfig=str(path), sleep=clock.sleep) as cluster,
+        pytest.raises(ClusterError) as info,
+    ):
+        cluster.server_version()
+    assert f"127.0.0.1:{port} to get the server version" in info.value.message
+
+
+def one_context(name: str, server: str, *, current: bool = True, namespace: str = "") -> Any:
+    doc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "users": [{"name": name, "user": {"token": "t"}}],
+        "contexts": [
+            {
+                "name": name,
+                "context": {"cluster": name, "user": name}
+                | ({"namespace": namespace} if namespace else {}),
+            }
+        ],
+    }
+    if current:
+        doc["current-context"] = name
+    return doc
+
+
+def test_read_kubeconfig_merges_a_list_as_kubectl_does(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text(json.dumps(one_context("a", "http://127.0.0.1:1", namespace="team")))
+    second.write_text(json.dumps(one_context("b", "http://127.0.0.1:2")))
+    missing = tmp_path / "missing"
+    found = read_kubeconfig(os.pathsep.join(map(str, (missing, first, second))))
+    assert found.files == (str(first), str(second))  # a missing file is skipped
+    assert found.contexts == ("a", "b")
+    assert found.current == "a"  # the first file that sets it wins (the client takes the last)
+    assert dict(found.namespaces) == {"a": "team"}
+    assert read_kubeconfig(str(missing)) == Kubeconfig()
+
+
+def test_connect_takes_the_current_context_kubectl_would(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text(json.dumps(one_context("a", "http://127.0.0.1:1", namespace="team")))
+    second.write_text(json.dumps(one_context("b", "http://127.0.0.1:2")))
+    with Cluster.connect(kubeconfig=f"{first}{os.pathsep}{second}") as cluster:
+        assert cluster.host == "http://127.0.0.1:1" and cluster.namespace == "team"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("clusters: [\n  - name: x\n", "cannot read the kubeconfig {path}: "),
+        ("- just\n- a list\n", "{path} is not a kubeconfig (not a YAML mapping)"),
+        ("", "cannot read the kubeconfig {path}: "),
+    ],
+    ids=["garbled", "not-a-mapping", "empty"],
+)
+def test_a_bad_kubeconfig_file_is_named(tmp_path: Path, text: str, words: str) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_text(json.dumps(one_context("a", "http://127.0.0.1:1")))
+    bad.write_text(text)
+    for call in (
+        lambda: read_kubeconfig(f"{good}{os.pathsep}{bad}"),
+        lambda: Cluster.connect(kubeconfig=f"{good}{os.pathsep}{bad}"),
+    ):
+        with pytest.raises(ClusterError) as info:
+            call()
+        assert info.value.message.startswith(words.format(path=bad))
+        assert info.value.hint
 
 
 # --------------------------------------------------------------------------- create

@@ -12,7 +12,7 @@ from launch.errors import UsageError
 
 def test_defaults_and_sources() -> None:
     settings = config.resolve(flags={}, env={}, project=None, user=None)
-    assert settings["namespace"] == "default"
+    assert settings.namespace == "default"
     assert settings.sources["namespace"] == "default"
     assert settings.backend() == ("local", settings.backend()[1])
     assert "no cluster configured" in settings.backend()[1]
@@ -27,10 +27,10 @@ def test_precedence_each_layer_overrides_the_one_below() -> None:
     env = {"LAUNCH_NAMESPACE": "e", "LAUNCH_REGISTRY": "e:1", "UNRELATED": "x"}
     flags = {"namespace": "f", "registry": None}
     settings = config.resolve(flags=flags, env=env, project=project, user=user)
-    assert (settings["namespace"], settings.sources["namespace"]) == ("f", "flag")
-    assert (settings["registry"], settings.sources["registry"]) == ("e:1", "env LAUNCH_REGISTRY")
-    assert (settings["katib_url"], settings.sources["katib_url"]) == ("http://p", "proj.toml")
-    assert (settings["seed_flag"], settings.sources["seed_flag"]) == ("s_user", "user.toml")
+    assert (settings.namespace, settings.sources["namespace"]) == ("f", "flag")
+    assert (settings.registry, settings.sources["registry"]) == ("e:1", "env LAUNCH_REGISTRY")
+    assert (settings.katib_url, settings.sources["katib_url"]) == ("http://p", "proj.toml")
+    assert (settings.seed_flag, settings.sources["seed_flag"]) == ("s_user", "user.toml")
     assert settings.backend()[0] == "katib"
 
 
@@ -49,7 +49,7 @@ def test_bad_values_are_usage_errors() -> None:
     settings = config.resolve(
         flags={}, env={"LAUNCH_REGISTRY_INSECURE": "false"}, project=None, user=None
     )
-    assert settings["registry_insecure"] is False
+    assert settings.registry_insecure is False
 
 
 def test_files_are_found_and_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,11 +70,24 @@ def test_files_are_found_and_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         if key.startswith("LAUNCH_"):
             monkeypatch.delenv(key)
     settings = config.load_settings({"backend": None}, cwd=project / "sub")
-    assert settings["namespace"] == "from-user"
-    assert settings["registry"] == "r:5000"
+    assert settings.namespace == "from-user"
+    assert settings.registry == "r:5000"
     assert settings.sources["registry"].endswith("pyproject.toml [tool.launch]")
     (project / ".launch.toml").write_text('registry = "dot:1"\n')
-    assert config.load_settings(cwd=project / "sub")["registry"] == "dot:1"
+    assert config.load_settings(cwd=project / "sub").registry == "dot:1"
     (project / ".launch.toml").write_text("registry = \n")
     with pytest.raises(UsageError, match="not valid TOML"):
         config.load_settings(cwd=project)
+
+
+def test_settings_are_typed_fields_that_cover_every_key() -> None:
+    import dataclasses
+
+    from launch import settings as settings_module
+
+    names = {f.name for f in dataclasses.fields(settings_module.Settings)} - {"sources"}
+    assert names == {"backend_name" if k == "backend" else k for k in config.KEYS}
+    resolved = config.resolve(flags={}, env={}, project=None, user=None)
+    for key, meta in config.KEYS.items():
+        default = tuple(meta.default) if isinstance(meta.default, tuple) else meta.default
+        assert resolved.values[key] == default, key

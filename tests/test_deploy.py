@@ -23,7 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from launch import config, kaniko, katib
+from launch import kaniko, names, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -44,7 +44,7 @@ KUEUE_PLURAL = {
     "ResourceFlavor": "resourceflavors",
     "WorkloadPriorityClass": "workloadpriorityclasses",
 }
-USER_NAMESPACE = config.KEYS["namespace"].default
+USER_NAMESPACE = settings.KEYS["namespace"].default
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
@@ -317,8 +317,8 @@ def test_talos_schema_rejects_machine_registries_and_mirror_tls() -> None:
     with_tls = {
         "apiVersion": "v1alpha1",
         "kind": "RegistryMirrorConfig",
-        "name": config.REGISTRY_PULL,
-        "endpoints": [{"url": f"http://{config.REGISTRY_PULL}", "insecureSkipVerify": True}],
+        "name": settings.REGISTRY_PULL,
+        "endpoints": [{"url": f"http://{settings.REGISTRY_PULL}", "insecureSkipVerify": True}],
     }
     assert not validator.is_valid(with_tls)
 
@@ -333,12 +333,12 @@ def test_registry_mirror_pulls_the_pull_name_over_plain_http() -> None:
     assert len(mirrors) == 1
     (mirror,) = mirrors
     assert mirror["apiVersion"] == "v1alpha1"
-    assert mirror["name"] == config.REGISTRY_PULL  # exactly the host:port images are named by
+    assert mirror["name"] == settings.REGISTRY_PULL  # exactly the host:port images are named by
     assert mirror["endpoints"]
     for endpoint in mirror["endpoints"]:
         url = urlsplit(endpoint["url"])
         assert url.scheme == "http"
-        assert url.netloc == config.REGISTRY_PULL
+        assert url.netloc == settings.REGISTRY_PULL
         assert set(endpoint) <= {"url", "overridePath"}
     # No TLS settings for it anywhere (they would make containerd speak TLS).
     for path in sorted((DEPLOY / "talos").rglob("*.yaml")):
@@ -379,16 +379,16 @@ def test_gpu_operator_leaves_driver_and_toolkit_to_talos() -> None:
 
 
 def _push() -> tuple[str, str, int]:
-    """(service, namespace, port) of config.REGISTRY_PUSH (`<svc>.<ns>.svc.cluster.local:<port>`)."""
-    host, _, port = config.REGISTRY_PUSH.rpartition(":")
+    """(service, namespace, port) of settings.REGISTRY_PUSH (`<svc>.<ns>.svc.cluster.local:<port>`)."""
+    host, _, port = settings.REGISTRY_PUSH.rpartition(":")
     match = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local", host)
-    assert match, config.REGISTRY_PUSH
+    assert match, settings.REGISTRY_PUSH
     return match[1], match[2], int(port)
 
 
 def test_contract_registry_service_is_the_push_name() -> None:
     name, namespace, port = _push()
-    assert config.KEYS["registry"].default == config.REGISTRY_PUSH
+    assert settings.KEYS["registry"].default == settings.REGISTRY_PUSH
     service = _find("Service", name, namespace)
     assert port in [p["port"] for p in service["spec"]["ports"]]
     _find("Namespace", namespace)
@@ -400,8 +400,8 @@ def test_contract_registry_service_is_the_push_name() -> None:
 
 def test_contract_node_port_is_the_pull_name() -> None:
     name, namespace, port = _push()
-    host, _, pull_port = config.REGISTRY_PULL.rpartition(":")
-    assert config.KEYS["registry_pull"].default == config.REGISTRY_PULL
+    host, _, pull_port = settings.REGISTRY_PULL.rpartition(":")
+    assert settings.KEYS["registry_pull"].default == settings.REGISTRY_PULL
     assert host == "127.0.0.1"  # containerd reaches a NodePort on the node's loopback
     service = _find("Service", name, namespace)
     assert service["spec"]["type"] == "NodePort"
@@ -413,7 +413,7 @@ def test_contract_git_secret_template_matches_kaniko() -> None:
     path = DEPLOY / "registry" / "git-credentials.secret.template.yaml"
     (secret,) = _load(path)
     assert secret["kind"] == "Secret"
-    assert secret["metadata"]["name"] == config.KEYS["git_secret"].default
+    assert secret["metadata"]["name"] == settings.KEYS["git_secret"].default
     assert secret["metadata"]["namespace"] == USER_NAMESPACE
     assert secret["type"] == "kubernetes.io/basic-auth"
     keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
@@ -425,10 +425,10 @@ def test_contract_git_secret_template_matches_kaniko() -> None:
         name="b",
         namespace=USER_NAMESPACE,
         context="git://example.com/o/r.git#refs/heads/main#" + "0" * 40,
-        destination=f"{config.REGISTRY_PUSH}/r:x",
-        cache_repo=f"{config.REGISTRY_PUSH}/r/cache",
-        git_secret=config.KEYS["git_secret"].default,
-        service_account=config.KEYS["build_service_account"].default,
+        destination=f"{settings.REGISTRY_PUSH}/r:x",
+        cache_repo=f"{settings.REGISTRY_PUSH}/r/cache",
+        git_secret=settings.KEYS["git_secret"].default,
+        service_account=settings.KEYS["build_service_account"].default,
     )
     refs = {
         (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
@@ -441,7 +441,7 @@ def test_contract_git_secret_template_matches_kaniko() -> None:
 
 
 def test_contract_build_service_account() -> None:
-    name = config.KEYS["build_service_account"].default
+    name = settings.KEYS["build_service_account"].default
     sa = _find("ServiceAccount", name, USER_NAMESPACE)
     assert sa["automountServiceAccountToken"] is False  # Kaniko never calls the API
 
@@ -452,13 +452,13 @@ def test_contract_user_namespace_has_the_katib_label() -> None:
 
 
 def test_contract_katib_namespace_label_constant() -> None:
-    key, value = katib.NAMESPACE_LABEL
+    key, value = names.NAMESPACE_LABEL
     assert _find("Namespace", USER_NAMESPACE)["metadata"]["labels"][key] == value
 
 
 def test_contract_kueue_label_constants() -> None:
-    assert katib.KUEUE_QUEUE_LABEL == "kueue.x-k8s.io/queue-name"
-    assert katib.KUEUE_PRIORITY_LABEL == "kueue.x-k8s.io/priority-class"
+    assert names.KUEUE_QUEUE_LABEL == "kueue.x-k8s.io/queue-name"
+    assert names.KUEUE_PRIORITY_LABEL == "kueue.x-k8s.io/priority-class"
 
 
 def _rules(kind: str, name: str, namespace: str | None) -> list[dict[str, Any]]:

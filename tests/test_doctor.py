@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from launch import config, doctor, katib
+from launch import config, doctor, names
 from launch.doctor import Check
 from tests.kube_emulator import Denied, KubeEmulator, Resource, free_port
 from tests.registry_server import Registry, running_registry
 
-LABEL_KEY, LABEL_VALUE = katib.NAMESPACE_LABEL
+LABEL_KEY, LABEL_VALUE = names.NAMESPACE_LABEL
 ORDER = ["kubeconfig", "api", "katib", "namespace", "registry", "builds", "mlflow", "queue"]
 LABEL_FIX = f"kubectl label namespace default {LABEL_KEY}={LABEL_VALUE}"
 # For the tests that need real servers to answer (a healthy setup, MLflow's 403): on a loaded
@@ -60,7 +60,7 @@ def settings(**values: Any) -> config.Settings:
         flags={"context": "emulator", **known}, env={}, project=None, user=None
     )
     extra = {k: v for k, v in values.items() if k not in config.KEYS}
-    return config.Settings(
+    return config.Settings.of(
         {**resolved.values, **extra},
         {**resolved.sources, **dict.fromkeys(extra, "flag")},
     )
@@ -240,6 +240,46 @@ def test_unknown_context(setup: Setup) -> None:
     assert "`lab-admin`" in check.detail and "contexts: emulator" in check.detail
     assert "LAUNCH_CONTEXT" in (check.fix or "")
     assert named["katib"].detail == "skipped: no usable kubeconfig"
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("clusters: [\n  - name: x\n", "cannot read the kubeconfig {path}: "),
+        ("- just\n- a list\n", "{path} is not a kubeconfig (not a YAML mapping)"),
+    ],
+    ids=["garbled", "not-a-mapping"],
+)
+def test_bad_kubeconfig_is_named_with_its_fix(tmp_path: Path, text: str, detail: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    checks = doctor.run_checks(settings(), kubeconfig=str(path), env={})
+    named = by_name(checks)
+    check = named["kubeconfig"]
+    assert check.ok is False and check.detail.startswith(detail.format(path=path))
+    assert check.fix == (
+        "fix or replace the file (`kubectl config view` shows what kubectl reads)"
+        if "cannot read" in detail
+        else "replace it with the kubeconfig your cluster admin gave you"
+    )
+    assert named["api"].detail == "skipped: no usable kubeconfig"
+    assert not doctor.no_cluster(checks)  # a kubeconfig exists: no "local sweeps" note
+
+
+def test_first_current_context_in_a_list_wins(setup: Setup, tmp_path: Path) -> None:
+    """kubectl's rule (the client alone would take the last file's), and what launch uses."""
+    import yaml
+
+    other = tmp_path / "other"
+    doc = yaml.safe_load(Path(setup.kubeconfig).read_text())
+    doc["contexts"][0]["name"] = doc["current-context"] = "other"
+    other.write_text(yaml.safe_dump(doc))
+    checks = doctor.run_checks(
+        settings(context=None), kubeconfig=f"{setup.kubeconfig}:{other}", env={}
+    )
+    named = by_name(checks)
+    assert "context `emulator` (current context)" in named["kubeconfig"].detail
+    assert "contexts: " not in named["kubeconfig"].detail and named["api"].ok is True
 
 
 # --------------------------------------------------------------------------- 2. api

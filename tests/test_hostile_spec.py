@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from launch import katib, sampling, spec
 from launch.errors import ExitCode, SpecError
+from launch.spec import loading, yaml_lines
 from tests.test_cli import invoke, quickstart, runner  # noqa: F401  (fixtures)
 
 OBJ = "objective: {type: minimize, objectiveMetricName: loss}\n"
@@ -184,7 +185,7 @@ def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), args[0])
 
     # Tests may run as root, who reads any file: refuse the open() itself.
-    monkeypatch.setattr(spec, "open", denied, raising=False)
+    monkeypatch.setattr(loading, "open", denied, raising=False)
     error = _bounded(lambda: spec.load(str(tmp_path / "s.yaml")), 5, 20)
     assert error.message == f"{tmp_path / 's.yaml'}: cannot read: permission denied"
     assert "chmod" in (error.hint or "")
@@ -197,7 +198,7 @@ def test_directory_and_other_os_errors(tmp_path: Path, monkeypatch: pytest.Monke
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(spec, "open", broken, raising=False)
+    monkeypatch.setattr(loading, "open", broken, raising=False)
     error = _bounded(lambda: spec.load("s.yaml"), 5, 20)
     assert error.message == "s.yaml: cannot read: input/output error"
 
@@ -487,7 +488,7 @@ def test_seed_list_longer_than_the_bound() -> None:
 @pytest.fixture
 def pure_python_yaml(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The loader used where PyYAML has no libyaml."""
-    monkeypatch.setattr(spec, "_LineLoader", spec._PyLineLoader)
+    monkeypatch.setattr(yaml_lines, "_LineLoader", yaml_lines._PyLineLoader)
     yield
 
 

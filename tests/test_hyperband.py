@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from launch import cli, hyperband, katib, results, sampling, spec
+from launch import cli, hyperband, katib, katib_status, results, sampling, spec
 from launch.errors import ExitCode, SpecError
 from tests import test_submit
 from tests.gitrepo import make_repo
@@ -466,7 +466,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def invoke(*args: str) -> Any:
-    return CliRunner().invoke(cli.app, cli._with_default_command(list(args)), prog_name="launch")
+    return CliRunner().invoke(cli.app, cli.with_default_command(list(args)), prog_name="launch")
 
 
 def test_render_explains_the_brackets(project: Path) -> None:
@@ -557,7 +557,7 @@ def test_results_are_grouped_by_resource_value() -> None:
         _katib_trial("t3", "2", "0.02", 0.25),  # the best config, trained twice as long
         _katib_trial("t4", "1", "0.03", None),
     ]
-    rows = [katib.trial_row(t, spec=loaded, number=i) for i, t in enumerate(trials, 1)]
+    rows = [katib_status.trial_row(t, spec=loaded, number=i) for i, t in enumerate(trials, 1)]
     assert [r.resource for r in rows] == ["num_epochs=1"] * 2 + ["num_epochs=2", "num_epochs=1"]
     assert rows[2].params["num_epochs"] == 2
     ranked = results.rank(rows, minimize=True)

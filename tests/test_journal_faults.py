@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from launch import state
+from launch import journal, journal_events, state
 from launch.errors import LaunchError
 
 T = 1_700_000_000.0
@@ -47,7 +47,12 @@ def make(home: Path, name: str = "exp", meta: dict[str, Any] | None = None) -> s
 
 
 def write(exp: state.Experiment, *lines: bytes) -> None:
-    exp.journal_path.write_bytes(b"".join(lines))
+    """Replace the journal with `lines`, as a new file. `exp` keeps its last fold while the
+    journal's size, inode and mtime stay the same; a journal is only ever appended to, but this
+    rewrites it, maybe to the same size within one mtime tick: only a new inode shows that."""
+    tmp = exp.journal_path.with_name("journal.jsonl.new")
+    tmp.write_bytes(b"".join(lines))
+    os.replace(tmp, exp.journal_path)
     (exp.path / "state.snapshot.json").unlink(missing_ok=True)
 
 
@@ -93,10 +98,10 @@ def test_each_kind_of_bad_line_is_skipped_and_named_by_its_line(tmp_path: Path) 
     chunk = exp.read()
     assert list(chunk.lines) == [1, 8, 9, 11] and chunk.line == 12
     assert chunk.problems == current.problems[:-1]  # the unknown trial is the fold's finding
-    warning = state.problems_warning("exp", current.problems)
+    warning = journal.problems_warning("exp", current.problems)
     assert warning is not None and warning.startswith("exp: 7 journal problems: journal.jsonl:2: ")
     assert warning.endswith("| and 4 more") and "\n" not in warning
-    assert state.problems_warning("exp", []) is None
+    assert journal.problems_warning("exp", []) is None
 
 
 def test_wrong_types_skip_the_line_or_the_field(tmp_path: Path) -> None:
@@ -163,7 +168,7 @@ def test_reduce_events_never_raises_and_numbers_events_from_one() -> None:
         123, None, [], "x", {"event": "trial_started"}, started(1), started(1),
         {"event": "trial_finished", "trial": "x"}, finished(2), finished(1), ended(),
     ]  # fmt: skip
-    current = state.reduce_events(events)
+    current = journal.reduce_events(events)
     assert current.status == state.EXP_SUCCEEDED
     assert current.trials["exp-0001"].status == state.SUCCEEDED
     assert [p.split(": ", 1)[0] for p in current.problems] == [
@@ -171,7 +176,7 @@ def test_reduce_events_never_raises_and_numbers_events_from_one() -> None:
     ]
     # The caller's events are never changed, even with a bad field dropped.
     event = finished(1, metrics="x")
-    state.reduce_events([started(1), event])
+    journal.reduce_events([started(1), event])
     assert event["metrics"] == "x"
 
 
@@ -465,10 +470,11 @@ def test_random_events_never_break_the_fold_and_both_checks_agree() -> None:
                 else:
                     event[key] = rng.choice(values)
             events.append(event if rng.random() < 0.9 else rng.choice(values))
-        state.reduce_events(events)  # never raises
+        journal.reduce_events(events)  # never raises
         for event in events:
-            if type(event) is dict and state._well_formed(event):
+            if type(event) is dict and journal_events._well_formed(event):
                 problems: list[str] = []
-                assert state.check_event(event, 1, problems) is event and not problems, event
+                checked = journal_events.check_event(event, 1, problems)
+                assert checked is event and not problems, event
                 accepted += 1
     assert accepted > 200

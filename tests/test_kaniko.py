@@ -5,7 +5,6 @@ Goldens: tests/golden/kaniko_*.yaml; regenerate on purpose with `make goldens`.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from launch import kaniko, katib
+from launch import kaniko, yamltext
 from launch.errors import UsageError
+from tests import goldens
 
 GOLDEN = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("LAUNCH_UPDATE_GOLDENS") == "1"
+UPDATE = goldens.update_requested()
 K8S_VERSION = "1.33.0"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REGISTRY = "registry.registry.svc.cluster.local:5000"
@@ -63,7 +63,7 @@ GOLDEN_CASES: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
 def test_golden(case: str) -> None:
-    text = katib.to_yaml(build_job(**GOLDEN_CASES[case]))
+    text = yamltext.to_yaml(build_job(**GOLDEN_CASES[case]))
     path = GOLDEN / f"{case}.yaml"
     if UPDATE:
         path.write_text(text)

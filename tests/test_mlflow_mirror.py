@@ -199,9 +199,9 @@ def test_finished_trials_without_runs_are_mirrored_later_and_half_runs_replaced(
     exp = state.Experiment(cwd / ".launch" / "experiments" / "late")
     uri = exp.meta()["tracking_uri"]
     assert not any((exp.trial_dir(t) / mirror.MARKER_NAME).exists() for t in exp.state().trials)
-    from launch import mlflow_wrapper
+    from launch import mlflow_store
 
-    assert mlflow_wrapper.prepare(uri, "late") is not None
+    assert mlflow_store.prepare(uri, "late") is not None
     c = client(uri)
     half = c.create_run(
         c.get_experiment_by_name("late").experiment_id,

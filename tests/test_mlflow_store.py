@@ -21,17 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from launch import mlflow_wrapper, tracking
+from launch import mlflow_store, tracking
 
 pytestmark = pytest.mark.timeout(300)
 
 REPO = Path(__file__).resolve().parents[1]
-CREATE = (
-    "import sys; from launch import mlflow_wrapper; mlflow_wrapper.create_local_store(sys.argv[1])"
-)
+CREATE = "import sys; from launch import mlflow_store; mlflow_store.create_local_store(sys.argv[1])"
 PREPARE = (
     "import sys; from launch import mlflow_wrapper; "
-    "sys.exit(mlflow_wrapper.prepare(sys.argv[1], sys.argv[2]) is None)"
+    "sys.exit(mlflow_store.prepare(sys.argv[1], sys.argv[2]) is None)"
 )
 
 
@@ -90,7 +88,7 @@ def size_at_least(n: int) -> Callable[[Path], bool]:
 def good_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store as create_local_store makes it (copied by the tests that damage one)."""
     store = tmp_path_factory.mktemp("good") / "mlflow.db"
-    assert mlflow_wrapper.create_local_store(store) is True
+    assert mlflow_store.create_local_store(store) is True
     return store
 
 
@@ -147,7 +145,7 @@ def test_racing_creators_one_wins_no_one_clobbers(tmp_path: Path) -> None:
         "import os, sys, time\n"
         "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
         "from launch import mlflow_wrapper\n"
-        "print(mlflow_wrapper.create_local_store(sys.argv[1]))\n"
+        "print(mlflow_store.create_local_store(sys.argv[1]))\n"
     )
     warm = "import mlflow.store.tracking.sqlalchemy_store, launch.mlflow_wrapper\n"
     procs = [child(warm + code, str(store), str(go)) for _ in range(2)]
@@ -165,7 +163,7 @@ def test_a_creator_that_loses_the_race_discards_its_copy(
 ) -> None:
     """Deterministically: another creator links its store while this one builds."""
     store = tmp_path / "mlflow.db"
-    build = mlflow_wrapper._build_store
+    build = mlflow_store._build_store
 
     def build_then_lose(tmp: str) -> None:
         build(tmp)
@@ -174,13 +172,13 @@ def test_a_creator_that_loses_the_race_discards_its_copy(
             con.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES ('won', 'active')")
         con.close()
 
-    monkeypatch.setattr(mlflow_wrapper, "_build_store", build_then_lose)
-    assert mlflow_wrapper.create_local_store(store) is False
+    monkeypatch.setattr(mlflow_store, "_build_store", build_then_lose)
+    assert mlflow_store.create_local_store(store) is False
     assert temps(store) == []
     with sqlite3.connect(store) as con:
         assert con.execute("SELECT 1 FROM experiments WHERE name = 'won'").fetchone()
     con.close()
-    assert mlflow_wrapper.create_local_store(store) is False  # exists: nothing done
+    assert mlflow_store.create_local_store(store) is False  # exists: nothing done
 
 
 def test_created_store_matches_mlflows_own(tmp_path: Path, good_store: Path) -> None:
@@ -316,7 +314,7 @@ def test_prepare_explains_a_broken_store_and_leaves_it_alone(
 ) -> None:
     path = damaged(good_store, tmp_path, "no alembic_version")
     before = path.read_bytes()
-    assert mlflow_wrapper.prepare(f"sqlite:///{path}", "exp") is None
+    assert mlflow_store.prepare(f"sqlite:///{path}", "exp") is None
     err = capsys.readouterr().err
     assert "has no schema version" in err
     assert f"mv {path} {path}.broken" in err

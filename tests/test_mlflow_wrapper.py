@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from launch import mlflow_wrapper
+from launch import mlflow_store, mlflow_wrapper
 from tests.mlflow_server import MlflowServer, shared_mlflow_server
 
 pytestmark = pytest.mark.timeout(300)
@@ -302,7 +302,7 @@ def test_sqlite_store_the_local_default(trainer: Path, tmp_path: Path) -> None:
 
     uri = f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
     (tmp_path / "home").mkdir()
-    assert mlflow_wrapper.prepare(uri, "exp-local") is not None
+    assert mlflow_store.prepare(uri, "exp-local") is not None
     # parallel trials on one sqlite file, as the local backend runs them
     procs = [
         subprocess.Popen(

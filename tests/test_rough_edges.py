@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from launch import cli, local, plots, progress, state
+from launch import local, plots, progress, state
+from launch.cli import admin
+from launch.cli import results as cli_results
 from launch.errors import ExitCode, UsageError
 from launch.spec import LaunchSpec
 from tests.test_cli import invoke, quickstart, runner
@@ -92,8 +94,8 @@ def test_compare_with_too_few_trials_is_refused_with_exit_2(
             "maxTrialCount": 2,
         }
     )
-    monkeypatch.setattr(cli, "_open_local", fake)
-    monkeypatch.setattr(cli, "_trials_of", lambda exp: (spec, [one]))
+    backend = type("Backend", (), {"trials": lambda self, exp: (spec, [one])})()
+    monkeypatch.setattr(cli_results, "open_experiment", lambda name: (fake(name), backend))
     result = invoke(runner, ["compare", "a", "b"])
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "not enough finished trials" in result.stderr and "--seeds" in result.stderr
@@ -209,8 +211,6 @@ def test_fixed_flags_keep_the_spec_order_through_experiment_json(tmp_path: Path)
 
 
 def test_status_counts_are_words_not_run_together() -> None:
-    assert cli._status_words("MetricsUnavailable") == "metrics unavailable"
-    assert cli._status_words("Running") == "running"
     assert progress.status_words("MetricsUnavailable") == "metrics unavailable"
 
 
@@ -221,13 +221,13 @@ def test_config_fits_an_80_column_terminal_without_cutting_values() -> None:
          "MLflow tracking server the trials log to; its UI links are printed by results"],
         ["namespace", "default", "default", "Kubernetes namespace of the experiments"],
     ]  # fmt: skip
-    text = cli._config_text(rows, width=80)
+    text = admin.config_text(rows, width=80)
     assert long_url in text  # whole, copy-pasteable
     lines = text.splitlines()
     assert lines[0] == f"mlflow_url  {long_url}  (env LAUNCH_MLFLOW_URL)"
     assert all(len(line) <= 80 for line in lines if long_url not in line)
     assert len(lines) <= 6
-    wide = cli._config_text(rows, width=400)
+    wide = admin.config_text(rows, width=400)
     assert wide.splitlines()[0].split() == ["setting", "value", "source", "meaning"]
 
 

@@ -1,4 +1,5 @@
-"""launch.stats against scipy (a dev dependency only): t quantiles, CIs, Welch; grouping and forms."""
+"""launch.stats, student_t and tables against scipy (a dev dependency): t quantiles, CIs, Welch;
+grouping and its table/CSV/JSON forms."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import pytest
 from scipy import stats as sps
 
-from launch import stats
+from launch import contract, stats, student_t, tables
 from launch.results import Trial
 
 DFS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100, 200, 500]
@@ -24,26 +25,26 @@ QS = [1e-6, 0.001, 0.01, 0.025, 0.05, 0.1, 0.3, 0.45, 0.55, 0.7, 0.9, 0.95, 0.97
 def test_t_quantiles_match_scipy(df: float) -> None:
     for q in QS:
         expected = sps.t.ppf(q, df)
-        assert stats.t_ppf(q, df) == pytest.approx(expected, rel=1e-8, abs=1e-6), (q, df)
-    assert stats.t_ppf(0.5, df) == 0.0
+        assert student_t.t_ppf(q, df) == pytest.approx(expected, rel=1e-8, abs=1e-6), (q, df)
+    assert student_t.t_ppf(0.5, df) == 0.0
 
 
 @pytest.mark.parametrize("df", [1, 2, 5, 9, 30, 1_000, 1_000_000, 3.7])
 def test_t_cdf_and_two_sided_tail_match_scipy(df: float) -> None:
     for t in [-30.0, -4.0, -1.0, -0.1, 0.0, 0.2, 1.5, 2.0, 3.0, 8.0, 100.0]:
-        assert stats.t_cdf(t, df) == pytest.approx(sps.t.cdf(t, df), rel=1e-9, abs=1e-12)
+        assert student_t.t_cdf(t, df) == pytest.approx(sps.t.cdf(t, df), rel=1e-9, abs=1e-12)
         two_sided = 2 * sps.t.sf(abs(t), df)
-        assert stats.t_sf2(t, df) == pytest.approx(two_sided, rel=1e-8, abs=1e-14)
+        assert student_t.t_sf2(t, df) == pytest.approx(two_sided, rel=1e-8, abs=1e-14)
 
 
 def test_t_ppf_rejects_bad_input() -> None:
     for q, df in [(0.0, 5), (1.0, 5), (0.5, 0), (-0.1, 3)]:
         with pytest.raises(ValueError):
-            stats.t_ppf(q, df)
+            student_t.t_ppf(q, df)
 
 
 def test_huge_df_uses_the_normal_limit() -> None:
-    assert stats.t_ppf(0.975, 1e9) == pytest.approx(sps.norm.ppf(0.975), abs=1e-8)
+    assert student_t.t_ppf(0.975, 1e9) == pytest.approx(sps.norm.ppf(0.975), abs=1e-8)
 
 
 def test_stats_imports_no_numpy_or_scipy() -> None:
@@ -129,7 +130,7 @@ def test_welch_edge_cases() -> None:
 def test_comparison_json_round_trip() -> None:
     c = stats.welch(*WELCH_PAIRS[0], minimize=True, metric="loss", name_a="x", name_b="y")
     assert stats.comparison_from_json(stats.comparison_to_json(c)) == c
-    header, rows = stats.comparison_rows(c)
+    header, rows = tables.comparison_rows(c)
     assert len(rows) == 3 and all(len(r) == len(header) for r in rows)
 
 
@@ -235,7 +236,7 @@ def test_n_below_two_shows_no_ci_and_all_failed_ranks_last() -> None:
     assert (one.n_succeeded, one.mean, one.std, one.ci_lo, one.ci_hi) == (1, 0.3, None, None, None)
     assert none.params == {"lr": 2} and none.mean is None and none.median is None
     assert none.not_counted == {"Failed": 1, "Killed": 1}
-    header, rows = stats.to_table_rows([one, none])
+    header, rows = tables.to_table_rows([one, none])
     assert rows[0][header.index("95% CI")] == ""
     assert rows[0][header.index("n")] == "1/2"
     assert rows[0][header.index("not counted")] == "1 Failed"
@@ -269,7 +270,7 @@ def test_csv_and_json_round_trip() -> None:
         search_x_seeds() + seed_sweep()[3:4], minimize=True, objective_name="loss"
     )
     assert stats.from_json(stats.to_json(groups)) == groups
-    parsed = list(csv.reader(io.StringIO(stats.to_csv(groups))))
+    parsed = list(csv.reader(io.StringIO(tables.to_csv(groups))))
     header, rows = parsed[0], parsed[1:]
     assert header[:3] == ["rank", "lr", "layers"]
     assert len(rows) == len(groups) and all(len(r) == len(header) for r in rows)
@@ -281,7 +282,7 @@ def test_csv_and_json_round_trip() -> None:
             assert float(mean) == pytest.approx(group.mean, rel=1e-5)
         assert int(row[header.index("n_total")]) == group.n_total
     assert "n_Failed" in header  # the seed-only Failed trial forms its own config
-    header, rows = stats.to_rows([])  # empty input: the fixed columns, no rows
+    header, rows = tables.to_rows([])  # empty input: the fixed columns, no rows
     assert header[:2] == ["rank", "metric"] and "median" in header and rows == []
 
 
@@ -301,7 +302,7 @@ def test_compare_trials_uses_each_best_config() -> None:
 
 def test_rerun_command_local_and_cluster() -> None:
     t = trial(3, {"optim.lr": 0.01, "act": "it's", "seed": 2}, objective=0.5)
-    local = stats.rerun_command(
+    local = contract.rerun_command(
         t,
         command=["python", "train.py"],
         fixed={"layers": 2},
@@ -316,7 +317,7 @@ def test_rerun_command_local_and_cluster() -> None:
         "python train.py --layers=2 --optim.lr=0.01 '--act=it'\"'\"'s' --seed=2 "
         "--tensorboard_dir=/tmp/launch-rerun/exp-0003/tfevent"
     )
-    cluster = stats.rerun_command(
+    cluster = contract.rerun_command(
         t,
         command=["python", "train.py"],
         fixed={"layers": 2},
@@ -337,7 +338,7 @@ def test_rerun_command_local_and_cluster() -> None:
 
 def test_rerun_command_runs_the_same_argv(tmp_path: object) -> None:
     t = trial(0, {"x": "a b", "flag": True}, objective=1.0)
-    cmd = stats.rerun_command(
+    cmd = contract.rerun_command(
         t, command=[sys.executable, "-c", "import sys; print(sys.argv[1:])"], tensorboard_dir="/tb"
     )
     out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout
@@ -345,7 +346,7 @@ def test_rerun_command_runs_the_same_argv(tmp_path: object) -> None:
 
 
 def test_text_table_aligns_and_scales() -> None:
-    text = stats.text_table(
+    text = tables.text_table(
         ["rank", "act", "n", "mean"], [["1", "relu", "8/10", "0.35"], ["10", "gelu", "10/10", ""]]
     )
     assert text.splitlines() == [
@@ -354,5 +355,5 @@ def test_text_table_aligns_and_scales() -> None:
         "  10  gelu  10/10",
     ]
     groups = stats.group_by_config(search_x_seeds(), minimize=True, objective_name="loss")
-    lines = stats.text_table(*stats.to_table_rows(groups)).splitlines()
+    lines = tables.text_table(*tables.to_table_rows(groups)).splitlines()
     assert len(lines) == 4 and lines[0].startswith("rank")

@@ -80,7 +80,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
 
 
 def invoke(*args: str) -> Any:
-    return CliRunner().invoke(cli.app, cli._with_default_command(list(args)), prog_name="launch")
+    return CliRunner().invoke(cli.app, cli.with_default_command(list(args)), prog_name="launch")
 
 
 def creates(kube: KubeEmulator, resource: str) -> int:
@@ -611,3 +611,26 @@ def test_pending_trials_say_why(lab: Lab) -> None:
     shown = invoke("status", "pend")
     assert shown.exit_code == 0 and shown.stdout.count(" pending: ") == 5
     assert 'pending: FailedMount: persistentvolumeclaim "data" not found' in shown.stdout
+
+
+def test_watch_json_reports_the_cluster_trials_as_events(lab: Lab) -> None:
+    """`launch watch --json`: the cluster's trials as the same events the local backend sends,
+    one JSON object a line; a failure carries its reason, the log tail follows as a note."""
+    lab.kaniko.auto("succeed")
+    created = invoke("--name", "evts", "--detach", *RUN)
+    assert created.exit_code == 0, created.output
+    driver = _drive_trials(lab, "unavailable")
+    result = invoke("watch", "evts", "--json")
+    driver.join(5)
+    assert result.exit_code == ExitCode.TRIAL_FAILED, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    finished = {e["trial"]: e for e in events if e["event"] == "trial_finished"}
+    started = [e["trial"] for e in events if e["event"] == "trial_started"]
+    assert sorted(started) == sorted(finished) and len(finished) == 2
+    statuses = sorted(e["status"] for e in finished.values())
+    assert statuses == ["Failed", "MetricsUnavailable"]
+    failed = next(e for e in finished.values() if e["status"] == "Failed")
+    assert failed["params"]["optim.lr"] == 0.01 and failed["number"] in (1, 2)
+    notes = [e["text"] for e in events if e["event"] == "note"]
+    assert any("ValueError: bad lr" in text for text in notes)
+    assert all(e["t"] > 0 for e in events)

@@ -30,7 +30,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
 from tensorboardX import SummaryWriter
 
-from launch import tfevents
+from launch import tfevents, tfrecord, tftensor
 from launch.tfevents import (
     KATIB_TFEVENT_DIR,
     CorruptEventFileError,
@@ -245,7 +245,7 @@ def test_shortest_repr_matches_numpy(code: str, np_type: type) -> None:
         with np.errstate(over="ignore"):
             x = np_type(v)
         expected = float(str(x))
-        got = tfevents._shortest(float(x), code, digits)
+        got = tftensor.shortest_repr(float(x), code, digits)
         assert got == expected or (np.isnan(got) and np.isnan(expected)), (v, got, expected)
 
 
@@ -296,12 +296,19 @@ def test_without_the_crc32c_wheel_the_pure_python_crc_reads_and_checks(
     rng = random.Random(7)
     for size in (0, 1, 9, 255, 4096):
         data = bytes(rng.randrange(256) for _ in range(size))
-        assert tfevents._crc32c_py(data) == crc32c.crc32c(data)
-    assert tfevents._crc32c_py(b"123456789") == 0xE3069283  # the CRC-32C check value
+        assert tfrecord.crc32c_py(data) == crc32c.crc32c(data)
+    assert tfrecord.crc32c_py(b"123456789") == 0xE3069283  # the CRC-32C check value
     path = write_simple(tmp_path)
     expected = read_scalars(path)
-    monkeypatch.setattr(tfevents, "_crc32c", tfevents._crc32c_py)
+    calls = []
+
+    def pure_python_crc(data: bytes) -> int:
+        calls.append(len(data))
+        return tfrecord.crc32c_py(data)
+
+    monkeypatch.setattr(tfrecord, "crc32c", pure_python_crc)
     assert read_scalars(path) == expected
+    assert len(calls) == 2 * len(record_offsets(Path(path).read_bytes()))  # both CRCs of each
     buf = bytearray(Path(path).read_bytes())
     buf[record_offsets(bytes(buf))[3] + 14] ^= 0x01
     Path(path).write_bytes(bytes(buf))

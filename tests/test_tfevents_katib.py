@@ -36,7 +36,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboardX import SummaryWriter
 
-from launch import tfevents
+from launch import protowire, tfevents
 from launch.tfevents import (
     KATIB_TFEVENT_DIR,
     CorruptEventFileError,
@@ -384,7 +384,7 @@ def test_schema_matches_tensorboard_protos() -> None:
                 walk(f.message_type)
 
     walk(event_pb2.Event.DESCRIPTOR)
-    assert seen == tfevents._SCHEMAS
+    assert seen == protowire.SCHEMAS
 
 
 def test_random_damage_is_judged_like_protobuf(tmp_path: Path) -> None:

@@ -179,13 +179,13 @@ def test_launch_ui_serves_the_local_store_and_prints_its_url(tmp_path: Path) -> 
     import os
     import signal
 
-    from launch import mlflow_wrapper
+    from launch import mlflow_store
     from tests.mlflow_server import free_port
 
     store = tmp_path / "home" / "mlflow.db"
     uri = tracking.local_tracking_uri(tmp_path / "home", env={})
     assert uri == f"sqlite:///{store}"
-    assert mlflow_wrapper.prepare(uri, "exp-ui") is not None
+    assert mlflow_store.prepare(uri, "exp-ui") is not None
     said: list[str] = []
     port = free_port()
     status, proc = tracking.start_ui(uri, port=port, say=said.append)

@@ -1,0 +1,439 @@
+"""The Katib backend: the commit is built into an image in-cluster, trials run as Katib trials
+(`launch.submit` drives the cluster through `launch.cluster`); what a launch remembers locally is
+a `ClusterRecord` in the experiment's directory."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from launch import state
+from launch.backends.base import (
+    SHOWN_TRIALS,
+    Confirm,
+    Created,
+    Ending,
+    LaunchRequest,
+    Preview,
+    Rerun,
+    StatusReport,
+    Until,
+    more_trials,
+)
+from launch.backends.links import best_doc, count_statuses, with_mlflow_links
+from launch.errors import UsageError
+from launch.events import Event, Sink, narration_sink, note
+from launch.kube_api import ClusterAPI
+from launch.results import Trial
+from launch.spec import LaunchSpec
+
+NOT_LAUNCHABLE = "NOT LAUNCHABLE as is"
+
+
+def _ignore(event: Event) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ClusterRecord:
+    """What a cluster launch remembers in `.launch/experiments/<name>/experiment.json`."""
+
+    name: str
+    namespace: str
+    context: str | None
+    spec: Mapping[str, Any]
+    image: str
+    commit: str
+    katib_url: str | None
+    mlflow_url: str | None
+    created: float
+    seed_flag: str
+    command: list[str]
+    subdir: str
+    queue: str | None
+    gpus: int
+    backend: str = "katib"
+
+    def as_meta(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def connect(context: str | None) -> ClusterAPI:
+    """The cluster client; a kubeconfig it cannot load is a configuration error (exit 2), not a
+    crash: `Cluster.connect` makes no request, so every error it raises is about the kubeconfig."""
+    from launch.cluster import Cluster, ClusterError
+
+    try:
+        return Cluster.connect(context)
+    except ClusterError as err:
+        raise UsageError(
+            err.message,
+            hint=(err.hint or "")
+            + ("; " if err.hint else "")
+            + "without a cluster, run the sweep here: `launch --backend local SPEC -- CMD`",
+        ) from None
+
+
+def _uncloneable_remote(snap: Any) -> str | None:
+    """Why Kaniko cannot clone this clean, pushed commit from its remote (a local path, a
+    `file://` URL...), or None when it can (or the tree is not clean and pushed anyway)."""
+    if not (snap.clean and snap.pushed and snap.remote_url):
+        return None
+    from launch import kaniko
+
+    try:
+        kaniko.git_context(snap.remote_url, snap.remote_branch or snap.branch, snap.commit)
+    except UsageError as err:
+        return err.message
+    return None
+
+
+def git_facts(
+    snap: Any, *, name: str | None, allow_dirty: bool, preview: bool = False
+) -> tuple[Any, str, bytes | None, str | None]:
+    """The git facts a plan needs, the experiment name (given, or generated), for a dirty
+    tree the bytes of its archive (the `--allow-dirty` build context, tagged by tree hash), and
+    a note when the plan is shown but cannot be launched as it is.
+
+    A clean, pushed commit whose remote the cluster cannot clone (a local path) is built from
+    an upload with `--allow-dirty`, as an unpushed one is; without it a launch is refused with
+    that hint, and `preview` (render, --dry-run) shows the upload plan marked not launchable."""
+    import secrets
+
+    from launch import names
+    from launch.plan import GitFacts
+
+    tag, data, digest, note = snap.commit, None, None, None
+    uncloneable = _uncloneable_remote(snap)
+    if uncloneable and not allow_dirty:
+        hint = (
+            "push the branch to an https or ssh remote (`git remote -v`), or pass --allow-dirty "
+            "to build from an upload of the working tree"
+        )
+        if not preview:
+            raise UsageError(uncloneable, hint=hint)
+        note = f"{NOT_LAUNCHABLE}: {uncloneable}; {hint} (shown: that upload's plan)"
+    # Kaniko can fetch only a clean, pushed commit from a remote it can clone; anything else is
+    # built from an upload.
+    if uncloneable or (allow_dirty and not (snap.clean and snap.pushed)):
+        import tempfile
+
+        from launch import git, registry
+
+        with tempfile.TemporaryDirectory(prefix="launch-context-") as tmp:
+            path = Path(tmp) / "context.tar.gz"
+            tag = git.archive_worktree(snap.root, path)
+            data = path.read_bytes()
+        digest = registry.digest_of(data)
+    facts = GitFacts(
+        commit=tag,
+        branch=snap.remote_branch or snap.branch,
+        remote_url=snap.remote_url if snap.clean and snap.pushed and not uncloneable else None,
+        repo_name=snap.repo_name,
+        subdir=snap.subdir,
+        context_digest=digest,
+    )
+    if name is None:
+        name = names.experiment_name(stem=snap.repo_name, commit=tag, suffix=secrets.token_hex(2))
+    else:
+        names.validate_experiment_name(name)
+    return facts, name, data, note
+
+
+def plan_preview(plan: Any) -> Preview:
+    """The Kaniko build Job, the Katib Experiment and the trial command lines of a plan."""
+    from launch import yamltext
+
+    blocked = [n for n in plan.notes if n.startswith(NOT_LAUNCHABLE)]
+    doc: dict[str, Any] = {
+        "launchable": not blocked,
+        "name": plan.name,
+        "namespace": plan.namespace,
+        "image": plan.image,
+        "buildJob": plan.build_job,
+        "experiment": plan.experiment,
+        "trials": plan.trial_lines,
+        "trialsComplete": plan.complete,
+    }
+    if plan.notes:
+        doc["notes"] = list(plan.notes)
+    docs = [d for d in (plan.build_job, plan.experiment) if d is not None]
+    text = "".join(f"# {line}\n" for line in blocked)
+    text += "---\n".join(yamltext.to_yaml(d) for d in docs)
+    text += "".join(f"# {line}\n" for line in plan.notes)
+    what = "every trial" if plan.complete else f"a sample of {len(plan.trial_lines)} trials"
+    text += f"# trial command lines ({what}):\n"
+    text += "".join(f"#   {shlex.join(line)}\n" for line in plan.trial_lines[:SHOWN_TRIALS])
+    text += more_trials(len(plan.trial_lines), prefix="#   ")
+    return Preview(doc=doc, text=text, warning=blocked[0] if blocked else None)
+
+
+class KatibBackend:
+    name = "katib"
+    runs_here = False
+
+    def caveats(self, request: LaunchRequest) -> list[str]:
+        return []
+
+    # ------------------------------------------------------------------ launching
+
+    def preview(self, request: LaunchRequest) -> Preview:
+        import dataclasses
+        import getpass
+
+        from launch.plan import make_plan
+
+        facts, name, _, note = git_facts(
+            request.snap, name=request.name, allow_dirty=request.allow_dirty, preview=True
+        )
+        plan = make_plan(
+            spec=request.spec, command=list(request.command), git=facts,
+            settings=request.settings, name=name, user=getpass.getuser(),
+            resources=request.resources, dockerfile=request.dockerfile,
+            context_dir=request.context_dir,
+        )  # fmt: skip
+        if note is not None:
+            plan = dataclasses.replace(plan, notes=(note, *plan.notes))
+        return plan_preview(plan)
+
+    def create(
+        self, request: LaunchRequest, *, confirm: Confirm | None = None, sink: Sink | None = None
+    ) -> Created | None:
+        import getpass
+
+        from launch import spec, submit
+
+        settings = request.settings
+        facts, name, context_data, _ = git_facts(
+            request.snap, name=request.name, allow_dirty=request.allow_dirty
+        )
+        home = state.home_dir(settings.home)
+        if (state.experiments_dir(home) / name).exists():
+            # Refused before the cluster sees anything (the record is written after the create).
+            raise UsageError(
+                f"experiment `{name}` already exists in {state.experiments_dir(home)}",
+                hint=f"pick another --name, or `launch watch {name}` to follow it",
+            )
+        if confirm is not None:
+            counts = spec.resolve_counts(request.spec)
+            gpu_text = f" x {request.gpus} GPU(s)" if request.gpus else ""
+            where = f"{settings.context or 'the current context'}/{settings.namespace}"
+            if not confirm(
+                f"launch {name}: up to {counts.max_trials} trials{gpu_text}, "
+                f"{counts.parallel} at a time, on {where}?"
+            ):
+                return None
+        cluster = connect(settings.context)
+        launched = submit.launch(
+            cluster=cluster, settings=settings, spec=request.spec, command=list(request.command),
+            snap=request.snap, git_facts=facts, name=name, user=getpass.getuser(),
+            resources=request.resources, rebuild=request.rebuild, dockerfile=request.dockerfile,
+            context_dir=request.context_dir,
+            context_data=context_data, report=narration_sink(sink or _ignore),
+        )  # fmt: skip
+        record = ClusterRecord(
+            name=name, namespace=launched.namespace, context=settings.context,
+            spec=request.spec.model_dump(mode="json"), image=launched.image, commit=facts.commit,
+            katib_url=launched.katib_url, mlflow_url=settings.mlflow_url, created=time.time(),
+            seed_flag=settings.seed_flag, command=list(request.command),
+            subdir=request.snap.subdir, queue=request.resources.queue, gpus=request.gpus,
+        )  # fmt: skip
+        exp = state.Experiment.create(home, name, record.as_meta())
+        links = [f"experiment {launched.namespace}/{name} created ({launched.image})"]
+        if launched.katib_url:
+            links.append(f"Katib:  {launched.katib_url}")
+        if settings.mlflow_url:
+            from launch import tracking
+
+            # Created now (as the local backend does), so the link is exact from the start; the
+            # trials log into it by name. Unreachable from here: a fallback link, never an error.
+            link = tracking.ensure_experiment(
+                settings.mlflow_url, name,
+                tags={"katib.url": launched.katib_url} if launched.katib_url else None,
+            )  # fmt: skip
+            base = settings.mlflow_url.rstrip("/")
+            where = link.url or f"{base}/#/experiments (experiment {name}, made by the first trial)"
+            links.append(f"MLflow: {where}")
+        return Created(exp, links=links)
+
+    # ------------------------------------------------------------------ following
+
+    def follow(
+        self,
+        exp: state.Experiment,
+        sink: Sink,
+        *,
+        until: Until = "all",
+        timeout_s: float | None = None,
+    ) -> Ending:
+        from launch import submit
+
+        cluster, meta = self._cluster(exp)
+        spec = LaunchSpec.model_validate(meta["spec"])
+        what = "the first trial to succeed" if until == "first" else "every trial"
+        sink(note(f"waiting for {what} (Ctrl-C detaches)"))
+        try:
+            result = submit.watch(
+                cluster=cluster, spec=spec, namespace=meta["namespace"], name=exp.name,
+                until=until, timeout_s=timeout_s, sink=sink,
+                kueue=bool(meta.get("queue")),
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            return Ending("detached")
+        if result.status == "first-succeeded":
+            return Ending("first-succeeded")
+        return Ending("ended", result.status)
+
+    # ------------------------------------------------------------------ reading
+
+    def _cluster(self, exp: state.Experiment) -> tuple[ClusterAPI, dict[str, Any]]:
+        from launch import config
+
+        meta = exp.meta()
+        context = meta.get("context") or config.load_settings().context
+        return connect(context), meta
+
+    def trials(self, exp: state.Experiment) -> tuple[LaunchSpec, list[Trial]]:
+        """Rows from the Trial objects, else (the experiment was deleted) from the results
+        saved by `cancel`."""
+        from launch import results, submit
+
+        meta = exp.meta()
+        spec = LaunchSpec.model_validate(meta["spec"])
+        saved = exp.path / "results.json"
+        if meta.get("deleted") and saved.is_file():
+            rows = results.from_json(saved.read_text())
+        else:
+            cluster, meta = self._cluster(exp)
+            with cluster:
+                rows = submit.trial_rows(
+                    cluster, spec=spec, namespace=meta["namespace"], name=exp.name
+                )
+                if not rows and cluster.find("Experiment", meta["namespace"], exp.name) is None:
+                    raise UsageError(
+                        f"{meta['namespace']}/{exp.name} no longer exists on the cluster, and "
+                        "its trials went with it (deleted outside launch, so nothing was saved)",
+                        hint=f"`launch cancel {exp.name}` saves results.csv before it deletes",
+                    )
+        return spec, results.rank(rows, minimize=spec.objective.type == "minimize")
+
+    def links(self, exp: state.Experiment, rows: list[Trial]) -> tuple[list[Trial], str | None]:
+        from launch import config
+
+        ui_base = config.load_settings().mlflow_url
+        uri = exp.meta().get("mlflow_url") or ui_base
+        if not uri or not rows:
+            return rows, None
+        return with_mlflow_links(exp.name, rows, uri=uri, ui_base=ui_base)
+
+    def status(self, exp: state.Experiment) -> StatusReport:
+        from launch import katib_status, results, submit
+
+        cluster, meta = self._cluster(exp)
+        spec = LaunchSpec.model_validate(meta["spec"])
+        with cluster:
+            obj = cluster.get("Experiment", meta["namespace"], exp.name)
+            rows = submit.trial_rows(cluster, spec=spec, namespace=meta["namespace"], name=exp.name)
+            pending = submit.pending_reasons(
+                cluster, namespace=meta["namespace"], name=exp.name,
+                states={r.name: r.status for r in rows}, kueue=bool(meta.get("queue")),
+            )  # fmt: skip
+        status, reason = katib_status.experiment_status(obj)
+        rows = results.rank(rows, minimize=spec.objective.type == "minimize")
+        counts = count_statuses(rows)
+        best = next((r for r in rows if r.objective is not None), None)
+        doc = {
+            "name": exp.name, "backend": "katib", "namespace": meta["namespace"], "status": status,
+            "reason": reason, "trials": counts, "katibUrl": meta.get("katib_url"),
+            "best": best_doc(best), "pending": pending,
+        }  # fmt: skip
+        footer = [f"Katib: {meta['katib_url']}"] if meta.get("katib_url") else []
+        return StatusReport(
+            name=exp.name, status=status, reason=reason, counts=counts, best=best,
+            objective=spec.objective.objectiveMetricName, title=f"{meta['namespace']}/{exp.name}",
+            pending=pending, numbers={r.name: r.number for r in rows}, footer=footer, doc=doc,
+        )  # fmt: skip
+
+    def problems(self, exp: state.Experiment) -> str | None:
+        return None  # a cluster experiment's record is one file, written once
+
+    def logs(
+        self,
+        exp: state.Experiment,
+        trial: int | None,
+        *,
+        follow: bool,
+        out: IO[bytes],
+        say: Callable[[str], None],
+    ) -> None:
+        from launch import katib, names, submit
+
+        cluster, meta = self._cluster(exp)
+        spec = LaunchSpec.model_validate(meta["spec"])
+        ns = meta["namespace"]
+        with cluster:
+            rows = submit.trial_rows(cluster, spec=spec, namespace=ns, name=exp.name)
+            if not rows:
+                raise UsageError(
+                    f"{exp.name} has no trials yet",
+                    hint=f"follow it with `launch watch {exp.name}`",
+                )
+            row = rows[-1] if trial is None else next((r for r in rows if r.number == trial), None)
+            if row is None:
+                raise UsageError(
+                    f"{exp.name} has no trial {trial}", hint=f"trials are numbered 1 to {len(rows)}"
+                )
+            pods = cluster.list("Pod", ns, label_selector=f"{names.TRIAL_LABEL}={row.name}")
+            if not pods:
+                raise UsageError(
+                    f"trial {row.number} ({row.name}) has no pod (not started yet, or deleted)",
+                    hint=f"see why: launch status {exp.name}",
+                )
+            pod = pods[-1]["metadata"]["name"]
+            say(f"== {row.name} ({row.status}) pod {ns}/{pod}")
+            if follow:
+                for line in cluster.stream_pod_logs(ns, pod, container=katib.PRIMARY_CONTAINER):
+                    out.write((line if line.endswith("\n") else line + "\n").encode())
+                    out.flush()
+            else:
+                out.write(cluster.pod_logs(ns, pod, container=katib.PRIMARY_CONTAINER).encode())
+
+    def cancel(self, exp: state.Experiment) -> str:
+        """Save the results first (deleting an Experiment deletes its metrics), then delete it."""
+        from launch import results, submit
+
+        spec, rows = self.trials(exp)
+        (exp.path / "results.json").write_text(results.to_json(rows) + "\n")
+        (exp.path / "results.csv").write_text(
+            results.to_csv(rows, spec.objective.objectiveMetricName)
+        )
+        cluster, meta = self._cluster(exp)
+        with cluster:
+            submit.delete_experiment(cluster, namespace=meta["namespace"], name=exp.name)
+        state.write_json_atomic(exp.meta_path, {**meta, "deleted": True})
+        return (
+            f"deleted {meta['namespace']}/{exp.name}; {len(rows)} trials saved to "
+            f"{exp.path / 'results.csv'} (launch results {exp.name} still works)"
+        )
+
+    def rerun(self, exp: state.Experiment, row: Trial) -> Rerun:
+        from launch import contract
+
+        meta = exp.meta()
+        spec = LaunchSpec.model_validate(meta["spec"])
+        image = str(meta.get("image") or "")
+        command = contract.rerun_command(
+            row, command=meta.get("command", []), fixed=spec.fixed, image=image,
+            commit=meta.get("commit"), subdir=meta.get("subdir", ""), gpus=int(meta.get("gpus") or 0),
+        )  # fmt: skip
+        repo = image.split("/", 1)[-1]
+        comment = (
+            f"# trial {row.number} ({row.name}) of commit {str(meta.get('commit'))[:12]}; the image "
+            "is in the cluster's registry: from a laptop, `kubectl -n launch-system port-forward "
+            f"svc/registry 5000:5000` and use 127.0.0.1:5000/{repo}"
+        )
+        return Rerun(command, comment)
