@@ -4,6 +4,8 @@ One coordinator per experiment (a kernel lock), trials started with the trial co
 env in a git worktree of the commit, GPU slices via CUDA_VISIBLE_DEVICES, every event appended to
 the journal before it is reported. A killed coordinator is resumed by `launch watch`: finished
 trials are kept, trials that were running are marked Killed and their parameters run again.
+A trial killed by a signal launch did not send (the OOM killer, `kill -9`) is started again in
+place, up to the experiment's `retries` (`trial_restarted` in the journal; see `_finish`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,20 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from launch import contract, mirror, processes, state
 from launch.errors import LaunchError
-from launch.local import LocalExperiment, last_line, start_mirror, trial_env
+from launch.local import (
+    CHECKPOINT_DIR,
+    RESTART_VAR,
+    LocalExperiment,
+    last_line,
+    start_mirror,
+    trial_env,
+)
 from launch.spec import LaunchSpec
 
 Reporter = Callable[[dict[str, Any]], None]
@@ -46,6 +55,10 @@ class _Running:
     deadline: float | None = None  # --trial-timeout, monotonic
     kill_at: float | None = None  # SIGTERM sent (timeout): SIGKILL at this time
     killed: bool = False  # SIGKILL sent: nothing left to do but wait for the exit
+    argv: list[str] = field(default_factory=list)  # what a restart runs again
+    env: dict[str, str] = field(default_factory=dict)
+    restarts: int = 0  # times killed from outside and started again
+    oom_kills: int | None = None  # the cgroup's oom_kill count when this attempt started
 
 
 class Coordinator:
@@ -207,7 +220,9 @@ class Coordinator:
                 ]:
                     run = self.running[name]
                     self._forget_fd(run, selector)
-                    record = self._finish(run)
+                    record = self._finish(run, selector)
+                    if record is None:  # killed from outside and started again: still running
+                        continue
                     # Only once journaled: if that fails (disk full), _abort still knows the trial.
                     del self.running[name]
                     free.extend([run.gpus] if run.gpus else [])
@@ -331,13 +346,15 @@ class Coordinator:
             trial_dir.rename(trial_dir.with_name(f"{name}.stale-{int(time.time())}"))
         tb_dir = trial_dir / "tfevent"
         tb_dir.mkdir(parents=True)
+        checkpoints = trial_dir / CHECKPOINT_DIR  # kept across restarts (LAUNCH_CHECKPOINT_DIR)
+        checkpoints.mkdir()
         argv = contract.trial_argv(
             job.command, contract.merge_params(job.spec.fixed, params), str(tb_dir)
         )
         # Journal the trial before its process exists, so a crash can never leave an unknown one.
         self._emit({"event": "trial_started", "trial": name, "number": number, "params": params,
                     "argv": argv, "gpus": ",".join(gpus), "retry_of": retry_of})  # fmt: skip
-        env = trial_env(self.base_env, job, name, gpus)
+        env = trial_env(self.base_env, job, name, gpus, restarts=0, checkpoint_dir=checkpoints)
         if self.tracking:  # what the trial's `trial_run` adds, for the mirror (no MLflow in it)
             env[mirror.ENV_SPOOL] = str(trial_dir / mirror.SPOOL_NAME)
         token = processes.token_for(trial_dir)
@@ -346,15 +363,7 @@ class Coordinator:
         with (trial_dir / "output.log").open("wb") as log:
             if problem is None:
                 try:
-                    proc = subprocess.Popen(
-                        processes.wrapped_argv(argv, trial_dir / processes.EXIT_FILE),
-                        cwd=job.workdir,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # its own group: Ctrl-C reaches us, we stop it
-                    )
+                    proc = self._popen(argv, env, trial_dir, log)
                 except OSError as exc:
                     problem = exc.strerror or str(exc)
             if problem is not None:
@@ -372,40 +381,110 @@ class Coordinator:
             state.TrialRecord(name=name, number=number, params=params),
             proc, handle, gpus, tb_dir, token,
             deadline=None if self.trial_timeout_s is None else time.monotonic() + self.trial_timeout_s,
+            argv=argv, env=env, oom_kills=processes.oom_kills(),
         )  # fmt: skip
         self.running[name] = run
+        self._watch(run, selector)
+        return None
+
+    def _popen(
+        self, argv: list[str], env: dict[str, str], trial_dir: Path, log: Any
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            processes.wrapped_argv(argv, trial_dir / processes.EXIT_FILE),
+            cwd=self.job.workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: Ctrl-C reaches us, we stop it
+        )
+
+    def _watch(self, run: _Running, selector: selectors.BaseSelector) -> None:
+        """Wait on the trial's new process (a pidfd), and journal it as running."""
         try:
-            run.fd = os.pidfd_open(proc.pid)
+            run.fd = os.pidfd_open(run.proc.pid)
         except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
             run.fd, self._pidfds = None, False
         if run.fd is not None:
-            selector.register(run.fd, selectors.EVENT_READ, name)
+            selector.register(run.fd, selectors.EVENT_READ, run.record.name)
         self._emit(
             {
                 "event": "trial_running",
-                "trial": name,
-                "pid": proc.pid,
-                "proc_start": processes.start_time(proc.pid),
+                "trial": run.record.name,
+                "pid": run.proc.pid,
+                "proc_start": processes.start_time(run.proc.pid),
             }
         )
-        return None
 
-    def _finish(self, run: _Running) -> state.TrialRecord:
-        run.record.exit_code = run.proc.wait()
+    def _finish(
+        self, run: _Running, selector: selectors.BaseSelector | None = None
+    ) -> state.TrialRecord | None:
+        """Record an ended trial; None when it was killed from outside and started again in
+        place (only with a `selector` to wait on it, and while the sweep is not stopping)."""
+        code = run.proc.wait()
         # What the trainer left behind (a setsid daemon, a data loader) ends with it, as the
-        # container's processes do on the cluster.
+        # container's processes do on the cluster. Before any restart: it carries the same token.
         processes.end_trial(run.token, None, grace_s=0)
-        timed_out = None
+        run.record.exit_code = code
         if run.kill_at is not None and self.trial_timeout_s is not None:
             timed_out = f"timed out after {_seconds(self.trial_timeout_s)} (--trial-timeout)"
-        return self._record_end(run.record, run.tb_dir, timed_out=timed_out)
+            return self._record_end(run.record, run.tb_dir, failure=timed_out)
+        signum = None if run.kill_at is not None else processes.outside_signal(code)
+        if signum is None:
+            return self._record_end(run.record, run.tb_dir)
+        # Killed by a signal launch did not send (it sends only after Ctrl-C, cancel, timeouts).
+        now = processes.oom_kills()
+        oom = None if now is None or run.oom_kills is None else now > run.oom_kills
+        detail = processes.kill_detail(signum, oom=oom)
+        killed = f"killed by {processes.signal_name(signum)} ({detail})"
+        if self._stop is not None:  # stopping: Killed, so a resumed sweep runs it again
+            return self._record_killed(run, f"{killed}; run again")
+        retry = run.restarts < self.job.retries
+        if selector is not None and retry and self._restart(run, killed, selector):
+            return None
+        if run.restarts:
+            killed = (
+                f"killed by {processes.signal_name(signum)} {run.restarts + 1} times; "
+                f"--retries {self.job.retries} exhausted ({detail})"
+            )
+        return self._record_end(run.record, run.tb_dir, failure=killed)
+
+    def _restart(self, run: _Running, killed: str, selector: selectors.BaseSelector) -> bool:
+        """Start a trial killed from outside again in place: same name, number, argv, event files
+        and checkpoint directory, `LAUNCH_RESTART_COUNT` one more. False if it cannot start."""
+        name, attempt = run.record.name, run.restarts + 1
+        trial_dir = self.exp.trial_dir(name)
+        env = {**run.env, RESTART_VAR: str(attempt)}
+        with contextlib.suppress(OSError):
+            (trial_dir / processes.EXIT_FILE).unlink()  # the last attempt's: not this one's
+        # Reported as it is journaled (`events.from_journal`): live and on replay alike.
+        self._emit({"event": "trial_restarted", "trial": name, "number": run.record.number,
+                    "attempt": attempt, "retries": self.job.retries, "reason": killed})  # fmt: skip
+        try:
+            with (trial_dir / "output.log").open("ab") as log:
+                log.write(f"launch: {killed}; restarting ({attempt}/{self.job.retries})\n".encode())
+                log.flush()
+                proc = self._popen(run.argv, env, trial_dir, log)
+        except OSError as exc:
+            self._note(f"{name}: cannot restart: {exc}")
+            return False
+        run.proc, run.env, run.restarts, run.oom_kills = proc, env, attempt, processes.oom_kills()
+        self._watch(run, selector)
+        return True
+
+    def _record_killed(self, run: _Running, reason: str) -> state.TrialRecord:
+        run.record.status, run.record.reason = state.KILLED, reason
+        self._emit({"event": "trial_finished", "trial": run.record.name, "status": state.KILLED,
+                    "exit_code": run.proc.returncode, "reason": reason})  # fmt: skip
+        return run.record
 
     def _record_end(
         self,
         record: state.TrialRecord,
         tb_dir: Path,
         *,
-        timed_out: str | None = None,
+        failure: str | None = None,
         ended_while: str | None = None,
     ) -> state.TrialRecord:
         """Status, metrics and reason of an ended trial from its exit code and event files."""
@@ -424,11 +503,15 @@ class Coordinator:
         record.metrics = {**result.other_values, **result.values}
         record.found_tags = list(result.found_tags)
         record.reason = ""
-        if timed_out is not None:
-            record.status, record.reason = state.FAILED, timed_out
+        if failure is not None:  # timed out, or killed from outside with no restart left
+            record.status, record.reason = state.FAILED, failure
         elif code != 0:
             record.status = state.FAILED
-            record.reason = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
+            record.reason = (
+                f"exit code {code}"
+                if code > 0
+                else f"killed by {processes.signal_name(-code)} ({processes.kill_detail(-code)})"
+            )
             last = last_line(self.exp.trial_dir(record.name) / "output.log")
             if last:  # e.g. `ModuleNotFoundError: No module named 'draccus'`: the why, at once
                 record.reason += f": {last}"
@@ -465,7 +548,7 @@ class Coordinator:
         for name, run in list(self.running.items()):
             if run.proc.poll() is not None:
                 self._forget_fd(run, selector)
-                self._finish(run)
+                self._finish(run)  # never restarted: the sweep is stopping
                 del self.running[name]
         for run in self.running.values():
             processes.signal_trial(run.token, run.proc.pid, signal.SIGTERM)

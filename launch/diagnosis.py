@@ -7,9 +7,11 @@ Pure: the Pod, Event and Workload objects as plain dicts in, one line of text ou
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from typing import Any
 
 from launch.katib_status import conditions_of, epoch_seconds, status_of
@@ -157,3 +159,314 @@ def pending_reasons(
         if why:
             out[trial] = why
     return out
+
+
+# --------------------------------------------------------------------------- disruptions
+
+
+# Pod condition types that mark a pod ended by the cluster, not by the program: Kubernetes'
+# DisruptionTarget (core/v1 types.go, reasons below) and Kueue's TerminationTarget (its pod
+# integration; for Jobs Kueue suspends the Job instead).
+_DISRUPTION_TYPES = ("DisruptionTarget", "TerminationTarget")
+_DISRUPTION_WORDS = {
+    "PreemptionByScheduler": "preempted by the scheduler (a higher-priority pod)",
+    "PreemptionByKubeScheduler": "preempted by the scheduler (a higher-priority pod)",  # <= 1.26
+    "EvictionByEvictionAPI": "evicted (Eviction API: a node drain or an admin)",
+    "DeletionByTaintManager": "node lost (NoExecute taint: the node is unreachable or drained)",
+    "DeletionByPodGC": "node lost (the node no longer exists)",
+    "TerminationByKubelet": "stopped by the kubelet (node shutdown or resource pressure)",
+}
+_KUEUE_UID = re.compile(r"Preempted to accommodate a workload \(UID: ([^,)\s]+)")
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def disruption_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod's True DisruptionTarget (or Kueue TerminationTarget) condition, or None."""
+    for condition in conditions_of(pod):
+        if condition.get("type") in _DISRUPTION_TYPES and condition.get("status") == "True":
+            return condition
+    return None
+
+
+def _kueue_preemptor(
+    workload: Mapping[str, Any] | None, workloads: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """`preempted by <workload> (priority <class>)` from a Workload evicted for preemption
+    (Kueue: Evicted=True, reason Preempted, message `Preempted to accommodate a workload (UID:
+    <uid>, JobUID: <uid>) due to ...`), naming the preemptor when its Workload is known."""
+    if workload is None:
+        return None
+    # True while evicted; once re-admitted, a False condition may still carry the message.
+    evictions = sorted(
+        (
+            c
+            for c in conditions_of(workload)
+            if c.get("type") in ("Evicted", "Preempted")
+            and (c.get("reason") == "Preempted" or _KUEUE_UID.search(str(c.get("message") or "")))
+        ),
+        key=lambda c: c.get("status") == "True",
+    )
+    if not evictions:
+        return None
+    match = _KUEUE_UID.search(str(evictions[-1].get("message") or ""))
+    uid = match[1] if match else None
+    preemptor = next(
+        (w for w in workloads if uid and (w.get("metadata") or {}).get("uid") == uid), None
+    )
+    if preemptor is None:
+        return "preempted by a higher-priority workload (Kueue)"
+    name = str((preemptor.get("metadata") or {}).get("name", ""))
+    priority = (preemptor.get("spec") or {}).get("priorityClassName")
+    return f"preempted by {name}" + (f" (priority {priority})" if priority else "")
+
+
+def disruption_text(
+    pod: Mapping[str, Any],
+    *,
+    workload: Mapping[str, Any] | None = None,
+    workloads: Sequence[Mapping[str, Any]] = (),
+) -> str | None:
+    """What ended a disrupted pod, in words (`preempted by <who> (priority <class>)`, `evicted
+    (...)`, `node lost (...)`), or None when the pod was not disrupted. `workload` is the trial
+    Job's Kueue Workload, `workloads` the namespace's (to name a Kueue preemptor)."""
+    condition = disruption_condition(pod)
+    if condition is None:
+        return None
+    reason = str(condition.get("reason") or "")
+    kueue = _kueue_preemptor(workload, workloads)
+    if kueue is not None and (reason.startswith("WorkloadEvicted") or "Preempt" in reason):
+        return kueue
+    if reason.startswith("WorkloadEvicted"):
+        return f"evicted by Kueue ({reason.removeprefix('WorkloadEvictedDueTo')})"
+    words = _DISRUPTION_WORDS.get(reason)
+    if words is None:
+        message = str(condition.get("message") or "")
+        words = f"disrupted ({reason}: {message})" if message else f"disrupted ({reason})"
+    return words
+
+
+def _pod_start(pod: Mapping[str, Any]) -> float | None:
+    status = status_of(pod)
+    for container in status.get("containerStatuses") or ():
+        state = container.get("state") if isinstance(container, Mapping) else None
+        for key in ("running", "terminated"):
+            inner = state.get(key) if isinstance(state, Mapping) else None
+            if isinstance(inner, Mapping) and epoch_seconds(inner.get("startedAt")) is not None:
+                return epoch_seconds(inner["startedAt"])
+    if status.get("phase") in (None, "Pending"):
+        return None  # not started: no GPU held by the program yet
+    return epoch_seconds(status.get("startTime"))
+
+
+def _pod_end(pod: Mapping[str, Any]) -> float | None:
+    status = status_of(pod)
+    ends = []
+    for container in status.get("containerStatuses") or ():
+        state = container.get("state") if isinstance(container, Mapping) else None
+        done = state.get("terminated") if isinstance(state, Mapping) else None
+        if isinstance(done, Mapping):
+            stamp = epoch_seconds(done.get("finishedAt"))
+            if stamp is not None:
+                ends.append(stamp)
+    if ends:
+        return max(ends)
+    if status.get("phase") in ("Succeeded", "Failed"):
+        condition = disruption_condition(pod)
+        return epoch_seconds((condition or {}).get("lastTransitionTime"))
+    return None
+
+
+def pod_gpus(pod: Mapping[str, Any], container: str = "training") -> int:
+    """GPUs the training container asks for (limits, else requests; the only container when
+    none is named `container`)."""
+    containers = [
+        c for c in (pod.get("spec") or {}).get("containers") or () if isinstance(c, Mapping)
+    ]
+    chosen = [c for c in containers if c.get("name") == container] or containers[:1]
+    for c in chosen:
+        resources = c.get("resources") or {}
+        for key in ("limits", "requests"):
+            value = (resources.get(key) or {}).get(GPU_RESOURCE)
+            with contextlib.suppress(ValueError):
+                if value is not None:
+                    return int(str(value))
+    return 0
+
+
+def pod_gpu_hours(pod: Mapping[str, Any], *, now: float, container: str = "training") -> float:
+    """(end, or `now` while it runs, - start) x GPUs of one pod, in hours; 0 before it starts."""
+    gpus = pod_gpus(pod, container)
+    start = _pod_start(pod)
+    if not gpus or start is None:
+        return 0.0
+    end = _pod_end(pod)
+    return max(0.0, (now if end is None else end) - start) * gpus / 3600.0
+
+
+def _creation(pod: Mapping[str, Any]) -> tuple[float, str]:
+    meta = pod.get("metadata") or {}
+    stamp = epoch_seconds(meta.get("creationTimestamp"))
+    return (-math.inf if stamp is None else stamp, str(meta.get("name", "")))
+
+
+def live_pod(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The trial's current pod: the newest one not disrupted (the Job's replacement), else the
+    newest."""
+    ordered = sorted(pods, key=_creation)
+    kept = [p for p in ordered if disruption_condition(p) is None]
+    chosen = kept or ordered
+    return chosen[-1] if chosen else None
+
+
+def kueue_evicted(workload: Mapping[str, Any]) -> bool:
+    """A Workload Kueue has evicted now (Evicted=True)."""
+    return any(
+        c.get("type") == "Evicted" and c.get("status") == "True" for c in conditions_of(workload)
+    )
+
+
+def new_disruptions(
+    pods: Sequence[Mapping[str, Any]],
+    said: Set[str],
+    *,
+    workload: Mapping[str, Any] | None = None,
+    workloads: Sequence[Mapping[str, Any]] = (),
+    wait_for_workload: bool = False,
+) -> list[tuple[str, str, int]]:
+    """(pod name, what ended it, restart number) for the trial's disrupted pods not in `said`,
+    oldest first. `wait_for_workload`: a pod Kueue ended is left for later (its Workload, which
+    names the preemptor, has not been seen evicted yet)."""
+    out = []
+    ordered = [p for p in sorted(pods, key=_creation) if disruption_condition(p) is not None]
+    for count, pod in enumerate(ordered, 1):
+        name = str((pod.get("metadata") or {}).get("name", ""))
+        reason = str((disruption_condition(pod) or {}).get("reason") or "")
+        if name in said or (wait_for_workload and reason.startswith("WorkloadEvicted")):
+            continue
+        text = disruption_text(pod, workload=workload, workloads=workloads)
+        out.append((name, text or "disrupted", count))
+    return out
+
+
+def failure_text(pod: Mapping[str, Any] | None) -> str | None:
+    """A training container killed for memory: `OOMKilled (exit 137): out of memory`; else None."""
+    for container in status_of(pod or {}).get("containerStatuses") or ():
+        state = container.get("state") if isinstance(container, Mapping) else None
+        done = state.get("terminated") if isinstance(state, Mapping) else None
+        if isinstance(done, Mapping) and done.get("reason") == "OOMKilled":
+            return f"OOMKilled (exit {done.get('exitCode', 137)}): out of memory"
+    return None
+
+
+# NVIDIA's Xid catalogue (docs.nvidia.com/deploy/xid-errors): the ones that mean the hardware,
+# not the program.
+_XID_WORDS = {
+    "48": "double-bit ECC error",
+    "63": "ECC page retirement",
+    "64": "ECC page retirement failed",
+    "74": "NVLink error",
+    "79": "GPU has fallen off the bus",
+    "92": "high single-bit ECC error rate",
+    "94": "contained ECC error",
+    "95": "uncontained ECC error",
+}
+_XID = re.compile(r"NVRM: Xid \([^)]*\): (\d+)|\bXid (\d+)\b")
+_GPU_PHRASES = ("uncorrectable ECC error", "GPU has fallen off the bus")
+
+
+def gpu_fault_text(log: str) -> str | None:
+    """A GPU fault named in a failed trial's log: `GPU fault (Xid 79: GPU has fallen off the
+    bus)`, or `GPU fault: uncorrectable ECC error` (CUDA's words); else None."""
+    match = _XID.search(log)
+    if match:
+        xid = match[1] or match[2]
+        words = _XID_WORDS.get(xid)
+        return f"GPU fault (Xid {xid}: {words})" if words else f"GPU fault (Xid {xid})"
+    lowered = log.lower()
+    for phrase in _GPU_PHRASES:
+        if phrase.lower() in lowered:
+            return f"GPU fault: {phrase}"
+    return None
+
+
+def pods_by_trial(
+    pods: Sequence[Mapping[str, Any]], label: str
+) -> dict[str, list[Mapping[str, Any]]]:
+    """Pods grouped by the value of their trial label (`label`)."""
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        trial = ((pod.get("metadata") or {}).get("labels") or {}).get(label)
+        if trial:
+            out.setdefault(str(trial), []).append(pod)
+    return out
+
+
+def trial_usage(
+    pods: Sequence[Mapping[str, Any]], *, now: float, container: str = "training"
+) -> tuple[int, float | None]:
+    """(restarts, GPU-hours) of one trial from all its pods: restarts are the pods the cluster
+    ended (DisruptionTarget); GPU-hours sum every pod's run x its GPUs, lost attempts included
+    (None when no pod asks for a GPU)."""
+    restarts = sum(1 for pod in pods if disruption_condition(pod) is not None)
+    if not any(pod_gpus(pod, container) for pod in pods):
+        return restarts, None
+    return restarts, sum(pod_gpu_hours(pod, now=now, container=container) for pod in pods)
+
+
+@dataclass
+class DisruptionLog:
+    """What a watch has seen of disruptions, to say each once: every pod of each trial (the
+    replaced ones too), the Workloads (by UID, to name a Kueue preemptor) and the Workloads seen
+    evicted (by Job). `kueue`: Workloads are watched, so a pod Kueue ended waits for its
+    Workload's eviction, which names the preemptor, before it is said."""
+
+    kueue: bool = False
+    pods: dict[str, dict[str, Mapping[str, Any]]] = field(default_factory=dict)
+    workloads: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    evicted: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    said: set[str] = field(default_factory=set)
+
+    def add_pod(self, trial: str, pod: Mapping[str, Any], *, deleted: bool = False) -> None:
+        mine = self.pods.setdefault(trial, {})
+        name = str((pod.get("metadata") or {}).get("name", ""))
+        if deleted:
+            mine.pop(name, None)
+        else:
+            mine[name] = pod
+
+    def live_pod(self, trial: str) -> Mapping[str, Any] | None:
+        return live_pod(list(self.pods.get(trial, {}).values()))
+
+    def add_workload(self, workload: Mapping[str, Any], job: str | None) -> None:
+        uid = (workload.get("metadata") or {}).get("uid")
+        if uid:
+            self.workloads[str(uid)] = workload
+        if job and kueue_evicted(workload):
+            self.evicted[job] = workload
+
+    def notes(self, trial: str, number: int | None) -> list[str]:
+        """`trial 3 (<name>) preempted by <who> (priority high), restarted (1)` for each pod of
+        `trial` the cluster ended and that was not said yet. The count is the trial's
+        disruptions so far; the Job's podFailurePolicy ignores them, so they do not use the
+        --retries budget (backoffLimit)."""
+        who = f"trial {number} ({trial})" if number else f"trial {trial}"
+        workload = self.evicted.get(trial)
+        if workload is None:
+            workload = next(
+                (
+                    w
+                    for w in self.workloads.values()
+                    for owner in (w.get("metadata") or {}).get("ownerReferences") or ()
+                    if owner.get("kind") == "Job" and owner.get("name") == trial
+                ),
+                None,
+            )
+        ended = new_disruptions(
+            list(self.pods.get(trial, {}).values()),
+            self.said,
+            workload=workload,
+            workloads=list(self.workloads.values()),
+            wait_for_workload=self.kueue and trial not in self.evicted,
+        )
+        self.said.update(pod for pod, _, _ in ended)
+        return [f"{who} {what}, restarted ({count})" for _, what, count in ended]

@@ -127,6 +127,15 @@ def from_journal(record: Mapping[str, Any]) -> Event | None:
             metrics=record.get("metrics") or {},
             reason=str(record.get("reason") or ""),
         )
+    if kind == "trial_restarted":
+        return Event(
+            "note",
+            t=when,
+            level="warn",
+            text=f"warning: {record.get('trial', '')} {record.get('reason', '')}; restarted "
+            f"({record.get('attempt')}"
+            + (f"/{record['retries']})" if record.get("retries") is not None else ")"),
+        )
     if kind == "note":
         level = record.get("level")
         return Event(

@@ -6,8 +6,8 @@ swallows the next event. Reading never raises on content (`read`, `events`; what
 event is: `launch.journal_events`): bad lines are skipped and named, e.g.
 `journal.jsonl:17: not a JSON object; skipped`, for the CLI to print as one warning
 (`problems_warning`). Line numbers count from 1 over the whole file, blank lines included.
-`reduce_events` folds events into trial records (`TrialRecord`) and the experiment's status
-(`JournalState`); an ended experiment's fold is cached beside the journal (`SNAPSHOT`).
+`reduce_events` folds events into trial records (`TrialRecord`, with its `restarts`) and the
+experiment's status (`JournalState`, whose `restarts` sums them); an ended experiment's fold is cached beside the journal (`SNAPSHOT`).
 Standard library only.
 """
 
@@ -62,6 +62,7 @@ class TrialRecord:
     gpus: str = ""
     retry_of: str | None = None
     argv: list[str] | None = None  # exactly what ran (the journal's params lose their order)
+    restarts: int = 0  # times it was killed from outside and started again in place
 
 
 @dataclass
@@ -72,6 +73,11 @@ class JournalState:
     ended: float | None
     # What the fold skipped or could not read, each naming its line: `journal.jsonl:17: ...`.
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def restarts(self) -> int:
+        """The experiment's restarts: trials killed from outside and started again, all told."""
+        return sum(record.restarts for record in self.trials.values())
 
 
 @dataclass
@@ -293,6 +299,9 @@ def reduce_events(
         elif kind == "trial_running":
             record.pid = event.get("pid")
             record.proc_start = event.get("proc_start")
+        elif kind == "trial_restarted":  # still Running: its next process comes with trial_running
+            record.restarts += 1
+            record.pid = record.proc_start = None
         else:  # trial_finished
             record.status = event["status"]
             record.end = event["t"]

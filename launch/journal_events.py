@@ -187,6 +187,16 @@ _EVENTS: dict[str, tuple[tuple[_Check, ...], tuple[_Check, ...]]] = {
             ("reason", _is_str, "a string"),
         ),
     ),
+    # A trial killed from outside, started again in place (same name, number, directories):
+    # `attempt` is its restart count (1 for the first restart), `reason` how the last run ended.
+    "trial_restarted": (
+        (
+            ("trial", _is_name, "a trial name"),
+            ("attempt", _is_int, "an integer"),
+            ("t", is_time, "a timestamp"),
+        ),
+        (("number", _is_int, "an integer"), ("reason", _is_str, "a string")),
+    ),
     "experiment": (
         (("status", _is_str, "a string"), ("t", is_time, "a timestamp")),
         (("reason", _is_str, "a string"),),
@@ -277,6 +287,13 @@ def _well_formed(event: dict[str, Any]) -> bool:
         )
     if kind == "experiment":
         return type(get("status")) is str and type(get("reason", "")) is str
+    if kind == "trial_restarted":
+        return (
+            _is_name(get("trial"))
+            and type(get("attempt")) is int
+            and type(get("number", 0)) is int
+            and type(get("reason", "")) is str
+        )
     return False
 
 

@@ -48,6 +48,11 @@ FETCH_SCRIPT = (
     'mv "$CONTEXT_TAR.part" "$CONTEXT_TAR"\n'
     'echo "build context $CONTEXT_DIGEST: $(wc -c < "$CONTEXT_TAR") bytes"\n'
 )
+# A build pod lost to the infrastructure in a way that is not a disruption is built again this
+# many times (the Job's backoffLimit); a preempted or evicted one is always rebuilt, uncounted,
+# and a failed build (Kaniko's or the context fetch's non-zero exit) fails at once
+# (`build_failure_policy`; docs/design.md "Preemption, eviction and node loss").
+BUILD_RETRIES = 2
 # Keys of the git credentials Secret (type kubernetes.io/basic-auth), read as GIT_USERNAME and
 # GIT_PASSWORD (pkg/buildcontext/git.go getGitAuth).
 GIT_SECRET_USERNAME_KEY = "username"
@@ -199,6 +204,9 @@ def render_build_job(
 ) -> dict[str, Any]:
     """A batch/v1 Job that builds `destination` with Kaniko and reports the digest.
 
+    A preempted or evicted build pod is replaced without counting; Kaniko's non-zero exit fails
+    the Job at once (`build_failure_policy`).
+
     The digest goes to the termination log (`--digest-file=/dev/termination-log`,
     terminationMessagePolicy File). Kaniko writes it *before* pushing: trust it only when the
     container exited 0.
@@ -299,7 +307,8 @@ def render_build_job(
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     job_spec: dict[str, Any] = {
-        "backoffLimit": 0,
+        "backoffLimit": BUILD_RETRIES,
+        "podFailurePolicy": build_failure_policy(fetch_context=context_blob_url is not None),
         "ttlSecondsAfterFinished": ttl_seconds,
     }
     if active_deadline_s is not None:
@@ -316,6 +325,30 @@ def render_build_job(
         "kind": "Job",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {})},
         "spec": job_spec,
+    }
+
+
+def build_failure_policy(*, fetch_context: bool) -> dict[str, Any]:
+    """The build Job's podFailurePolicy: `Ignore` a pod with the `DisruptionTarget` condition
+    (preempted, evicted, drained, node lost: built again, uncounted), then `FailJob` on a
+    non-zero exit of Kaniko, or of the context fetch (`fetch_context`: a wrong digest or a
+    missing blob does not get better by retrying), as `backoffLimit: 0` did. Other pod failures
+    count against `BUILD_RETRIES`."""
+    containers = [CONTAINER_NAME, *([FETCH_CONTAINER_NAME] if fetch_context else [])]
+    return {
+        "rules": [
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+            *(
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": name, "operator": "NotIn", "values": [0]},
+                }
+                for name in containers
+            ),
+        ]
     }
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "PRIMARY_CONTAINER",
     "render_experiment",
     "trial_command_lines",
+    "trial_failure_policy",
 ]
 
 
@@ -188,6 +189,36 @@ def _container(
     return container
 
 
+def trial_failure_policy() -> dict[str, Any]:
+    """The trial Job's podFailurePolicy (docs/design.md "Preemption, eviction and node loss").
+
+    Rules are tried in order, the first match wins (Kubernetes:
+    pkg/controller/job/pod_failure_policy.go). A pod with the `DisruptionTarget` condition
+    (preempted, evicted, drained, its node lost or shut down) is `Ignore`d: replaced without
+    counting against backoffLimit, even when the training container died of the SIGTERM that
+    came with it. Otherwise a non-zero exit of the training container is the user's error and
+    `FailJob`s the trial at once, as `backoffLimit: 0` did. A pod that fails any other way
+    counts against backoffLimit (the `retries`). `status: "True"` is what the API server would
+    default, written out so that the object Katib stores is the object rendered here.
+    """
+    return {
+        "rules": [
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": PRIMARY_CONTAINER,
+                    "operator": "NotIn",
+                    "values": [0],
+                },
+            },
+        ]
+    }
+
+
 def _trial_job(
     container: dict[str, Any],
     *,
@@ -196,7 +227,8 @@ def _trial_job(
     pod_labels: Mapping[str, str],
 ) -> dict[str, Any]:
     """The trial's batch/v1 Job template: no name or namespace (Katib sets them), Kueue labels,
-    `backoffLimit: 0`, `restartPolicy: Never`, no Istio sidecar."""
+    `backoffLimit: <retries>` with `trial_failure_policy()`, `restartPolicy: Never` (which a
+    podFailurePolicy requires), no Istio sidecar."""
     pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
     pod_spec.update(podspec.pod_scheduling(resources))
     if pod_volumes:
@@ -215,8 +247,9 @@ def _trial_job(
         job["metadata"] = {"labels": job_labels}
     timeout = resources.trial_timeout_s
     job["spec"] = {
-        "backoffLimit": 0,
+        "backoffLimit": resources.retries,
         **({"activeDeadlineSeconds": timeout} if timeout else {}),
+        "podFailurePolicy": trial_failure_policy(),
         "template": {
             "metadata": {
                 "labels": dict(pod_labels),
@@ -257,8 +290,8 @@ def render_experiment(
     user's. The pod options come as `resources` (see `podspec.trial_resources`), or, for older
     callers, as its keyword arguments (`gpus`, `cpus`, `memory`, `shm_size`, `extra_env`,
     `secret_env`, `volumes`, `node_selector`, `tolerations`, `queue`, `priority`,
-    `service_account`, `image_pull_policy`, `trial_timeout_s`), checked here: a bad one is a
-    UsageError naming its flag before anything is created.
+    `service_account`, `image_pull_policy`, `trial_timeout_s`, `retries`), checked here: a bad
+    one is a UsageError naming its flag before anything is created.
     """
     validate_experiment_name(name)
     if not command:

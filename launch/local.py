@@ -16,6 +16,14 @@ from launch import contract, mirror, state
 from launch.errors import UsageError
 from launch.spec import LaunchSpec
 
+# A trial killed from outside (the OOM killer, `kill -9`) runs again in place up to `retries`
+# times (`launch.coordinator`); each attempt sees how many restarts came before it, and a
+# directory of its own that every attempt of the trial shares, for its checkpoints.
+DEFAULT_RETRIES = 3
+RESTART_VAR = "LAUNCH_RESTART_COUNT"  # 0 on the first run of a trial, k on its k-th restart
+CHECKPOINT_VAR = "LAUNCH_CHECKPOINT_DIR"  # <experiment>/trials/<trial>/checkpoints, kept
+CHECKPOINT_DIR = "checkpoints"
+
 
 def detect_gpus(env: Mapping[str, str], *, nvidia_smi: str = "nvidia-smi") -> list[str]:
     """Visible GPU ids: CUDA_VISIBLE_DEVICES when set, else `nvidia-smi -L`, else none."""
@@ -78,6 +86,7 @@ class LocalExperiment:
     seed_flag: str = "seed"
     gpu_slices: list[list[str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    retries: int = DEFAULT_RETRIES  # restarts of a trial killed from outside (older records: 3)
 
     def to_meta(self) -> dict[str, Any]:
         return {
@@ -94,6 +103,7 @@ class LocalExperiment:
             "tracking_uri": self.tracking_uri,
             "seed_flag": self.seed_flag,
             "gpu_slices": self.gpu_slices,
+            "retries": self.retries,
             **self.extra,
         }
 
@@ -101,8 +111,9 @@ class LocalExperiment:
     def from_meta(cls, meta: dict[str, Any]) -> LocalExperiment:
         known = {
             "backend", "name", "spec", "command", "workdir", "commit", "gpus_per_trial", "parallel",
-            "max_trials", "max_failed", "tracking_uri", "seed_flag", "gpu_slices",
+            "max_trials", "max_failed", "tracking_uri", "seed_flag", "gpu_slices", "retries",
         }  # fmt: skip
+        retries = meta.get("retries", DEFAULT_RETRIES)
         return cls(
             name=meta["name"],
             spec=LaunchSpec.model_validate(meta["spec"]),
@@ -116,14 +127,22 @@ class LocalExperiment:
             tracking_uri=meta["tracking_uri"],
             seed_flag=meta.get("seed_flag", "seed"),
             gpu_slices=[list(s) for s in meta.get("gpu_slices", [])],
+            retries=retries if isinstance(retries, int) and retries >= 0 else DEFAULT_RETRIES,
             extra={k: v for k, v in meta.items() if k not in known},
         )
 
 
 def trial_env(
-    base: Mapping[str, str], job: LocalExperiment, trial: str, gpus: Sequence[str] | None
+    base: Mapping[str, str],
+    job: LocalExperiment,
+    trial: str,
+    gpus: Sequence[str] | None,
+    *,
+    restarts: int | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> dict[str, str]:
-    """The trial contract's environment (the same variables a Katib trial gets)."""
+    """The trial contract's environment (the same variables a Katib trial gets), plus, for a
+    trial's process, `LAUNCH_RESTART_COUNT` (`restarts`) and `LAUNCH_CHECKPOINT_DIR`."""
     env = dict(base)
     env.update(job.extra.get("env") or {})  # --env K=V: the user's, under the contract's own
     env.update(
@@ -138,6 +157,10 @@ def trial_env(
     env["PYTHONUNBUFFERED"] = "1"  # so `launch logs -f` shows output as it happens
     # A trial sees exactly the GPUs it asked for, as on the cluster: none when --gpus 0.
     env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus or [])
+    if restarts is not None:
+        env[RESTART_VAR] = str(restarts)
+    if checkpoint_dir is not None:
+        env[CHECKPOINT_VAR] = str(checkpoint_dir)
     return env
 
 
@@ -261,11 +284,15 @@ def create(
     seed_flag: str = "seed",
     extra_env: Mapping[str, str] | None = None,
     trial_timeout_s: float | None = None,
+    retries: int = DEFAULT_RETRIES,
 ) -> state.Experiment:
     """Create the experiment directory, its worktree of the commit (or run in place) and metadata.
 
-    On any failure nothing is left behind: the directory is removed again.
+    On any failure nothing is left behind: the directory is removed again. `retries`: how many
+    times a trial killed from outside (not by launch) is restarted in place.
     """
+    if retries < 0:
+        raise UsageError(f"--retries {retries}: must be 0 or more")
     import shutil
 
     from launch import git
@@ -286,6 +313,7 @@ def create(
         tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
         gpu_slices=gpu_slices,
         seed_flag=seed_flag,
+        retries=retries,
         extra={
             "repo_root": str(snap.root),
             "worktree": None if worktree is None else str(worktree),

@@ -1,7 +1,8 @@
 """A trial pod's Kubernetes options, typed and validated once: `trial_resources(...)` checks GPUs,
 CPUs, memory, /dev/shm, env, Secrets, PVC mounts, node selector, tolerations, Kueue queue and
-priority, service account, pull policy and the trial timeout, and returns a frozen
-`TrialResources`; the small renderers below turn it into the pieces of a pod spec.
+priority, service account, pull policy, the trial timeout and the infrastructure retries, and
+returns a frozen `TrialResources`; the small renderers below turn it into the pieces of a pod
+spec.
 
 A bad value is a `UsageError` that names where it came from: the flag by default (`--volume
 'data': ...`), or the origin a caller passes per field (e.g. "`.launch.toml` key volume").
@@ -53,6 +54,12 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 SHM_DIR = "/dev/shm"
 SHM_VOLUME = "dshm"
+# Restarts of a trial pod lost to the infrastructure in a way that is not a disruption (the trial
+# Job's backoffLimit; docs/design.md "Preemption, eviction and node loss"). Disruptions never
+# count, and the user's own non-zero exit fails the trial at once, so these are rare: 3 rides
+# out a bad node or two without letting a broken one burn a trial's GPU time over and over.
+DEFAULT_RETRIES = 3
+MAX_RETRIES = 20
 
 # The flag behind each TrialResources field: the default origin in messages, and the hints' syntax.
 FLAGS = {
@@ -70,6 +77,7 @@ FLAGS = {
     "service_account": "--service-account",
     "image_pull_policy": "--image-pull-policy",
     "trial_timeout_s": "--trial-timeout",
+    "retries": "--retries",
 }
 # Settings keys (launch.config) that feed a TrialResources field.
 SETTING_FIELDS = {
@@ -83,6 +91,7 @@ SETTING_FIELDS = {
     "toleration": "tolerations",
     "queue": "queue",
     "priority": "priority",
+    "retries": "retries",
 }
 
 
@@ -325,7 +334,9 @@ class TrialResources:
     /dev/shm (it counts against the memory limit), `env` the user's variables, `secret_env`
     Secrets whose keys become variables (envFrom), `volumes` PVC mounts, `node_selector` and
     `tolerations` where trials may run, `queue`/`priority` Kueue's labels on the trial Job,
-    `trial_timeout_s` the Job's activeDeadlineSeconds. None and () leave a field out.
+    `trial_timeout_s` the Job's activeDeadlineSeconds, `retries` its backoffLimit (pod failures
+    that are neither a disruption nor the training container's own error). None and () leave a
+    field out.
     """
 
     gpus: int = 0
@@ -342,6 +353,7 @@ class TrialResources:
     service_account: str | None = None
     image_pull_policy: str | None = None
     trial_timeout_s: int | None = None
+    retries: int = DEFAULT_RETRIES
 
 
 Origins = Mapping[str, str | Sequence[str]]
@@ -380,6 +392,7 @@ def trial_resources(
     service_account: str | None = None,
     image_pull_policy: str | None = None,
     trial_timeout_s: int | None = None,
+    retries: int = DEFAULT_RETRIES,
     origins: Origins | None = None,
 ) -> TrialResources:
     """Check every trial pod option once and return them typed; a bad one is a UsageError.
@@ -464,6 +477,14 @@ def trial_resources(
             f"got {trial_timeout_s!r}",
             hint="pass --trial-timeout 90s, 30m or 2h",
         )
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise UsageError(
+            f"{_origin(origins, 'retries')}: expected a whole number from 0 to {MAX_RETRIES}, "
+            f"got {retries!r}",
+            hint=f"pass --retries {DEFAULT_RETRIES} (restarts of a trial lost to the "
+            "infrastructure; preemption and eviction never count, the trial's own errors "
+            "fail it at once)",
+        )
     return TrialResources(
         gpus=gpus,
         cpus=cpus_text,
@@ -479,6 +500,7 @@ def trial_resources(
         service_account=service_account,
         image_pull_policy=image_pull_policy,
         trial_timeout_s=trial_timeout_s,
+        retries=retries,
     )
 
 

@@ -138,3 +138,56 @@ def end_trial(token: str, leader: int | None, *, grace_s: float) -> None:
         while members(token, leader) and time.monotonic() < deadline:
             time.sleep(0.05)
     signal_trial(token, leader, signal.SIGKILL)
+
+
+# -- a trial killed from outside (the OOM killer, `kill -9`), which launch restarts -------------
+
+# Signals that end a trainer from outside: the OOM killer's SIGKILL, a user's `kill`, a shutdown.
+# A program's own crash (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, ...) is its failure, never restarted.
+# The status shell reports a trainer that *exited* 128+N as killed by N (the code a shell gives
+# a child it saw killed), so `bash train.sh` whose python was OOM-killed counts too.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+
+
+def outside_signal(returncode: int | None) -> int | None:
+    """The signal that ended a trial whose return code is `returncode` when it is one sent from
+    outside (OUTSIDE_SIGNALS), else None (an exit code, or the program's own crash)."""
+    if returncode is None or returncode >= 0 or -returncode not in OUTSIDE_SIGNALS:
+        return None
+    return -returncode
+
+
+def signal_name(signum: int) -> str:
+    """`SIGKILL` for 9; `signal 64` for a number without a name."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def oom_kills() -> int | None:
+    """The `oom_kill` count of this process's cgroup (cgroup v2 `memory.events`; the trials run
+    in it too), or None where it cannot be read. Cheap: two small files."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        path = next(line[3:] for line in lines if line.startswith("0::"))
+        text = (Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events").read_text()
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, StopIteration, ValueError):
+        return None
+    return None
+
+
+def kill_detail(signum: int, *, oom: bool | None = None) -> str:
+    """`signal 9; out of memory?`, as in `killed by SIGKILL (signal 9; out of memory?)`. `oom`:
+    whether the cgroup's oom_kill count rose meanwhile (None: unknown); the OOM killer is named
+    only for SIGKILL, and only as a guess unless the count rose."""
+    detail = f"signal {signum}"
+    if signum == signal.SIGKILL:
+        detail += (
+            "; out of memory (the cgroup's oom_kill count rose)" if oom else "; out of memory?"
+        )
+    return detail

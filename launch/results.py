@@ -38,14 +38,22 @@ class Trial:
     mlflow_url: str | None = None
     # hyperband: the resource value the trial got (`num_epochs=3`); trials are ranked within it.
     resource: str = ""
+    # cluster: pods the cluster ended (preempted, evicted, node lost) and the Job replaced.
+    restarts: int = 0
+    # cluster: GPU-hours the trial's pods held, lost attempts included (None: not known).
+    gpu_hours: float | None = None
 
     @property
     def duration_s(self) -> float | None:
         return None if self.start is None or self.end is None else self.end - self.start
 
 
-def from_local(record: Any, objective_name: str) -> Trial:
-    """A row from the local backend's journal record (`state.TrialRecord`)."""
+def from_local(record: Any, objective_name: str, *, gpus: int = 0) -> Trial:
+    """A row from the local backend's journal record (`state.TrialRecord`); with `gpus` per
+    trial, its GPU-hours (first start to end: restarted attempts included)."""
+    hours = None
+    if gpus and record.start is not None and record.end is not None:
+        hours = round(gpus * max(0.0, record.end - record.start) / 3600, 6)
     return Trial(
         name=record.name,
         number=record.number,
@@ -57,6 +65,8 @@ def from_local(record: Any, objective_name: str) -> Trial:
         end=record.end,
         reason=record.reason,
         exit_code=record.exit_code,
+        restarts=int(getattr(record, "restarts", 0) or 0),
+        gpu_hours=hours,
     )
 
 
@@ -142,8 +152,11 @@ def to_rows(
     numbers, and no `start` column: the table is for reading)."""
     params, metrics = param_names(trials), metric_names(trials, objective_name)
     grouped = any(t.resource for t in trials)  # hyperband: the resource value of each trial
+    restarted = any(t.restarts for t in trials)
+    gpu = any(t.gpu_hours is not None for t in trials)
     header = ["trial", "status", *(["resource"] if grouped else [])]
     header += [objective_name, *metrics, *params, "duration_s"]
+    header += [*(["restarts"] if restarted else []), *(["gpu_hours"] if gpu else [])]
     header += ["start", "mlflow_run", "reason"] if precise else ["mlflow_run", "reason"]
     rows = []
     for t in trials:
@@ -157,6 +170,10 @@ def to_rows(
             *(_param_text(t.params.get(p), precise=precise) for p in params),
             "" if duration is None else f"{duration:.1f}",
         ]
+        if restarted:
+            row.append(str(t.restarts))
+        if gpu:
+            row.append("" if t.gpu_hours is None else f"{t.gpu_hours:.{4 if precise else 2}f}")
         if precise:
             row.append(_iso(t.start))
         row.append(t.mlflow_url or t.mlflow_run_id or "")
@@ -185,13 +202,17 @@ def json_lines_array(items: Iterable[Any]) -> str:
 
 def to_json(trials: Sequence[Trial]) -> str:
     # Field by field: dataclasses.asdict deep-copies recursively and dominates at 10k trials.
-    names = [f.name for f in fields(Trial) if f.name != "resource"]
+    optional = ("resource", "restarts", "gpu_hours")  # only when set, so old readers see no change
+    names = [f.name for f in fields(Trial) if f.name not in optional]
     return json_lines_array(
         {
             **{n: getattr(t, n) for n in names},
             "params": dict(t.params),
             "metrics": dict(t.metrics),
             **({"resource": t.resource} if t.resource else {}),  # hyperband only
+            # cluster rows (GPU-hours known) say their restarts even when 0
+            **({"restarts": t.restarts} if t.restarts or t.gpu_hours is not None else {}),
+            **({"gpu_hours": t.gpu_hours} if t.gpu_hours is not None else {}),
         }
         for t in trials
     )

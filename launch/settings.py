@@ -60,6 +60,9 @@ KEYS: dict[str, Key] = {
     "toleration": Key((), "taints trials tolerate: key[=value][:Effect]", list),
     "queue": Key(None, "Kueue LocalQueue of trial Jobs"),
     "priority": Key(None, "Kueue WorkloadPriorityClass of trial Jobs"),
+    "retries": Key(
+        3, "restarts of a trial lost to the infrastructure (not to its own errors)", int
+    ),
 }
 
 CLUSTER_KEYS = ("context", "registry_url", "katib_url")
@@ -95,6 +98,7 @@ class Settings:
     toleration: tuple[str, ...] = ()
     queue: str | None = None
     priority: str | None = None
+    retries: int = 3
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -145,6 +149,13 @@ def _parse(key: str, raw: Any, source: str) -> Any:
         )
     if raw is None:
         return None
+    if spec.kind is int:
+        text = str(raw).strip()
+        if isinstance(raw, bool) or not (isinstance(raw, int) or text.isdigit()):
+            raise UsageError(
+                f"{source}: {key}: expected a whole number, got {raw!r}", hint=f"set {key} = 3"
+            )
+        return int(text)
     if spec.kind is list:
         # A TOML array, or comma-separated text in an env var / flag.
         items = [x.strip() for x in raw.split(",")] if isinstance(raw, str) else raw

@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -204,8 +204,11 @@ def _job_state(job: Mapping[str, Any]) -> str:
 
 
 def _job_pod(cluster: ClusterAPI, namespace: str, job_name: str) -> Mapping[str, Any] | None:
+    """The Job's pod that counts: the one that succeeded, else the current one (a build Job
+    whose pod was preempted has had several)."""
     pods = cluster.list("Pod", namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}")
-    return pods[-1] if pods else None
+    done = [p for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"]
+    return done[-1] if done else diagnosis.live_pod(pods)
 
 
 def _build_digest(cluster: ClusterAPI, namespace: str, job_name: str) -> str:
@@ -311,7 +314,7 @@ def watch(
         threading.Thread(target=_pump, args=(stream, events, tag, stop), daemon=True).start()
     try:
         return _follow(cluster, spec, namespace, name, events, until=until, timeout_s=timeout_s,
-                       sink=sink, now=now, selector=selector)  # fmt: skip
+                       sink=sink, now=now, selector=selector, kueue=kueue)  # fmt: skip
     finally:
         stop.set()
 
@@ -328,11 +331,13 @@ def _follow(
     sink: Sink,
     now: Callable[[], float],
     selector: str,
+    kueue: bool = False,
 ) -> WatchResult:
     """The watch loop of `watch`: Kubernetes events in, launch events out, until a verdict."""
     states: dict[str, str] = {}
     trials: dict[str, Mapping[str, Any]] = {}
-    pods: dict[str, Mapping[str, Any]] = {}
+    pods: dict[str, Mapping[str, Any]] = {}  # each trial's current pod
+    disruptions = diagnosis.DisruptionLog(kueue=kueue)  # every pod, to say each restart once
     workloads: dict[str, Mapping[str, Any]] = {}
     warnings: dict[str, list[Mapping[str, Any]]] = {}  # by involved Job or Pod name, newest last
     said_pending: dict[str, str] = {}
@@ -359,8 +364,17 @@ def _follow(
         if tag == "experiment":
             state, reason = katib_status.experiment_status(obj)
             if state in (ExperimentStatus.FAILED, ExperimentStatus.SUCCEEDED):
-                # The watches race: report every trial's last state before the verdict.
-                for trial in cluster.list("Trial", namespace, label_selector=selector):
+                # The watches race: report every trial's restarts and last state before the
+                # verdict (a watch that starts after the end sees the Experiment first).
+                disruptions.kueue = False  # the last word: say what is known
+                final = cluster.list("Trial", namespace, label_selector=selector)
+                trials.update({t["metadata"]["name"]: t for t in final})  # numbers for all
+                listed = cluster.list("Pod", namespace, label_selector=selector)
+                for trial_name, group in diagnosis.pods_by_trial(listed, TRIAL_LABEL).items():
+                    for pod in group:
+                        disruptions.add_pod(trial_name, pod)
+                    _say_disruptions(disruptions, trial_name, trials, sink)
+                for trial in final:
                     new = katib_status.trial_status(trial)
                     trial_name = trial["metadata"]["name"]
                     if states.get(trial_name) != new:
@@ -378,13 +392,20 @@ def _follow(
                 return WatchResult("all-finished", dict(states))
             continue
         if tag == "pod":
-            trial_name = (obj.get("metadata", {}).get("labels") or {}).get(TRIAL_LABEL)
+            trial_name = str((obj.get("metadata", {}).get("labels") or {}).get(TRIAL_LABEL) or "")
             if trial_name:
-                pods[trial_name] = obj
+                disruptions.add_pod(trial_name, obj, deleted=event.type == "DELETED")
+                if (live := disruptions.live_pod(trial_name)) is not None:
+                    pods[trial_name] = live
+                _say_disruptions(disruptions, trial_name, trials, sink)
         elif tag == "event" and event.type != "DELETED":
             _keep_warnings(warnings, [obj])
         elif tag == "workload":
-            workloads.update(_by_job([obj]))
+            owners = _by_job([obj])
+            workloads.update(owners)
+            disruptions.add_workload(obj, next(iter(owners), None))
+            for job in owners:
+                _say_disruptions(disruptions, job, trials, sink)
         else:
             trial_name = event.name
             trials[trial_name] = obj
@@ -405,6 +426,15 @@ def _follow(
                 sink(
                     Event("trial_pending", trial=trial_name, status=TrialStatus.PENDING, reason=why)
                 )
+
+
+def _say_disruptions(
+    log: diagnosis.DisruptionLog, trial: str, trials: Mapping[str, Any], sink: Sink
+) -> None:
+    """Each pod the cluster ended (preempted, evicted, node lost) as one warning, once."""
+    number = katib_status.trial_numbers(list(trials.values())).get(trial)
+    for text in log.notes(trial, number):
+        sink(note(text, "warn"))
 
 
 _WARNINGS_KEPT = 5  # per object: pending_reason reads the latest
@@ -445,11 +475,10 @@ def pending_reasons(
     waiting = (TrialStatus.PENDING, TrialStatus.RUNNING, TrialStatus.CREATED)
     if not any(state in waiting for state in states.values()):
         return {}
-    pods = {
-        str(labels[TRIAL_LABEL]): pod
-        for pod in cluster.list("Pod", namespace, label_selector=f"{EXPERIMENT_LABEL}={name}")
-        if TRIAL_LABEL in (labels := pod.get("metadata", {}).get("labels") or {})
-    }
+    grouped = diagnosis.pods_by_trial(
+        cluster.list("Pod", namespace, label_selector=f"{EXPERIMENT_LABEL}={name}"), TRIAL_LABEL
+    )
+    pods = {trial: pod for trial, group in grouped.items() if (pod := diagnosis.live_pod(group))}
     warnings: dict[str, list[Mapping[str, Any]]] = {}
     events = _advisory_list(cluster, "Event", namespace, field_selector="type=Warning")
     _keep_warnings(warnings, events, kept=None)
@@ -477,7 +506,8 @@ def _report_trial(
     sink: Sink,
 ) -> None:
     """A trial's new state as events: started, finished (with its metrics, or with its log's
-    tail and, when no metrics came, the tags the collector looked for), or another state."""
+    tail and, when no metrics came, the tags the collector looked for), or another state. A
+    failed trial's pod says what killed it when the program did not end by itself (OOMKilled)."""
     name = str(trial.get("metadata", {}).get("name", ""))
     params = katib_status.trial_params(trial, spec=spec)
     number = katib_status.trial_numbers(list(trials.values())).get(name, 0)
@@ -487,24 +517,28 @@ def _report_trial(
                    status=new, params=params))  # fmt: skip
         return
     if new in (TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.METRICS_UNAVAILABLE):
+        tail, reason = "", ""
+        if new != TrialStatus.SUCCEEDED:  # the pod and its log say why: OOMKilled, a GPU fault
+            listed = cluster.list("Pod", namespace, label_selector=f"{TRIAL_LABEL}={name}")
+            pod = diagnosis.live_pod(listed)
+            tail = _trial_log_tail(cluster, namespace, pod)
+            reason = diagnosis.failure_text(pod) or diagnosis.gpu_fault_text(tail) or ""
+            reason = reason or katib_status.trial_reason(trial)
         sink(Event(
             "trial_finished", t=end or time.time(), trial=name, number=number, status=new,
-            params=params, metrics=katib_status.trial_metrics(trial, spec=spec),
-            reason="" if new == TrialStatus.SUCCEEDED else katib_status.trial_reason(trial),
+            params=params, metrics=katib_status.trial_metrics(trial, spec=spec), reason=reason,
         ))  # fmt: skip
-        if new != TrialStatus.SUCCEEDED:
-            sink(note(_trial_log_tail(cluster, namespace, name), "error"))
+        if tail:
+            sink(note(tail, "error"))
         if new == TrialStatus.METRICS_UNAVAILABLE:
             sink(note(katib_status.expected_metrics_text(spec), "error"))
         return
     sink(Event("trial_state", trial=name, number=number, status=new, params=params))
 
 
-def _trial_log_tail(cluster: ClusterAPI, namespace: str, trial_name: str) -> str:
-    pods = cluster.list("Pod", namespace, label_selector=f"{TRIAL_LABEL}={trial_name}")
-    if not pods:
+def _trial_log_tail(cluster: ClusterAPI, namespace: str, pod: Mapping[str, Any] | None) -> str:
+    if pod is None:
         return "  (no pod left for this trial)"
-    pod = pods[-1]
     container = _primary_container(pod)
     try:
         text = cluster.pod_logs(
@@ -527,15 +561,24 @@ def _primary_container(pod: Mapping[str, Any]) -> str | None:
 def trial_rows(
     cluster: ClusterAPI, *, spec: LaunchSpec, namespace: str, name: str, seed_flag: str = "seed"
 ) -> list[Any]:
-    """The experiment's trials as `results.Trial` rows, numbered by creation time."""
+    """The experiment's trials as `results.Trial` rows, numbered by creation time, with their
+    restarts and GPU-hours from one list of the experiment's pods (an OOMKilled trial's reason
+    says so)."""
     items = cluster.list("Trial", namespace, label_selector=f"{EXPERIMENT_LABEL}={name}")
     numbers = katib_status.trial_numbers(items)
-    rows = [
-        katib_status.trial_row(
+    pods = diagnosis.pods_by_trial(
+        cluster.list("Pod", namespace, label_selector=f"{EXPERIMENT_LABEL}={name}"), TRIAL_LABEL
+    )
+    moment = time.time()
+    rows = []
+    for t in items:
+        row = katib_status.trial_row(
             t, spec=spec, number=numbers[t["metadata"]["name"]], seed_flag=seed_flag
         )
-        for t in items
-    ]
+        mine = pods.get(row.name, [])
+        restarts, gpu_hours = diagnosis.trial_usage(mine, now=moment)
+        oom = diagnosis.failure_text(diagnosis.live_pod(mine)) if row.reason else None
+        rows.append(replace(row, restarts=restarts, gpu_hours=gpu_hours, reason=oom or row.reason))
     return sorted(rows, key=lambda r: r.number)
 
 

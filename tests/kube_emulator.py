@@ -2139,6 +2139,201 @@ class KatibController:
             },
         )
 
+    # ---- disruptions (issue 22): the cluster ends a running trial's pod, the Job replaces it
+
+    def preempt_trial(
+        self,
+        ns: str,
+        trial: str,
+        *,
+        by: str | None = None,
+        priority: str | None = None,
+        queue: str = "default",
+    ) -> str:
+        """Preempt the trial's running pod; the Job makes a new Pending pod. The new pod's name.
+
+        `by=None`: kube-scheduler preemption (DisruptionTarget, reason PreemptionByScheduler).
+        `by="<workload>"`: Kueue preemption. The preemptor's Workload `by` (priorityClassName
+        `priority`) is created admitted; the trial's Workload gets Evicted=True (reason Preempted)
+        and Preempted=True with Kueue's message naming the preemptor's UID; the pod gets Kueue's
+        TerminationTarget condition (WorkloadEvictedDueToPreempted). Simplified: with the Job
+        integration Kueue suspends the Job and its pods are deleted; here the pod stays, Failed,
+        and the Job is re-admitted at once, so a test sees both pods."""
+        if by is None:
+            return self._disrupt(
+                ns, trial, "DisruptionTarget", "PreemptionByScheduler",
+                "default-scheduler: preempting to accommodate a higher priority pod",
+            )  # fmt: skip
+        preemptor = self.kube.put(
+            "workloads",
+            {
+                "metadata": {"name": by, "namespace": ns, "labels": {}},
+                "spec": {
+                    "queueName": queue,
+                    "podSets": [{"name": "main", "count": 1}],
+                    **({"priorityClassName": priority} if priority else {}),
+                },
+                "status": {"conditions": [_condition("Admitted", "True", "Admitted", "The workload is admitted")]},
+            },
+        )  # fmt: skip
+        message = (
+            f"Preempted to accommodate a workload (UID: {preemptor['metadata']['uid']}, JobUID: "
+            "UNKNOWN) due to prioritization in the ClusterQueue; preemptor path: /"
+            f"{queue}; preemptee path: /{queue}"
+        )
+        victim = self._workload(ns, trial, queue)
+        no_quota = "The workload has no reservation"
+        self._workload_conditions(
+            ns, victim,
+            _condition("Evicted", "True", "Preempted", message),
+            _condition("Preempted", "True", "InClusterQueue", message),
+            _condition("QuotaReserved", "False", "Pending", no_quota),
+            _condition("Admitted", "False", "NoReservation", no_quota),
+        )  # fmt: skip
+
+        def readmit() -> None:  # requeued and admitted again before the Job makes a new pod
+            self._workload_conditions(
+                ns, victim,
+                _condition("Evicted", "False", "Preempted", message),
+                _condition("Preempted", "False", "InClusterQueue", message),
+                _condition("QuotaReserved", "True", "QuotaReserved", "Quota reserved"),
+                _condition("Admitted", "True", "Admitted", "The workload is admitted"),
+            )  # fmt: skip
+
+        return self._disrupt(
+            ns, trial, "TerminationTarget", "WorkloadEvictedDueToPreempted", message,
+            before_replacement=readmit,
+        )  # fmt: skip
+
+    def _workload_conditions(self, ns: str, name: str, *conditions: Obj) -> None:
+        with self.kube._lock:
+            current = self.kube.get_object("workloads", ns, name) or {}
+            merged = (current.get("status") or {}).get("conditions") or []
+            for cond in conditions:
+                merged = _set_condition(merged, cond)
+            self.kube.patch("workloads", ns, name, {"status": {"conditions": merged}})
+
+    def evict_trial(self, ns: str, trial: str) -> str:
+        """The Eviction API (kubectl drain, an admin): DisruptionTarget EvictionByEvictionAPI.
+        The replacement pod's name."""
+        return self._disrupt(
+            ns, trial, "DisruptionTarget", "EvictionByEvictionAPI", "Eviction API: evicting"
+        )
+
+    def lose_node(self, ns: str, trial: str, *, reason: str = "DeletionByTaintManager") -> str:
+        """The trial's node is lost: the taint manager deletes its pods for the NoExecute
+        `node.kubernetes.io/unreachable` taint (or `reason="DeletionByPodGC"`: the node object
+        is gone; `"TerminationByKubelet"`: node shutdown). The replacement pod's name."""
+        messages = {
+            "DeletionByTaintManager": "Taint manager: deleting due to NoExecute taint",
+            "DeletionByPodGC": "PodGC: node no longer exists",
+            "TerminationByKubelet": "Pod was terminated in response to imminent node shutdown.",
+        }
+        return self._disrupt(ns, trial, "DisruptionTarget", reason, messages.get(reason, reason))
+
+    def oom_kill_trial(self, ns: str, trial: str, *, log: str = "Killed\n") -> None:
+        """The training container is OOMKilled (exit 137): the Job's FailJob rule fails the Job
+        at once, and Katib the trial."""
+        self._finish_pod(ns, trial, 137, log, reason="OOMKilled")
+        pod = self._pod(ns, trial)
+        message = (
+            f"Container {self._primary(ns, trial)} for pod {ns}/{pod} failed with exit code 137 "
+            "matching FailJob rule at index 1"
+        )
+        self.kube.patch(
+            "jobs",
+            ns,
+            trial,
+            {
+                "status": {
+                    "active": 0,
+                    "ready": 0,
+                    "failed": 1,
+                    "conditions": [
+                        _condition("FailureTarget", "True", "PodFailurePolicy", message),
+                        _condition("Failed", "True", "PodFailurePolicy", message),
+                    ],
+                }
+            },
+        )
+        self._end_trial(
+            ns, trial, "Failed", "True", "TrialFailed. Job reason: PodFailurePolicy",
+            f"Trial has failed. Job message: {message}", extra={"completionTime": now_iso()},
+        )  # fmt: skip
+        self.kube.add_event(
+            ns, involved_kind="Trial", involved_name=trial, reason="JobFailed",
+            message=f"Job {trial} has failed",
+        )  # fmt: skip
+        self._sync_experiment(ns, self._experiment_of(ns, trial))
+
+    def trial_pods(self, ns: str, trial: str) -> list[Obj]:
+        """Every pod of the trial (replaced ones too), oldest first."""
+        pods = self.kube.objects("pods", ns, f"{LABEL_TRIAL}={trial}")
+        disrupted = {"DisruptionTarget", "TerminationTarget"}
+
+        def key(pod: Obj) -> tuple[str, bool]:
+            kinds = {c.get("type") for c in (pod.get("status") or {}).get("conditions") or []}
+            return (pod["metadata"]["creationTimestamp"], not kinds & disrupted)
+
+        return sorted(pods, key=key)
+
+    def _workload(self, ns: str, trial: str, queue: str) -> str:
+        """The name of the trial Job's Workload (made, admitted, when there is none)."""
+        job = self.kube.get_object("jobs", ns, trial)
+        assert job is not None
+        uid = job["metadata"]["uid"]
+        for workload in self.kube.objects("workloads", ns, f"{LABEL_KUEUE_JOB_UID}={uid}"):
+            return str(workload["metadata"]["name"])
+        name = f"job-{trial}-{uuid.uuid4().hex[:5]}"
+        self.kube.put(
+            "workloads",
+            {
+                "metadata": {
+                    "name": name, "namespace": ns, "labels": {LABEL_KUEUE_JOB_UID: uid},
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": trial,
+                                         "uid": uid, "controller": True}],
+                },
+                "spec": {"queueName": queue, "podSets": [{"name": "main", "count": 1}]},
+                "status": {"conditions": [_condition("Admitted", "True", "Admitted", "The workload is admitted")]},
+            },
+        )  # fmt: skip
+        return name
+
+    def _disrupt(
+        self, ns: str, trial: str, type_: str, reason: str, message: str,
+        *, before_replacement: Callable[[], None] | None = None,
+    ) -> str:  # fmt: skip
+        """The pod gets the disruption condition, then ends Failed (SIGTERM: exit 143); the Job
+        controller's podFailurePolicy Ignore rule does not count it and a new pod (new name, the
+        same labels) replaces it, Pending. The trial stays Running (the Job is still active)."""
+        pod_name = self._pod(ns, trial)
+        pod = self.kube.get_object("pods", ns, pod_name) or {}
+        status = pod.get("status") or {}
+        conditions = [
+            *(c for c in status.get("conditions") or [] if c.get("type") != "Ready"),
+            {"type": "Ready", "status": "False", "reason": "PodFailed"},
+            _condition(type_, "True", reason, message),
+        ]
+        self.kube.patch("pods", ns, pod_name, {"status": {"conditions": conditions}})
+        started = next(
+            (
+                (c.get("state") or {}).get("running", {}).get("startedAt")
+                for c in status.get("containerStatuses") or []
+            ),
+            None,
+        )
+        self._terminate(ns, trial, pod_name, exit_code=143, reason="Error", started=started)
+        job = self.kube.get_object("jobs", ns, trial)
+        assert job is not None, f"no job {ns}/{trial}"
+        start = (job.get("status") or {}).get("startTime")
+        if before_replacement is not None:
+            before_replacement()
+        self.kube._job_created(job)  # the replacement pod
+        self.kube.patch(
+            "jobs", ns, trial, {"status": {"active": 1, "ready": 0, "startTime": start}}
+        )
+        return self._pod(ns, trial)
+
     # ---- experiment end
 
     def finish(self, ns: str, experiment: str, *, succeeded: bool = True) -> None:
@@ -2168,10 +2363,20 @@ class KatibController:
     # ---- internals
 
     def _pod(self, ns: str, trial: str) -> str:
+        """The trial's current pod: the one the cluster has not disrupted (the Job's newest)."""
         pods = self.kube.objects("pods", ns, f"{LABEL_TRIAL}={trial}")
         if not pods:
             raise KeyError(f"no pod for trial {ns}/{trial}")
-        return str(pods[0]["metadata"]["name"])
+        live = [
+            p
+            for p in pods
+            if not any(
+                c.get("type") in ("DisruptionTarget", "TerminationTarget")
+                and c.get("status") == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+        ]
+        return str((live or pods)[0]["metadata"]["name"])
 
     def _primary(self, ns: str, trial: str) -> str:
         obj = self.kube.get_object("trials", ns, trial) or {}
@@ -2189,9 +2394,24 @@ class KatibController:
         assert obj is not None
         return str(obj["metadata"]["labels"][LABEL_EXPERIMENT])
 
-    def _finish_pod(self, ns: str, trial: str, exit_code: int, log: str) -> None:
+    def _finish_pod(
+        self, ns: str, trial: str, exit_code: int, log: str, *, reason: str | None = None
+    ) -> None:
         pod = self._pod(ns, trial)
         self.kube.set_pod_log(ns, pod, log)
+        self._terminate(
+            ns, trial, pod, exit_code=exit_code,
+            reason=reason or ("Completed" if exit_code == 0 else "Error"),
+        )  # fmt: skip
+
+    def _terminate(
+        self, ns: str, trial: str, pod: str, *, exit_code: int, reason: str,
+        started: str | None = None,
+    ) -> None:  # fmt: skip
+        """The pod's training container terminated with `exit_code`: the pod Succeeded or Failed."""
+        terminated = {"exitCode": exit_code, "reason": reason, "finishedAt": now_iso()}
+        if started:
+            terminated["startedAt"] = started
         self.kube.patch(
             "pods",
             ns,
@@ -2206,13 +2426,7 @@ class KatibController:
                             "restartCount": 0,
                             "image": "",
                             "imageID": "",
-                            "state": {
-                                "terminated": {
-                                    "exitCode": exit_code,
-                                    "reason": "Completed" if exit_code == 0 else "Error",
-                                    "finishedAt": now_iso(),
-                                }
-                            },
+                            "state": {"terminated": terminated},
                         }
                     ],
                 }

@@ -55,6 +55,21 @@ def test_a_local_sweep_reports_one_event_stream(
     _, rows = local.trials(created.experiment)
     assert [r.objective for r in rows] == sorted(r.objective for r in rows)  # minimize
     assert backends.of(created.experiment).name == "local"
+    assert report.doc["restarts"] == 0 and report.doc["gpuHours"] is None  # no GPUs asked
+
+
+def test_retries_reach_the_local_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from launch import podspec
+
+    cwd = project(tmp_path)
+    monkeypatch.chdir(cwd)
+    request = dataclasses.replace(
+        _request(cwd, "retry1"), resources=podspec.trial_resources(retries=1)
+    )
+    created = backends.named("local").create(request)
+    assert created is not None and created.experiment.meta()["retries"] == 1
 
 
 def test_a_bad_volume_from_the_project_file_names_the_file_and_key(

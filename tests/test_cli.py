@@ -340,6 +340,28 @@ def test_render_trial_timeout_is_the_trial_jobs_active_deadline(
     assert bad.exit_code == 2 and "--trial-timeout soon: not a duration" in bad.output
 
 
+def test_retries_come_from_the_flag_or_the_setting_and_bound_the_trial_job(
+    runner: CliRunner, quickstart: Path
+) -> None:
+    def backoff(*args: str) -> Any:
+        result = invoke(runner, ["render", *args, "search.yaml", "--", "python", "train.py"])
+        assert result.exit_code == 0, result.output
+        _, experiment = list(yaml.safe_load_all(result.stdout))
+        spec = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]
+        assert spec["podFailurePolicy"]["rules"][0]["action"] == "Ignore"
+        return spec["backoffLimit"]
+
+    assert backoff() == 3
+    assert backoff("--retries", "0") == 0
+    (quickstart / ".git" / "info").mkdir(exist_ok=True)
+    (quickstart / ".git" / "info" / "exclude").write_text(".launch.toml\n")  # a clean tree
+    (quickstart / ".launch.toml").write_text("retries = 7\n")
+    assert backoff() == 7 and backoff("--retries", "1") == 1
+    (quickstart / ".launch.toml").write_text("retries = 70\n")
+    bad = invoke(runner, ["render", "search.yaml", "--", "python", "train.py"])
+    assert bad.exit_code == 2 and ".launch.toml` key retries" in bad.stderr
+
+
 def test_a_large_grid_shows_its_first_thousand_trials(runner: CliRunner, quickstart: Path) -> None:
     (quickstart / "grid.yaml").write_text(
         "objective: {type: minimize, objectiveMetricName: val_loss}\n"

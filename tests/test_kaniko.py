@@ -86,7 +86,20 @@ def test_build_job_shape() -> None:
     job = build_job()
     assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
     spec = job["spec"]
-    assert spec["backoffLimit"] == 0
+    # A preempted/evicted build is built again uncounted; a failed one fails at once.
+    assert spec["backoffLimit"] == kaniko.BUILD_RETRIES
+    assert spec["podFailurePolicy"] == {
+        "rules": [
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": "kaniko", "operator": "NotIn", "values": [0]},
+            },
+        ]
+    }
     assert spec["ttlSecondsAfterFinished"] == 3600
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
@@ -168,6 +181,10 @@ def test_blob_context_for_allow_dirty() -> None:
         "CONTEXT_TAR": "/kaniko/launch-context/context.tar.gz",
     }
     assert "tar://" + env["CONTEXT_TAR"] == kaniko.TAR_CONTEXT
+    # a failed fetch (wrong digest, missing blob) fails the build at once, as Kaniko's exit does
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert [r["onExitCodes"]["containerName"] for r in rules[1:]] == ["kaniko", "fetch-context"]
+    assert {fetch["name"], main["name"]} == {"fetch-context", "kaniko"}
     # the git build keeps its single container and no volume
     assert "initContainers" not in build_job()["spec"]["template"]["spec"]
     assert "volumes" not in build_job()["spec"]["template"]["spec"]

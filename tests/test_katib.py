@@ -336,7 +336,10 @@ def assert_katib_facts(doc: dict[str, Any], gpus: int) -> None:
         names.KUEUE_QUEUE_LABEL,
         names.KUEUE_PRIORITY_LABEL,
     }
-    assert job["spec"]["backoffLimit"] == 0
+    # Disruptions restart the pod uncounted, the trial's own error fails it at once, other pod
+    # failures use the retries (tests/test_pod_failure_policy.py checks the rules themselves).
+    assert job["spec"]["backoffLimit"] == podspec.DEFAULT_RETRIES
+    assert job["spec"]["podFailurePolicy"] == katib.trial_failure_policy()
     pod = job["spec"]["template"]
     assert pod["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
     assert pod["metadata"]["labels"] == meta["labels"]
@@ -389,7 +392,8 @@ def test_gpus_cpus_memory_env() -> None:
 
 def test_trial_timeout_is_the_jobs_active_deadline() -> None:
     job = trial_job(render("random", trial_timeout_s=1800))
-    assert job["spec"]["activeDeadlineSeconds"] == 1800 and job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 1800
+    assert job["spec"]["backoffLimit"] == podspec.DEFAULT_RETRIES
     kubernetes_validate.validate(job, K8S_VERSION, strict=True)
     assert "activeDeadlineSeconds" not in trial_job(render("random"))["spec"]
     with pytest.raises(UsageError, match="--trial-timeout"):

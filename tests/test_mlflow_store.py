@@ -28,7 +28,7 @@ pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
 CREATE = "import sys; from launch import mlflow_store; mlflow_store.create_local_store(sys.argv[1])"
 PREPARE = (
-    "import sys; from launch import mlflow_wrapper; "
+    "import sys; from launch import mlflow_store; "
     "sys.exit(mlflow_store.prepare(sys.argv[1], sys.argv[2]) is None)"
 )
 
@@ -144,10 +144,10 @@ def test_racing_creators_one_wins_no_one_clobbers(tmp_path: Path) -> None:
     code = (
         "import os, sys, time\n"
         "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
-        "from launch import mlflow_wrapper\n"
+        "from launch import mlflow_store\n"
         "print(mlflow_store.create_local_store(sys.argv[1]))\n"
     )
-    warm = "import mlflow.store.tracking.sqlalchemy_store, launch.mlflow_wrapper\n"
+    warm = "import mlflow.store.tracking.sqlalchemy_store, launch.mlflow_store\n"
     procs = [child(warm + code, str(store), str(go)) for _ in range(2)]
     time.sleep(0.5)
     go.touch()

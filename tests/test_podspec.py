@@ -92,6 +92,7 @@ def test_resources_are_typed_and_frozen() -> None:
         ({"queue": "Q"}, "--queue 'Q': not a valid Kueue LocalQueue name"),
         ({"trial_timeout_s": 0}, "--trial-timeout: expected at least 1 second"),
         ({"image_pull_policy": "Sometimes"}, "--image-pull-policy 'Sometimes': not a pull"),
+        ({"retries": -1}, "--retries: expected a whole number from 0 to 20, got -1"),
     ],
 )
 def test_errors_name_the_flag_by_default(options: dict[str, Any], says: str) -> None:
@@ -109,6 +110,7 @@ def test_errors_name_the_flag_by_default(options: dict[str, Any], says: str) -> 
         ({"tolerations": ["=x"]}, "tolerations", "'=x': '' is not a taint key"),
         ({"extra_env": {"1A": "x"}}, "env", "1A: not an environment variable name"),
         ({"queue": "Q"}, "queue", "'Q': not a valid Kueue LocalQueue name"),
+        ({"retries": 21}, "retries", ": expected a whole number from 0 to 20, got 21"),
     ],
 )
 def test_errors_name_the_origin_given(options: dict[str, Any], field: str, says: str) -> None:
@@ -149,7 +151,38 @@ def test_origins_are_checked() -> None:
         podspec.trial_resources(cpus=1, origins={"cpus": ["x"]})
 
 
+def test_retries_are_the_trial_jobs_backoff_limit() -> None:
+    """`retries` (default 3) is a whole number 0..20: pod failures that are neither a disruption
+    nor the training container's own error (tests/test_pod_failure_policy.py)."""
+    assert podspec.trial_resources().retries == podspec.DEFAULT_RETRIES == 3
+    assert podspec.TrialResources().retries == podspec.DEFAULT_RETRIES
+    for ok in (0, 1, podspec.MAX_RETRIES):
+        assert podspec.trial_resources(retries=ok).retries == ok
+        job = katib.render_experiment(
+            spec=load_spec("random"),
+            name=NAME,
+            namespace=NAMESPACE,
+            image=IMAGE,
+            command=COMMAND,
+            commit=COMMIT,
+            branch=BRANCH,
+            user=USER,
+            mlflow_tracking_uri=MLFLOW,
+            resources=podspec.trial_resources(retries=ok),
+        )["spec"]["trialTemplate"]["trialSpec"]
+        assert job["spec"]["backoffLimit"] == ok
+    for bad in (-1, 21, True, "3", 2.0, None):
+        with pytest.raises(UsageError) as info:
+            podspec.trial_resources(retries=bad)
+        assert info.value.message.startswith("--retries: expected a whole number from 0 to 20")
+        assert "--retries 3" in (info.value.hint or "")
+    with pytest.raises(UsageError, match=r"^env LAUNCH_RETRIES: expected"):
+        podspec.trial_resources(retries=99, origins={"retries": "env LAUNCH_RETRIES"})
+
+
 def test_setting_origin() -> None:
+    assert podspec.setting_origin("retries", "flag") == "--retries"
+    assert podspec.setting_origin("retries", "/p/.launch.toml") == "`/p/.launch.toml` key retries"
     assert podspec.setting_origin("volume", "flag") == "--volume"
     assert podspec.setting_origin("volume", "env LAUNCH_VOLUME") == "env LAUNCH_VOLUME"
     assert podspec.setting_origin("toleration", "/p/pyproject.toml [tool.launch]") == (

@@ -626,7 +626,9 @@ def test_watch_json_reports_the_cluster_trials_as_events(lab: Lab) -> None:
     events = [json.loads(line) for line in result.stdout.splitlines()]
     finished = {e["trial"]: e for e in events if e["event"] == "trial_finished"}
     started = [e["trial"] for e in events if e["event"] == "trial_started"]
-    assert sorted(started) == sorted(finished) and len(finished) == 2
+    # A state the watch saw only in passing (Running for a moment) may be skipped: a watch
+    # reports what it sees, the final states always.
+    assert set(started) <= set(finished) and len(finished) == 2, events
     statuses = sorted(e["status"] for e in finished.values())
     assert statuses == ["Failed", "MetricsUnavailable"]
     failed = next(e for e in finished.values() if e["status"] == "Failed")

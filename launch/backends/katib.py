@@ -24,7 +24,13 @@ from launch.backends.base import (
     Until,
     more_trials,
 )
-from launch.backends.links import best_doc, count_statuses, with_mlflow_links
+from launch.backends.links import (
+    best_doc,
+    count_statuses,
+    usage_doc,
+    usage_lines,
+    with_mlflow_links,
+)
 from launch.errors import UsageError
 from launch.events import Event, Sink, narration_sink, note
 from launch.kube_api import ClusterAPI
@@ -349,9 +355,10 @@ class KatibBackend:
         doc = {
             "name": exp.name, "backend": "katib", "namespace": meta["namespace"], "status": status,
             "reason": reason, "trials": counts, "katibUrl": meta.get("katib_url"),
-            "best": best_doc(best), "pending": pending,
+            "best": best_doc(best), "pending": pending, **usage_doc(rows),
         }  # fmt: skip
-        footer = [f"Katib: {meta['katib_url']}"] if meta.get("katib_url") else []
+        footer = usage_lines(rows)
+        footer += [f"Katib: {meta['katib_url']}"] if meta.get("katib_url") else []
         return StatusReport(
             name=exp.name, status=status, reason=reason, counts=counts, best=best,
             objective=spec.objective.objectiveMetricName, title=f"{meta['namespace']}/{exp.name}",
@@ -370,7 +377,7 @@ class KatibBackend:
         out: IO[bytes],
         say: Callable[[str], None],
     ) -> None:
-        from launch import katib, names, submit
+        from launch import diagnosis, katib, names, submit
 
         cluster, meta = self._cluster(exp)
         spec = LaunchSpec.model_validate(meta["spec"])
@@ -393,7 +400,9 @@ class KatibBackend:
                     f"trial {row.number} ({row.name}) has no pod (not started yet, or deleted)",
                     hint=f"see why: launch status {exp.name}",
                 )
-            pod = pods[-1]["metadata"]["name"]
+            # A restarted trial has had several pods: show the current one.
+            current = diagnosis.live_pod(pods) or pods[-1]
+            pod = current["metadata"]["name"]
             say(f"== {row.name} ({row.status}) pod {ns}/{pod}")
             if follow:
                 for line in cluster.stream_pod_logs(ns, pod, container=katib.PRIMARY_CONTAINER):

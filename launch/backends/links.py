@@ -23,6 +23,28 @@ def best_doc(best: Trial | None) -> dict[str, Any] | None:
     return {"trial": best.name, "objective": best.objective, "params": dict(best.params)}
 
 
+def usage_doc(rows: Sequence[Trial]) -> dict[str, Any]:
+    """Restarts (trials lost to the infrastructure and run again) and GPU-hours (every attempt,
+    the lost ones too), summed over the experiment: `--json` keys of `status`."""
+    hours = [r.gpu_hours for r in rows if r.gpu_hours is not None]
+    return {
+        "restarts": sum(r.restarts for r in rows),
+        "gpuHours": round(sum(hours), 4) if hours else None,
+    }
+
+
+def usage_lines(rows: Sequence[Trial]) -> list[str]:
+    """`status`'s line about restarts and GPU-hours, when there is something to say."""
+    doc = usage_doc(rows)
+    parts = []
+    if doc["restarts"]:
+        restarted = sum(1 for r in rows if r.restarts)
+        parts.append(f"restarts: {doc['restarts']} ({restarted} trial(s))")
+    if doc["gpuHours"] is not None:
+        parts.append(f"GPU-hours: {doc['gpuHours']:.2f} (lost attempts included)")
+    return [" · ".join(parts)] if parts else []
+
+
 def with_mlflow_links(
     experiment: str, rows: list[Trial], *, uri: str, ui_base: str | None
 ) -> tuple[list[Trial], str | None]:

@@ -24,7 +24,13 @@ from launch.backends.base import (
     Until,
     more_trials,
 )
-from launch.backends.links import best_doc, count_statuses, with_mlflow_links
+from launch.backends.links import (
+    best_doc,
+    count_statuses,
+    usage_doc,
+    usage_lines,
+    with_mlflow_links,
+)
 from launch.errors import UsageError
 from launch.events import ExperimentStatus, Sink, journal_sink, note
 from launch.results import Trial
@@ -111,7 +117,7 @@ class LocalBackend:
             in_place=in_place, gpus_per_trial=request.gpus, parallel=parallel, gpu_slices=slices,
             max_trials=counts.max_trials, max_failed=counts.max_failed, env=os.environ,
             seed_flag=request.settings.seed_flag, extra_env=dict(request.resources.env),
-            trial_timeout_s=request.resources.trial_timeout_s,
+            trial_timeout_s=request.resources.trial_timeout_s, retries=request.resources.retries,
         )  # fmt: skip
         where = "in place (--allow-dirty)" if in_place else f"in a worktree of {snap.commit[:12]}"
         return Created(
@@ -184,7 +190,8 @@ class LocalBackend:
 
         job = self.job(exp)
         objective = job.spec.objective.objectiveMetricName
-        rows = [results.from_local(r, objective) for r in exp.state().trials.values()]
+        gpus = int(job.gpus_per_trial or 0)
+        rows = [results.from_local(r, objective, gpus=gpus) for r in exp.state().trials.values()]
         rows = results.rank(rows, minimize=job.spec.objective.type == "minimize")
         return job.spec, rows
 
@@ -212,11 +219,11 @@ class LocalBackend:
         doc = {
             "name": exp.name, "backend": "local", "status": status, "reason": current.reason,
             "maxTrialCount": job.max_trials, "trials": counts, "coordinatorPid": alive,
-            "best": best_doc(best),
+            "best": best_doc(best), **usage_doc(rows),
         }  # fmt: skip
-        footer = (
-            [f"resume with: launch watch {exp.name}"] if status == state.EXP_INTERRUPTED else []
-        )
+        footer = usage_lines(rows)
+        if status == state.EXP_INTERRUPTED:
+            footer.append(f"resume with: launch watch {exp.name}")
         return StatusReport(
             name=exp.name, status=status, reason=current.reason, counts=counts, best=best,
             objective=job.spec.objective.objectiveMetricName, title=exp.name,

@@ -121,6 +121,17 @@ TrialTimeoutOpt = Annotated[
 ]
 
 
+RetriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--retries",
+        min=0,
+        metavar="N",
+        help="Restart a trial lost to the infrastructure up to N times (default 3; the "
+        "`retries` setting). Preemption, eviction and node loss restart it without counting; "
+        "the trial's own failure (a non-zero exit) is never retried.",
+    ),
+]
 ExpArg = Annotated[str, typer.Argument(help="Experiment name (see `launch list`).")]
 
 
@@ -168,6 +179,7 @@ def trial_resources(settings: Settings, *, gpus: int, **flags: Any) -> Any:
         shm_size=pick("shm_size", "shm_size"), extra_env=env or None, secret_env=secret_env,
         volumes=volumes, node_selector=selector or None, tolerations=tolerations,
         queue=pick("queue", "queue"), priority=pick("priority", "priority"),
+        retries=pick("retries", "retries"),
         trial_timeout_s=trial_timeout(flags.get("trial_timeout")),
         origins={k: v for k, v in origins.items() if v != []},
     )  # fmt: skip

@@ -25,6 +25,7 @@ from launch.cli.options import (
     PriorityOpt,
     QueueOpt,
     QuietOpt,
+    RetriesOpt,
     SecretEnvOpt,
     SeedsOpt,
     ShmOpt,
@@ -117,6 +118,7 @@ def render(
     queue: QueueOpt = None,
     priority: PriorityOpt = None,
     trial_timeout: TrialTimeoutOpt = None,
+    retries: RetriesOpt = None,
 ) -> None:
     from launch import backends
 
@@ -127,7 +129,7 @@ def render(
         resources=trial_resources(
             settings, gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
             volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,
-            priority=priority, trial_timeout=trial_timeout,
+            priority=priority, trial_timeout=trial_timeout, retries=retries,
         ),
     )  # fmt: skip
     _print_preview(backends.named("katib").preview(request), as_json=as_json)
@@ -202,6 +204,7 @@ def run(
     queue: QueueOpt = None,
     priority: PriorityOpt = None,
     trial_timeout: TrialTimeoutOpt = None,
+    retries: RetriesOpt = None,
 ) -> None:
     from launch import backends
 
@@ -221,7 +224,7 @@ def run(
         resources=trial_resources(
             settings, gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
             volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,
-            priority=priority, trial_timeout=trial_timeout,
+            priority=priority, trial_timeout=trial_timeout, retries=retries,
         ),
     )  # fmt: skip
     stderr().print(f"backend: {chosen} ({why})", highlight=False)
