@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launch import contract, mirror, processes, state
+from launch import contract, mirror, private, processes, state
 from launch.errors import LaunchError
 from launch.local import (
     CHECKPOINT_DIR,
@@ -78,7 +78,7 @@ class Coordinator:
         deadline_s: float | None = None,
     ) -> None:
         self.exp = exp
-        self.job = LocalExperiment.from_meta(exp.meta())
+        self.job = LocalExperiment.load(exp, migrate=True)  # --env values: `env.json`
         self.report = report
         self.grace_s = grace_s
         self.base_env = dict(os.environ if base_env is None else base_env)
@@ -92,13 +92,16 @@ class Coordinator:
         timeout = self.job.extra.get("trial_timeout_s")
         self.trial_timeout_s = float(timeout) if timeout else None
         self.mirror: mirror.MirrorProcess | None = None
-        self.tracking = mirror.enabled({**self.base_env, **(self.job.extra.get("env") or {})})
+        self.tracking = mirror.enabled({**self.base_env, **self.job.env})
 
     # -- journal + report in one place, journal first ------------------------------------------
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.exp.append(event)
         if event.get("event") == "trial_finished":
+            # What the trainer wrote with the user's umask: private, as the rest of the state.
+            with contextlib.suppress(OSError):
+                private.tighten_tree(self.exp.trial_dir(event["trial"]))
             self._poke_mirror()
         try:
             self.report({"t": time.time(), **event})
@@ -115,6 +118,7 @@ class Coordinator:
 
     def run(self) -> str:
         """Run to the end; returns the experiment's final status."""
+        self.exp.make_private()  # an older launch's state was 0755/0644
         with self.exp.coordinator_lock(), self._signals() as wakeup:
             reserve = self.exp.path / ".reserve"
             _reserve(reserve)
@@ -345,9 +349,9 @@ class Coordinator:
             # Left by a coordinator killed between creating it and journaling: keep it aside.
             trial_dir.rename(trial_dir.with_name(f"{name}.stale-{int(time.time())}"))
         tb_dir = trial_dir / "tfevent"
-        tb_dir.mkdir(parents=True)
+        private.mkdir(tb_dir, parents=True)
         checkpoints = trial_dir / CHECKPOINT_DIR  # kept across restarts (LAUNCH_CHECKPOINT_DIR)
-        checkpoints.mkdir()
+        private.mkdir(checkpoints)
         argv = contract.trial_argv(
             job.command, contract.merge_params(job.spec.fixed, params), str(tb_dir)
         )
@@ -360,7 +364,9 @@ class Coordinator:
         token = processes.token_for(trial_dir)
         env[processes.TOKEN_VAR] = token
         problem = _cannot_start(argv[0], cwd=job.workdir, path=env.get("PATH"))
-        with (trial_dir / "output.log").open("wb") as log:
+        with open(
+            private.open_file(trial_dir / "output.log", os.O_WRONLY | os.O_TRUNC), "wb"
+        ) as log:
             if problem is None:
                 try:
                     proc = self._popen(argv, env, trial_dir, log)
@@ -462,7 +468,9 @@ class Coordinator:
         self._emit({"event": "trial_restarted", "trial": name, "number": run.record.number,
                     "attempt": attempt, "retries": self.job.retries, "reason": killed})  # fmt: skip
         try:
-            with (trial_dir / "output.log").open("ab") as log:
+            with open(
+                private.open_file(trial_dir / "output.log", os.O_WRONLY | os.O_APPEND), "ab"
+            ) as log:
                 log.write(f"launch: {killed}; restarting ({attempt}/{self.job.retries})\n".encode())
                 log.flush()
                 proc = self._popen(run.argv, env, trial_dir, log)
@@ -586,7 +594,7 @@ def _reserve(path: Path) -> None:
     """Keep RESERVE_BYTES allocated at `path` (freed when the disk fills up)."""
     with contextlib.suppress(OSError):
         if not path.exists() or path.stat().st_size < RESERVE_BYTES:
-            with path.open("wb") as handle:
+            with open(private.open_file(path, os.O_WRONLY | os.O_TRUNC), "wb") as handle:
                 handle.write(b"\0" * RESERVE_BYTES)
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from launch import private
 from launch.events import ExperimentStatus, TrialStatus
 from launch.journal_events import JOURNAL, check_event, parse
 
@@ -104,7 +105,7 @@ def append(path: Path, event: dict[str, Any]) -> None:
     end with a newline (a torn line: a crash or a full disk mid-write) is ended first, in the
     same write, so the fragment stays one invalid line and this event starts a fresh one."""
     line = (json.dumps({"t": round(time.time(), 3), **event}, sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = private.open_file(path, os.O_RDWR | os.O_APPEND)
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -236,9 +237,7 @@ def save_snapshot(path: Path, current: JournalState, journal_size: int) -> None:
     """Cache the fold `current` of a journal of `journal_size` bytes in `path`, atomically; a
     failure is ignored (a cache is never worth an error)."""
     with contextlib.suppress(OSError, ValueError):
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(_snapshot_of(current, journal_size)))
-        os.replace(tmp, path)
+        private.write_atomic(path, json.dumps(_snapshot_of(current, journal_size)).encode())
 
 
 # -- folding events into records --------------------------------------------------------------

@@ -23,6 +23,10 @@ DEFAULT_RETRIES = 3
 RESTART_VAR = "LAUNCH_RESTART_COUNT"  # 0 on the first run of a trial, k on its k-th restart
 CHECKPOINT_VAR = "LAUNCH_CHECKPOINT_DIR"  # <experiment>/trials/<trial>/checkpoints, kept
 CHECKPOINT_DIR = "checkpoints"
+# The values of `--env K=V`, kept apart from experiment.json (which any reader may show): only the
+# names are in the record, the values in `<experiment>/env.json`, mode 0600 (a JSON object, name
+# to value). A record from before it keeps `"env": {name: value}` inline, and is still read.
+ENV_FILE = "env.json"
 
 
 def detect_gpus(env: Mapping[str, str], *, nvidia_smi: str = "nvidia-smi") -> list[str]:
@@ -87,6 +91,8 @@ class LocalExperiment:
     gpu_slices: list[list[str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     retries: int = DEFAULT_RETRIES  # restarts of a trial killed from outside (older records: 3)
+    # --env K=V: the values, in `ENV_FILE` (`load`); experiment.json keeps the names only.
+    env: dict[str, str] = field(default_factory=dict)
 
     def to_meta(self) -> dict[str, Any]:
         return {
@@ -104,6 +110,7 @@ class LocalExperiment:
             "seed_flag": self.seed_flag,
             "gpu_slices": self.gpu_slices,
             "retries": self.retries,
+            "env": sorted(self.env),  # the names only: the values are in ENV_FILE
             **self.extra,
         }
 
@@ -111,9 +118,10 @@ class LocalExperiment:
     def from_meta(cls, meta: dict[str, Any]) -> LocalExperiment:
         known = {
             "backend", "name", "spec", "command", "workdir", "commit", "gpus_per_trial", "parallel",
-            "max_trials", "max_failed", "tracking_uri", "seed_flag", "gpu_slices", "retries",
+            "max_trials", "max_failed", "tracking_uri", "seed_flag", "gpu_slices", "retries", "env",
         }  # fmt: skip
         retries = meta.get("retries", DEFAULT_RETRIES)
+        inline = meta.get("env")  # a record from before ENV_FILE: the values themselves
         return cls(
             name=meta["name"],
             spec=LaunchSpec.model_validate(meta["spec"]),
@@ -128,8 +136,50 @@ class LocalExperiment:
             seed_flag=meta.get("seed_flag", "seed"),
             gpu_slices=[list(s) for s in meta.get("gpu_slices", [])],
             retries=retries if isinstance(retries, int) and retries >= 0 else DEFAULT_RETRIES,
+            env={str(k): str(v) for k, v in inline.items()} if isinstance(inline, dict) else {},
             extra={k: v for k, v in meta.items() if k not in known},
         )
+
+    @classmethod
+    def load(cls, exp: state.Experiment, *, migrate: bool = False) -> LocalExperiment:
+        """The record of `exp` with its --env values: from `ENV_FILE` (or inline, in a record
+        from before it; `migrate` moves them to `ENV_FILE`, leaving the names in the record).
+        Raises StateError when the record names variables the file lacks."""
+        meta = exp.meta()
+        job = cls.from_meta(meta)
+        names = meta.get("env")
+        if migrate and isinstance(names, dict) and names:
+            write_env(exp.path, job.env)
+            state.write_json_atomic(exp.meta_path, {**meta, "env": sorted(job.env)})
+            return job
+        if isinstance(names, list) and names:
+            values = read_env(exp.path)
+            missing = [name for name in names if name not in values]
+            if missing:
+                raise state.StateError(
+                    f"{exp.path / ENV_FILE} lacks the --env value of {', '.join(map(str, missing))}",
+                    hint="it was removed or damaged; the trials would run without them",
+                )
+            job.env = {str(name): values[name] for name in names}
+        return job
+
+
+def read_env(exp_path: Path) -> dict[str, str]:
+    """The --env values kept in `<exp_path>/ENV_FILE` ({} when it is missing or not an object)."""
+    import json
+
+    try:
+        data = json.loads((exp_path / ENV_FILE).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def write_env(exp_path: Path, env: Mapping[str, str]) -> None:
+    """Keep the --env values in `<exp_path>/ENV_FILE`, mode 0600 (`state.write_json_atomic`)."""
+    state.write_json_atomic(exp_path / ENV_FILE, dict(env))
 
 
 def trial_env(
@@ -144,7 +194,7 @@ def trial_env(
     """The trial contract's environment (the same variables a Katib trial gets), plus, for a
     trial's process, `LAUNCH_RESTART_COUNT` (`restarts`) and `LAUNCH_CHECKPOINT_DIR`."""
     env = dict(base)
-    env.update(job.extra.get("env") or {})  # --env K=V: the user's, under the contract's own
+    env.update(job.env)  # --env K=V: the user's, under the contract's own
     env.update(
         contract.trial_env(
             trial=trial,
@@ -220,9 +270,9 @@ def mirror_pending(exp: state.Experiment, *, wait_s: float = 120.0) -> bool:
     try:
         if not mirror.pending(exp.path, exp.state().trials.values()):
             return False
-        job = LocalExperiment.from_meta(exp.meta())
+        job = LocalExperiment.load(exp)
         env = dict(os.environ)
-        if not mirror.enabled({**env, **(job.extra.get("env") or {})}):
+        if not mirror.enabled({**env, **job.env}):
             return False
         proc = start_mirror(exp, job, env, quiet=True)
         if proc is not None:
@@ -314,17 +364,18 @@ def create(
         gpu_slices=gpu_slices,
         seed_flag=seed_flag,
         retries=retries,
+        env=dict(extra_env or {}),
         extra={
             "repo_root": str(snap.root),
             "worktree": None if worktree is None else str(worktree),
             "branch": snap.branch,
             "created": time.time(),
-            "env": dict(extra_env or {}),
             "trial_timeout_s": trial_timeout_s,
         },
     )
     exp = state.Experiment.create(home, name, job.to_meta())
     try:
+        write_env(exp.path, job.env)
         if worktree is not None:
             git.add_worktree(snap.root, snap.commit, worktree)
     except BaseException:

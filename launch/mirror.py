@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from launch import private
+
 __all__ = [
     "ENV_MIRROR_WAIT_S",
     "ENV_SPOOL",
@@ -50,7 +52,8 @@ _DISABLE = "LAUNCH_MLFLOW_DISABLE"
 # Finished trial states that the mirror turns into runs (Running ones wait).
 
 BOOT = """
-import importlib.util, sys
+import importlib.util, os, sys
+os.umask(0o077)  # what it writes (runs, markers, the store) is launch's private state
 sys.path.append(sys.argv[2])  # launch's own source, when the trials' Python lacks it
 if importlib.util.find_spec("mlflow") is None:
     print("launch mirror: mlflow is not installed for " + sys.executable, file=sys.stderr)
@@ -109,7 +112,7 @@ class MirrorProcess:
         coordinator's to handle). None, with one warning, when it cannot start."""
         log = exp_path / LOG_NAME
         try:
-            with log.open("ab") as out:
+            with open(private.open_file(log, os.O_WRONLY | os.O_APPEND), "ab") as out:
                 proc = subprocess.Popen(
                     [python, "-c", BOOT, str(exp_path), _launch_root()],
                     cwd=cwd, env=dict(env), stdin=subprocess.PIPE, stdout=out,
@@ -235,7 +238,8 @@ class Spool:
         self._lines, self._pending = [], 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, private.FILE_MODE)
+            with open(fd, "a", encoding="utf-8") as handle:
                 handle.write(text)
         except OSError as exc:
             _say(f"launch.mlflow_wrapper: warning: cannot write {self.path}: {exc}\n")
@@ -244,7 +248,9 @@ class Spool:
 def write_marker(trial_dir: Path, data: Mapping[str, Any]) -> None:
     """`trials/<t>/mlflow-run.json`, atomically: this trial's run is complete."""
     tmp = trial_dir / f".{MARKER_NAME}.{os.getpid()}.{time.monotonic_ns()}"
-    tmp.write_text(json.dumps(dict(data)))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, private.FILE_MODE)
+    with open(fd, "w") as handle:
+        handle.write(json.dumps(dict(data)))
     os.replace(tmp, trial_dir / MARKER_NAME)
 
 

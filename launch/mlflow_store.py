@@ -41,7 +41,7 @@ def _create_local_store(target: str) -> bool:
     if os.path.lexists(target):
         return False
     directory = os.path.dirname(target)
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)  # the store is its user's alone
     tracking.remove_stale_store_temps(target)
     tmp = os.fspath(tracking.store_temp_path(target))
     leftovers = [tmp + suffix for suffix in ("", "-journal", "-wal", "-shm")]
@@ -50,6 +50,7 @@ def _create_local_store(target: str) -> bool:
             os.unlink(name)
     try:
         _build_store(tmp)
+        os.chmod(tmp, 0o600)  # before it has its name: never readable by others
         problem = tracking.local_store_problem(tmp)
         if problem is not None:
             raise RuntimeError(f"MLflow built an incomplete store: {problem}")

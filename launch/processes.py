@@ -29,9 +29,10 @@ EXIT_FILE = "exit_status"
 # `$1` is the exit-status file, the rest the trial's argv. `trap :` keeps the shell alive through
 # the SIGTERM/SIGINT/SIGHUP sent to the trial's group (caught, not ignored: the trainer still gets
 # the default action), so it can write the status; then it ends the way the trainer did (same
-# code, or the same signal for 129..159), so the coordinator sees what it always saw.
+# code, or the same signal for 129..159), so the coordinator sees what it always saw. The status
+# file is private (umask 077 once the trainer, which keeps the user's umask, has ended).
 _WRAPPER = (
-    'f=$1; shift; trap : HUP INT TERM; "$@"; c=$?; echo "$c" > "$f"; '
+    'f=$1; shift; trap : HUP INT TERM; "$@"; c=$?; umask 077; echo "$c" > "$f"; '
     'if [ "$c" -gt 128 ] && [ "$c" -lt 160 ]; then trap - HUP INT TERM; kill -$((c - 128)) $$; fi; '
     'exit "$c"'
 )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launch import journal
+from launch import journal, private
 from launch.errors import LaunchError, UsageError
 from launch.events import ExperimentStatus
 from launch.journal import (
@@ -94,11 +94,22 @@ def home_dir(setting: str, *, cwd: Path | None = None) -> Path:
 
 
 def ensure_home(home: Path) -> None:
-    """Create the state directory and keep it out of `git status` (a dirty tree blocks launches)."""
-    home.mkdir(parents=True, exist_ok=True)
+    """Create the state directory (0700, `launch.private`) and keep it out of `git status` (a
+    dirty tree blocks launches). A home made by an older launch is tightened: the home itself,
+    its `.gitignore`, `experiments/` and the local MLflow store."""
+    home.parent.mkdir(parents=True, exist_ok=True)  # outside the home: the user's modes
+    private.mkdir(home)
     ignore = home / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("# launch's local state; never committed\n*\n")
+        fd = private.open_file(ignore, os.O_WRONLY)
+        try:
+            os.write(fd, b"# launch's local state; never committed\n*\n")
+        finally:
+            os.close(fd)
+    private.tighten(ignore)
+    private.tighten(experiments_dir(home))
+    for store in home.glob("mlflow.db*"):
+        private.tighten(store)
 
 
 def experiments_dir(home: Path) -> Path:
@@ -108,13 +119,7 @@ def experiments_dir(home: Path) -> Path:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write `data` as JSON in its own key order: experiment.json keeps the spec's order of
     `fixed` flags, the order render and --dry-run show and the local trials pass them in."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    private.write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 @dataclass
@@ -172,10 +177,10 @@ class Experiment:
         """Make the directory and write experiment.json; refuse an existing name."""
         ensure_home(home)
         root = experiments_dir(home)
-        root.mkdir(exist_ok=True)
+        private.mkdir(root)
         path = root / name
         try:
-            path.mkdir()
+            private.mkdir(path, exist_ok=False)
         except FileExistsError:
             raise UsageError(
                 f"experiment `{name}` already exists in {root}",
@@ -183,7 +188,7 @@ class Experiment:
             ) from None
         exp = cls(path)
         write_json_atomic(exp.meta_path, meta)
-        exp.journal_path.touch()
+        os.close(private.open_file(exp.journal_path, os.O_WRONLY))
         return exp
 
     @classmethod
@@ -231,6 +236,17 @@ class Experiment:
 
     def trial_dir(self, trial: str) -> Path:
         return self.path / "trials" / trial
+
+    def make_private(self) -> None:
+        """Tighten this experiment's directory and files (all but its worktree) and its home's
+        (`launch.private`): a home made by an older launch was 0755/0644."""
+        home = self.path.parent.parent
+        private.tighten(home)
+        private.tighten(home / ".gitignore")
+        private.tighten(self.path.parent)
+        for store in home.glob("mlflow.db*"):
+            private.tighten(store)
+        private.tighten_tree(self.path)
 
     # -- journal -------------------------------------------------------------------------------
 
@@ -316,7 +332,7 @@ class Experiment:
     @contextlib.contextmanager
     def coordinator_lock(self) -> Iterator[None]:
         """Held while a coordinator runs; a dead coordinator's lock is released by the kernel."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = private.open_file(self.lock_path, os.O_RDWR)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -413,13 +413,13 @@ class KatibBackend:
 
     def cancel(self, exp: state.Experiment) -> str:
         """Save the results first (deleting an Experiment deletes its metrics), then delete it."""
-        from launch import results, submit
+        from launch import private, results, submit
 
         spec, rows = self.trials(exp)
-        (exp.path / "results.json").write_text(results.to_json(rows) + "\n")
-        (exp.path / "results.csv").write_text(
-            results.to_csv(rows, spec.objective.objectiveMetricName)
-        )
+        # Private, as all local state is (0600): results can name what a user would not share.
+        private.write_atomic(exp.path / "results.json", (results.to_json(rows) + "\n").encode())
+        csv = results.to_csv(rows, spec.objective.objectiveMetricName)
+        private.write_atomic(exp.path / "results.csv", csv.encode())
         cluster, meta = self._cluster(exp)
         with cluster:
             submit.delete_experiment(cluster, namespace=meta["namespace"], name=exp.name)
