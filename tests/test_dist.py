@@ -251,7 +251,8 @@ def _trial_envs(box: dict[str, Path], name: str) -> list[dict[str, str]]:
     found = sorted((box["proj"] / ".launch").rglob("env.json")) + sorted(
         box["home"].rglob("env.json")
     )
-    envs = [json.loads(p.read_text()) for p in found if name in str(p)]
+    # The trainer's own env.json, in its trial's folder (not the experiment's --env values file).
+    envs = [json.loads(p.read_text()) for p in found if name in str(p) and "trials" in p.parts]
     assert envs, f"no trial wrote env.json for {name}"
     return envs
 
