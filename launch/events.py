@@ -98,6 +98,10 @@ class Event:
 Sink = Callable[[Event], None]
 
 
+def ignore(event: Event) -> None:
+    """The sink that shows nothing (the default where no one watches)."""
+
+
 def note(text: str, level: Level = "info") -> Event:
     return Event("note", text=text, level=level)
 

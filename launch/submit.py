@@ -19,7 +19,7 @@ from typing import Any
 
 from launch import diagnosis, kaniko, katib, katib_status, podspec, registry
 from launch.errors import BuildError, LaunchError, TimedOutError, TrialFailedError, UsageError
-from launch.events import Event, ExperimentStatus, Sink, TrialStatus, note
+from launch.events import Event, ExperimentStatus, Sink, TrialStatus, ignore, note
 from launch.kube_api import ClusterAPI
 from launch.names import EXPERIMENT_LABEL, NAMESPACE_LABEL, TRIAL_LABEL, experiment_url
 from launch.settings import Settings
@@ -34,10 +34,6 @@ TRIAL_LOG_LINES = 20
 
 def _quiet(level: str, text: str) -> None:
     """The default reporter says nothing."""
-
-
-def _ignore(event: Event) -> None:
-    """The default event sink shows nothing."""
 
 
 # --------------------------------------------------------------------------- registry access
@@ -284,7 +280,7 @@ def watch(
     name: str,
     until: str = "first",
     timeout_s: float | None = None,
-    sink: Sink = _ignore,
+    sink: Sink = ignore,
     kueue: bool = False,
     now: Callable[[], float] = time.monotonic,
     window_s: float = 300.0,

@@ -32,16 +32,12 @@ from launch.backends.links import (
     with_mlflow_links,
 )
 from launch.errors import UsageError
-from launch.events import Event, Sink, narration_sink, note
+from launch.events import Sink, ignore, narration_sink, note
 from launch.kube_api import ClusterAPI
 from launch.results import Trial
 from launch.spec import LaunchSpec
 
 NOT_LAUNCHABLE = "NOT LAUNCHABLE as is"
-
-
-def _ignore(event: Event) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -239,7 +235,7 @@ class KatibBackend:
             snap=request.snap, git_facts=facts, name=name, user=getpass.getuser(),
             resources=request.resources, rebuild=request.rebuild, dockerfile=request.dockerfile,
             context_dir=request.context_dir,
-            context_data=context_data, report=narration_sink(sink or _ignore),
+            context_data=context_data, report=narration_sink(sink or ignore),
         )  # fmt: skip
         record = ClusterRecord(
             name=name, namespace=launched.namespace, context=settings.context,
