@@ -363,7 +363,7 @@ class Coordinator:
             env[mirror.ENV_SPOOL] = str(trial_dir / mirror.SPOOL_NAME)
         token = processes.token_for(trial_dir)
         env[processes.TOKEN_VAR] = token
-        problem = _cannot_start(argv[0], cwd=job.workdir, path=env.get("PATH"))
+        problem = processes.cannot_start(argv[0], cwd=job.workdir, path=env.get("PATH"))
         with open(
             private.open_file(trial_dir / "output.log", os.O_WRONLY | os.O_TRUNC), "wb"
         ) as log:
@@ -606,18 +606,6 @@ def _seconds(value: float) -> str:
         if value >= size and value % size == 0:
             return f"{int(value // size)}{unit}"
     return f"{value:g}s"
-
-
-def _cannot_start(program: str, *, cwd: Path, path: str | None) -> str | None:
-    """Why `program` cannot be executed (as the shell would look it up), or None."""
-    import shutil
-
-    if "/" in program:
-        full = cwd / program
-        if not full.exists():
-            return "No such file or directory"
-        return None if os.access(full, os.X_OK) and full.is_file() else "Permission denied"
-    return None if shutil.which(program, path=path) else "No such file or directory"
 
 
 class _Tally:

@@ -42,6 +42,16 @@ class SpecError(UsageError):
     """A search.yaml problem; the message starts with `file: field path`."""
 
 
+class PreflightError(UsageError):
+    """Several problems found at once (preflight): each is printed as its own `error:`/`hint:`
+    pair, the first as the error itself, then `closing`."""
+
+    def __init__(self, problems: list[tuple[str, str | None]], *, closing: str = "") -> None:
+        super().__init__(problems[0][0], hint=problems[0][1])
+        self.more = problems[1:]
+        self.closing = closing
+
+
 class GitStateError(LaunchError):
     exit_code = ExitCode.GIT_STATE
 

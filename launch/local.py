@@ -403,3 +403,11 @@ def cleanup(exp: state.Experiment) -> None:
     if worktree and Path(worktree).is_dir():
         with contextlib.suppress(Exception):
             git.remove_worktree(Path(meta["repo_root"]), Path(worktree))
+
+
+def discard(exp: state.Experiment) -> None:
+    """Remove an experiment that never ran (a refused launch): its worktree and directory."""
+    import shutil
+
+    cleanup(exp)
+    shutil.rmtree(exp.path, ignore_errors=True)

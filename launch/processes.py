@@ -192,3 +192,15 @@ def kill_detail(signum: int, *, oom: bool | None = None) -> str:
             "; out of memory (the cgroup's oom_kill count rose)" if oom else "; out of memory?"
         )
     return detail
+
+
+def cannot_start(program: str, *, cwd: Path, path: str | None) -> str | None:
+    """Why `program` cannot be executed (as the shell would look it up), or None."""
+    import shutil
+
+    if "/" in program:
+        full = cwd / program
+        if not full.exists():
+            return "No such file or directory"
+        return None if os.access(full, os.X_OK) and full.is_file() else "Permission denied"
+    return None if shutil.which(program, path=path) else "No such file or directory"

@@ -612,10 +612,12 @@ def launch(
     context_data: bytes | None = None,
     build_timeout_s: float = 3600.0,
     report: Report = _quiet,
+    preflight: bool = True,
 ) -> Launched:
     """Every check that can run before a side effect, then the build (if needed), then the
     Experiment. Order: namespace label, Katib installed, Dockerfile at the commit, the
-    Experiment's server-side dry-run (the webhook's verdict), the registry, the build, create."""
+    Experiment's server-side dry-run (the webhook's verdict), the registry, the build, the
+    preflight pod (`launch.preflight_pod`), create."""
     from launch import git
     from launch.plan import make_plan
 
@@ -664,6 +666,13 @@ def launch(
         ),
     )
     final = plan(result.digest)
+    if preflight:
+        from launch import preflight_pod
+
+        preflight_pod.check(
+            cluster, final.experiment, spec=spec, command=command, subdir=git_facts.subdir,
+            seed_flag=settings.seed_flag, report=report,
+        )  # fmt: skip
     # The webhook already admitted this Experiment (only the image differs): create it directly.
     created = cluster.create(final.experiment, dry_run_first=False)
     url = experiment_url(settings.katib_url, namespace, name) if settings.katib_url else None

@@ -174,6 +174,8 @@ def pyinstaller(
         "--collect-submodules", NAME,
         "--copy-metadata", DIST_NAME,
         "--add-data", f"{facts_file}{os.pathsep}{NAME}",
+        # The preflight hook is a file put on the trials' PYTHONPATH, not a module launch imports.
+        "--add-data", f"{ROOT / NAME / 'preflight_site'}{os.pathsep}{NAME}/preflight_site",
     ]  # fmt: skip
     from PyInstaller.utils.hooks import collect_submodules
 

@@ -13,11 +13,14 @@ import contextlib
 import copy
 import http.client
 import json
+import os
 import random
 import re
 import socket
 import string
 import struct
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -287,6 +290,12 @@ class KubeEmulator:
     kueue: bool = True
     user: str = "system:serviceaccount:default:launch"
     history_limit: int = 10_000
+    # Pods labelled `launch/preflight` are run for real, as a kubelet would run the image: the
+    # container's `command + args` as a process on this machine, in `image_workdir` (None: the
+    # current directory, where the tests' "image" is the checked-out repo), with the container's
+    # env over this machine's. "manual": tests drive those pods themselves.
+    preflight_pods: str = "run"
+    image_workdir: str | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -652,6 +661,57 @@ class KubeEmulator:
                 if left <= 0:
                     raise TimeoutError("condition not met in time")
                 self._changed.wait(left)
+
+    def _pod_created(self, pod: Obj) -> None:
+        labels = pod["metadata"].get("labels") or {}
+        if "launch/preflight" not in labels or self.preflight_pods != "run":
+            return
+        thread = threading.Thread(target=self._run_pod, args=(pod,), daemon=True)
+        self._callbacks.append(thread)
+        thread.start()
+
+    def _run_pod(self, pod: Obj) -> None:
+        """kubelet, for one container: run it, keep its log, record how it ended."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        container = pod["spec"]["containers"][0]
+        env = dict(os.environ)
+        # The image's Python is the one running the tests (it has the trainers' libraries).
+        env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+        defined: dict[str, str] = {}
+        for item in container.get("env") or ():
+            if "value" in item:
+                defined[item["name"]] = expand_k8s(item["value"], defined)
+        env.update(defined)
+        argv = [
+            expand_k8s(a, defined)
+            for a in [*container.get("command", []), *container.get("args", [])]
+        ]
+        started = now_iso()
+        running = {"name": container["name"], "ready": True, "restartCount": 0, "image": container.get("image", ""),
+                   "imageID": "", "state": {"running": {"startedAt": started}}}  # fmt: skip
+        try:
+            self.patch("pods", ns, name, {"status": {"phase": "Running", "startTime": started,
+                                                     "containerStatuses": [running]}})  # fmt: skip
+        except KeyError:
+            return  # deleted before it started
+        deadline = pod["spec"].get("activeDeadlineSeconds") or 600
+        try:
+            done = subprocess.run(argv, cwd=self.image_workdir or os.getcwd(), env=env, stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=deadline)  # fmt: skip
+            code, log = done.returncode, (done.stdout + done.stderr).decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            code, log = None, ""
+        self.set_pod_log(ns, name, log)
+        if code is None:
+            status: Obj = {"phase": "Failed", "reason": "DeadlineExceeded",
+                           "message": "Pod was active on the node longer than the specified deadline"}  # fmt: skip
+        else:
+            terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                          "startedAt": started, "finishedAt": now_iso()}  # fmt: skip
+            status = {"phase": "Succeeded" if code == 0 else "Failed",
+                      "containerStatuses": [{**running, "ready": False, "state": {"terminated": terminated}}]}  # fmt: skip
+        with contextlib.suppress(KeyError):  # deleted while it ran
+            self.patch("pods", ns, name, {"status": status})
 
     def _job_created(self, job: Obj) -> None:
         """The Job controller's first step: a Pending pod with the Job's labels (unless suspended)."""
@@ -1195,6 +1255,8 @@ class _Handler(BaseHTTPRequestHandler):
                 stored = kube.put(res.plural, new)
             if res.plural == "jobs":
                 kube._job_created(stored)
+            if res.plural == "pods":
+                kube._pod_created(stored)
             kube._fire_on_create(res, stored)
             return 201, stored
         if verb in ("update", "patch"):
@@ -2608,6 +2670,25 @@ class KatibController:
                 }
             exp["status"] = st
             self.kube.put("experiments", exp)
+
+
+def expand_k8s(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' expansion of command, args and env values: `$$` is `$`, `$(NAME)` a variable
+    defined earlier in the container's env (left as it is when undefined)."""
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif text.startswith("$(", i) and ")" in text[i:]:
+            end = text.index(")", i)
+            name = text[i + 2 : end]
+            out.append(env[name] if name in env else text[i : end + 1])
+            i = end + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def free_port() -> int:

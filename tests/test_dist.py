@@ -80,6 +80,9 @@ def record(data):
     n = struct.pack("<Q", len(data))
     return n + struct.pack("<I", masked(n)) + data + struct.pack("<I", masked(data))
 
+if "--help" in sys.argv:  # what launch's preflight asks a program without Draccus
+    print("usage: train.py [--optim.lr=LR] [--hidden=N] [--activation=A] [--epochs=N] [--tensorboard_dir=DIR]")
+    sys.exit(0)
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
 lr, hidden = float(args["optim.lr"]), int(args["hidden"])
 loss = (math.log10(lr) + 2) ** 2 + abs(hidden - 16) / 100 + (args["activation"] == "relu") * 0.1

@@ -373,11 +373,22 @@ def test_missing_objective_is_metrics_unavailable_with_found_tags(tmp_path: Path
     assert "MetricsUnavailable" in done.stderr
 
 
-def test_missing_program_is_a_failed_trial(tmp_path: Path) -> None:
+def test_missing_program_is_refused_by_the_preflight(tmp_path: Path) -> None:
     cwd = project(tmp_path, ONE_TRIAL)
     done = launch(
         cwd, "--backend", "local", "--name", "noprog", "search.yaml", "--", "no-such-program-xyz"
     )
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert "the trials' command cannot start: `no-such-program-xyz`" in done.stderr
+    assert not (cwd / ".launch" / "experiments" / "noprog").exists()
+
+
+def test_missing_program_is_a_failed_trial_without_preflight(tmp_path: Path) -> None:
+    cwd = project(tmp_path, ONE_TRIAL)
+    done = launch(
+        cwd, "--backend", "local", "--name", "noprog", "--no-preflight", "search.yaml", "--",
+        "no-such-program-xyz",
+    )  # fmt: skip
     assert done.returncode == ExitCode.TRIAL_FAILED
     (record,) = experiment(cwd, "noprog").state().trials.values()
     assert record.exit_code == 127 and "no-such-program-xyz" in record.reason

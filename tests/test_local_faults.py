@@ -93,8 +93,8 @@ def start(cwd: Path, name: str, *cmd: str, **popen: object) -> subprocess.Popen[
     kwargs: dict[str, object] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     kwargs.update(popen)
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        [LAUNCH, "--backend", "local", "--name", name, "search.yaml", "--", sys.executable,
-         "train.py", *cmd],
+        [LAUNCH, "--backend", "local", "--no-preflight", "--name", name, "search.yaml", "--",
+         sys.executable, "train.py", *cmd],
         cwd=cwd, env={**os.environ, **QUIET_ENV}, text=True, **kwargs,
     )  # fmt: skip
 
@@ -163,7 +163,7 @@ def test_cancel_ends_a_setsid_grandchild_that_ignores_sigterm(tmp_path: Path) ->
 def test_a_finished_trials_leftover_children_end_with_it(tmp_path: Path) -> None:
     """A trainer exits 0 leaving a setsid daemon: the daemon is stopped, as the pod's would be."""
     cwd = project(tmp_path, values="0.1", parallel=1)
-    done = launch(cwd, "--backend", "local", "--name", "leftover", "search.yaml", "--",
+    done = launch(cwd, "--backend", "local", "--no-preflight", "--name", "leftover", "search.yaml", "--",
                   sys.executable, "train.py", "--mode=escape")  # fmt: skip
     assert done.returncode == 0, done.stderr
     exp = exp_of(cwd, "leftover")
@@ -232,7 +232,7 @@ def test_a_closed_pipe_stops_the_narration_not_the_sweep(tmp_path: Path) -> None
 def test_trial_timeout_fails_a_never_ending_trial_and_leaves_no_process(tmp_path: Path) -> None:
     cwd = project(tmp_path, values="0.1, 0.2", parallel=2, failed=2)
     started = time.monotonic()
-    done = launch(cwd, "--backend", "local", "--name", "slow", "--trial-timeout", "2s",
+    done = launch(cwd, "--backend", "local", "--no-preflight", "--name", "slow", "--trial-timeout", "2s",
                   "search.yaml", "--", sys.executable, "train.py", "--mode=escape",
                   "--sleep=600")  # fmt: skip
     elapsed = time.monotonic() - started
@@ -252,7 +252,7 @@ def test_trial_timeout_fails_a_never_ending_trial_and_leaves_no_process(tmp_path
 def test_timeout_stops_a_local_sweep_with_exit_6_and_it_resumes(tmp_path: Path) -> None:
     cwd = project(tmp_path, values="0.1, 0.2", parallel=2)
     env = {"MLFLOW_TRACKING_URI": f"file://{tmp_path / 'mlruns'}"}  # no store to create first
-    done = launch(cwd, "--backend", "local", "--name", "capped", "--timeout", "15s", "search.yaml",
+    done = launch(cwd, "--backend", "local", "--no-preflight", "--name", "capped", "--timeout", "15s", "search.yaml",
                   "--", sys.executable, "train.py", "--sleep=600", env=env)  # fmt: skip
     exp = exp_of(cwd, "capped")
     assert done.returncode == ExitCode.TIMED_OUT, done.stderr
@@ -278,7 +278,7 @@ def test_timeout_stops_a_local_sweep_with_exit_6_and_it_resumes(tmp_path: Path) 
 
 def test_run_timeout_on_the_local_backend_exits_6(tmp_path: Path) -> None:
     cwd = project(tmp_path, values="0.1", parallel=1)
-    done = launch(cwd, "--backend", "local", "--name", "short", "--timeout", "1s", "search.yaml",
+    done = launch(cwd, "--backend", "local", "--no-preflight", "--name", "short", "--timeout", "1s", "search.yaml",
                   "--", sys.executable, "train.py", "--sleep=600")  # fmt: skip
     assert done.returncode == ExitCode.TIMED_OUT, done.stderr
     current = exp_of(cwd, "short").state()
@@ -313,7 +313,7 @@ def test_a_full_disk_stops_trials_cleanly_and_the_sweep_resumes(
     cwd = project(tmp_path, values=values, parallel=2, failed=24)
     home = small_disk / "home"
     env = {"LAUNCH_HOME": str(home), "MLFLOW_TRACKING_URI": f"file://{tmp_path / 'mlruns'}"}
-    done = launch(cwd, "--backend", "local", "--name", "full", "search.yaml", "--",
+    done = launch(cwd, "--backend", "local", "--no-preflight", "--name", "full", "search.yaml", "--",
                   sys.executable, "train.py", "--sleep=0.3",
                   env={**env, "TRAINER_FILL": str(small_disk)})  # fmt: skip
     assert done.returncode == ExitCode.UNEXPECTED, done.stderr
@@ -347,7 +347,7 @@ def test_a_damaged_journal_and_a_truncated_experiment_json_break_no_command(
     cwd = project(tmp_path, values="0.1, 0.2", parallel=2)
     env = {"MLFLOW_TRACKING_URI": f"file://{tmp_path / 'mlruns'}"}
     for name in ("good", "other"):
-        done = launch(cwd, "--backend", "local", "--name", name, "search.yaml", "--",
+        done = launch(cwd, "--backend", "local", "--no-preflight", "--name", name, "search.yaml", "--",
                       sys.executable, "train.py", env=env)  # fmt: skip
         assert done.returncode == 0, done.stderr
     good, other = exp_of(cwd, "good"), exp_of(cwd, "other")

@@ -80,7 +80,7 @@ def launch(
 
 
 def sweep(cwd: Path, name: str, *cmd: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return launch(cwd, "--backend", "local", "--name", name, "search.yaml", "--",
+    return launch(cwd, "--backend", "local", "--no-preflight", "--name", name, "search.yaml", "--",
                   sys.executable, "train.py", *cmd, **kw)  # fmt: skip
 
 
@@ -180,7 +180,7 @@ def test_the_users_own_failure_is_never_restarted(tmp_path: Path) -> None:
 
 def test_trial_timeout_kills_are_not_restarted(tmp_path: Path) -> None:
     cwd = project(tmp_path, "0.1")
-    done = launch(cwd, "--backend", "local", "--name", "slow", "--trial-timeout", "2s",
+    done = launch(cwd, "--backend", "local", "--no-preflight", "--name", "slow", "--trial-timeout", "2s",
                   "search.yaml", "--", sys.executable, "train.py", "--mode=hang")  # fmt: skip
     assert done.returncode == ExitCode.TRIAL_FAILED, done.stdout + done.stderr
     exp = exp_of(cwd, "slow")
@@ -191,8 +191,8 @@ def test_trial_timeout_kills_are_not_restarted(tmp_path: Path) -> None:
 
 def _hanging_sweep(cwd: Path, name: str) -> tuple[subprocess.Popen[str], state.Experiment]:
     proc = subprocess.Popen(
-        [LAUNCH, "--backend", "local", "--name", name, "search.yaml", "--", sys.executable,
-         "train.py", "--mode=hang"],
+        [LAUNCH, "--backend", "local", "--no-preflight", "--name", name, "search.yaml", "--",
+         sys.executable, "train.py", "--mode=hang"],
         cwd=cwd, env={**os.environ, **QUIET_ENV}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip

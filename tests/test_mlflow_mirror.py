@@ -99,7 +99,7 @@ def launch_env(**extra: str) -> dict[str, str]:
 
 def sweep(cwd: Path, name: str, script: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", CLI_PROBE, "--backend", "local", "-q", "--name", name,
+        [sys.executable, "-c", CLI_PROBE, "--backend", "local", "--no-preflight", "-q", "--name", name,
          "search.yaml", "--", sys.executable, script],
         cwd=cwd, env=launch_env(XDG_CONFIG_HOME=str(cwd / ".xdg"), **env),
         capture_output=True, text=True, timeout=400,

@@ -63,7 +63,7 @@ def run(
 
 
 def sweep_args(name: str, *extra: str) -> list[str]:
-    return ["--backend", "local", "--name", name, "--env", f"SECRET_TOKEN={SECRET}", *extra,
+    return ["--backend", "local", "--no-preflight", "--name", name, "--env", f"SECRET_TOKEN={SECRET}", *extra,
             "search.yaml", "--", sys.executable, "train.py"]  # fmt: skip
 
 

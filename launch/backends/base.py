@@ -52,6 +52,7 @@ class LaunchRequest:
     rebuild: bool = False
     dockerfile: str = "Dockerfile"
     context_dir: str | None = None
+    preflight: bool = True  # ask the program to parse every flag set before any trial
 
 
 @dataclass(frozen=True)

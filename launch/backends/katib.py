@@ -200,7 +200,20 @@ class KatibBackend:
         )  # fmt: skip
         if note is not None:
             plan = dataclasses.replace(plan, notes=(note, *plan.notes))
-        return plan_preview(plan)
+        shown = plan_preview(plan)
+        from launch import preflight
+        from launch.contract import TFEVENT_DIR
+
+        checks = preflight.plan(
+            request.spec, seed_flag=request.settings.seed_flag, tensorboard_dir=TFEVENT_DIR
+        )
+        doc, said = preflight.describe(
+            checks, request.command, enabled=request.preflight,
+            where="one CPU-only pod of the image, before the Experiment",
+        )  # fmt: skip
+        return dataclasses.replace(
+            shown, doc={**shown.doc, "preflight": doc}, text=shown.text + said
+        )
 
     def create(
         self, request: LaunchRequest, *, confirm: Confirm | None = None, sink: Sink | None = None
@@ -236,6 +249,7 @@ class KatibBackend:
             resources=request.resources, rebuild=request.rebuild, dockerfile=request.dockerfile,
             context_dir=request.context_dir,
             context_data=context_data, report=narration_sink(sink or ignore),
+            preflight=request.preflight,
         )  # fmt: skip
         record = ClusterRecord(
             name=name, namespace=launched.namespace, context=settings.context,

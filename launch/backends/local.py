@@ -32,7 +32,7 @@ from launch.backends.links import (
     with_mlflow_links,
 )
 from launch.errors import UsageError
-from launch.events import ExperimentStatus, Sink, journal_sink, note
+from launch.events import Event, ExperimentStatus, Sink, ignore, journal_sink, note
 from launch.results import Trial
 from launch.spec import LaunchSpec
 
@@ -95,12 +95,22 @@ class LocalBackend:
             what = f"the first {len(lines)}, as random_state fixes them"
         else:
             what = f"a sample of {len(lines)}: the sampler picks again when it runs"
+        from launch import preflight
+
+        plan = preflight.plan(
+            request.spec, seed_flag=request.settings.seed_flag,
+            tensorboard_dir=str(trials_dir / f"{name}-0001" / "tfevent"),
+        )  # fmt: skip
+        doc["preflight"], said = preflight.describe(
+            plan, request.command, enabled=request.preflight, where="in the worktree, before the first trial"
+        )  # fmt: skip
         text = (
             f"# local experiment {name} at {snap.commit[:12]}, in {doc['workdir']}\n"
             f"# {counts.max_trials} trials, {parallel} at a time, stop after {counts.max_failed} failures\n"
             f"# trial command lines ({what}):\n"
             + "".join(f"{shlex.join(line)}\n" for line in lines[:SHOWN_TRIALS])
             + more_trials(len(lines), prefix="# ")
+            + said
         )
         return Preview(doc=doc, text=text)
 
@@ -119,6 +129,12 @@ class LocalBackend:
             seed_flag=request.settings.seed_flag, extra_env=dict(request.resources.env),
             trial_timeout_s=request.resources.trial_timeout_s, retries=request.resources.retries,
         )  # fmt: skip
+        if request.preflight:
+            try:
+                _preflight(request, exp, sink or ignore)
+            except BaseException:
+                local.discard(exp)  # a refused launch leaves no experiment behind
+                raise
         where = "in place (--allow-dirty)" if in_place else f"in a worktree of {snap.commit[:12]}"
         return Created(
             exp,
@@ -303,6 +319,35 @@ class LocalBackend:
             argv=getattr(exp.state().trials.get(row.name), "argv", None),
         )  # fmt: skip
         return Rerun(command)
+
+
+def _preflight(request: LaunchRequest, exp: state.Experiment, sink: Sink) -> None:
+    """Run the program's config parsing on every flag set, in the trials' worktree and
+    environment, before the first trial (`launch.preflight`); PreflightError on a problem."""
+    from launch import local, preflight, preflight_local
+
+    job = local.LocalExperiment.load(exp)
+    first = exp.trial_dir(f"{exp.name}-0001") / "tfevent"
+    plan = preflight.plan(
+        request.spec, seed_flag=request.settings.seed_flag, tensorboard_dir=str(first)
+    )
+    sink(Event("progress", text=f"preflight: {shlex.join([*request.command, '--help'])}"))
+    env = local.trial_env(os.environ, job, f"{exp.name}-preflight", None)
+    outcome = preflight_local.run(
+        plan, request.command, cwd=job.workdir, env=env, timeout_s=PREFLIGHT_TIMEOUT_S
+    )
+    verdict = preflight.verdict(
+        request.spec, plan, outcome, command=request.command, timeout_s=PREFLIGHT_TIMEOUT_S
+    )
+    preflight.refuse(verdict, outcome.seconds)
+    for warning in verdict.warnings:
+        sink(note(f"preflight: {warning}", "warn"))
+    sink(note(f"preflight: {verdict.summary}: no problems ({outcome.seconds:.1f}s)"))
+
+
+# A program answers `--help` (or reaches its Draccus parse) in seconds; a minute covers a slow
+# import (torch, a cold disk) on a loaded machine.
+PREFLIGHT_TIMEOUT_S = 120.0
 
 
 def first_trials(

@@ -132,6 +132,17 @@ RetriesOpt = Annotated[
         "the trial's own failure (a non-zero exit) is never retried.",
     ),
 ]
+NoPreflightOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-preflight",
+        help="Skip the preflight: before any trial, launch runs `CMD --help` once (locally in the "
+        "trials' worktree, on a cluster in one CPU-only pod of the image) so the program's own "
+        "Draccus parser reads every fixed flag, each parameter at its bounds and every list "
+        "value; a flag or value it refuses stops the launch (exit 2). A program without Draccus "
+        "must list every flag in its --help.",
+    ),
+]
 ExpArg = Annotated[str, typer.Argument(help="Experiment name (see `launch list`).")]
 
 

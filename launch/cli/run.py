@@ -22,6 +22,7 @@ from launch.cli.options import (
     NameOpt,
     NamespaceOpt,
     NodeSelectorOpt,
+    NoPreflightOpt,
     PriorityOpt,
     QueueOpt,
     QuietOpt,
@@ -119,13 +120,14 @@ def render(
     priority: PriorityOpt = None,
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
+    no_preflight: NoPreflightOpt = False,
 ) -> None:
     from launch import backends
 
     settings = _settings(namespace=namespace, backend="katib")
     request = _request(
         spec_path, command, seeds=seeds, settings=settings, allow_dirty=allow_dirty, local=False,
-        name=name, gpus=gpus,
+        name=name, gpus=gpus, preflight=not no_preflight,
         resources=trial_resources(
             settings, gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
             volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,
@@ -205,6 +207,7 @@ def run(
     priority: PriorityOpt = None,
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
+    no_preflight: NoPreflightOpt = False,
 ) -> None:
     from launch import backends
 
@@ -220,7 +223,7 @@ def run(
     request = _request(
         spec_path, command, seeds=seeds, settings=settings, allow_dirty=allow_dirty,
         local=chosen_backend.runs_here, name=name, gpus=gpus, rebuild=rebuild, dockerfile=dockerfile,
-        context_dir=context_dir,
+        context_dir=context_dir, preflight=not no_preflight,
         resources=trial_resources(
             settings, gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
             volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from launch.errors import SpecError
 from launch.spec import yaml_lines
+from launch.spec.coercion import _BOUNDS, _number_spelling
 from launch.spec.limits import MAX_SPEC_BYTES
 from launch.spec.models import LaunchSpec
 from launch.spec.rules import check_rules
@@ -69,22 +70,35 @@ _READ_HINTS = {
 }
 
 
-def _keep_typed(data: dict[str, Any], raw: dict[Path, str], prefix: Path) -> None:
+def _keep_typed(data: dict[str, Any], raw: dict[Path, str], prefix: Path) -> dict[Path, str]:
     """Put back the text the user typed for plain scalars in `list:` items and `fixed` values.
 
     YAML 1.1 reads `on` as True and `1:30` as 90; the program should get `on` and `1:30` (Draccus
     then parses it as it parses any flag; `coercion_warnings` says what it will make of it).
+    Bounds stay numbers (Katib needs "16"); returns the typed text of those that YAML 1.1 read
+    in another spelling (`min: 0x10`), by path in the spec.
     """
+    bounds: dict[Path, str] = {}
     parameters = data.get("parameters")
     if isinstance(parameters, list):
         for index, param in enumerate(parameters):
             space = param.get("feasibleSpace") if isinstance(param, dict) else None
-            items = space.get("list") if isinstance(space, dict) else None
+            if not isinstance(space, dict):
+                continue
+            at: Path = ("parameters", index, "feasibleSpace")
+            for key in _BOUNDS:
+                value, text = space.get(key), raw.get((*prefix, *at, key))
+                if (
+                    text is not None
+                    and isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                    and _number_spelling(text, value)
+                ):
+                    bounds[(*at, key)] = text
+            items = space.get("list")
             if isinstance(items, list):
                 for position, item in enumerate(items):
-                    text = raw.get(
-                        (*prefix, "parameters", index, "feasibleSpace", "list", position)
-                    )
+                    text = raw.get((*prefix, *at, "list", position))
                     if text is not None and (item is None or not isinstance(item, str)):
                         items[position] = text
     fixed = data.get("fixed")
@@ -93,6 +107,33 @@ def _keep_typed(data: dict[str, Any], raw: dict[Path, str], prefix: Path) -> Non
             text = raw.get((*prefix, "fixed", str(key)))
             if text is not None and (item is None or not isinstance(item, str)):
                 fixed[key] = text
+    return bounds
+
+
+def _check_bound_spellings(data: dict[str, Any], source: SpecSource) -> None:
+    """Refuse bounds in YAML 1.1 base 60 (`1:30`) or octal (`010`): almost never meant.
+
+    Hex, binary and underscores (`0x10`, `0b101`, `1_000`) may be meant: `coercion_warnings`
+    names the number they became.
+    """
+    for path, text in source.raw.items():
+        _, index, _, key = path
+        value = data["parameters"][index]["feasibleSpace"][key]
+        spelling = _number_spelling(text, value)
+        if spelling == "base 60":
+            raise source.error(
+                path,
+                f"`{key}: {text}` is a YAML 1.1 base-60 number: it reads as {value}",
+                hint=f"write the number you mean as a plain decimal ({value} if you meant "
+                "minutes:seconds)",
+            )
+        if spelling == "octal":
+            decimal = int(text.replace("_", ""))
+            raise source.error(
+                path,
+                f"`{key}: {text}` is a YAML 1.1 octal number: it reads as {value}, not {decimal}",
+                hint=f"write the number you mean without the leading zero: {decimal}",
+            )
 
 
 def parse(text: str, *, filename: str = "search.yaml") -> LaunchSpec:
@@ -134,8 +175,8 @@ def parse(text: str, *, filename: str = "search.yaml") -> LaunchSpec:
     prefix: Path = ()
     if "apiVersion" in data or "kind" in data:
         data, prefix = _unwrap_document(data, SpecSource(filename, lines)), ("spec",)
-    _keep_typed(data, raw, prefix)
-    source = SpecSource(filename, lines, prefix)
+    source = SpecSource(filename, lines, prefix, raw=_keep_typed(data, raw, prefix))
+    _check_bound_spellings(data, source)
     return validate(data, source)
 
 

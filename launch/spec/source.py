@@ -35,10 +35,15 @@ class SpecSource:
         filename: str,
         lines: dict[Path, int],
         prefix: Path = (),
+        *,
+        raw: dict[Path, str] | None = None,
     ):
         self.filename = filename
         self.lines = lines
         self.prefix = prefix
+        # The typed text of bounds YAML 1.1 read as another number (`min: 0x10` is "16" in the
+        # spec, as Katib needs), by spec path: `coercion_warnings` says what became of them.
+        self.raw = raw or {}
 
     def line(self, path: Path) -> int | None:
         full = (*self.prefix, *path)
