@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
 
     OK = 0
     UNEXPECTED = 1
-    USAGE = 2  # usage, configuration or search.yaml error (also: a `launch doctor` check failed,
+    USAGE = 2  # usage, configuration or search.yaml error, a preflight problem (also: a `launch doctor` check failed,
     # no usable kubeconfig for the cluster backend, an optional library such as matplotlib missing)
     GIT_STATE = 3  # dirty / unpushed tree refused
     BUILD_FAILED = 4

@@ -82,43 +82,29 @@ def main(cfg):
 """
 
 
-def test_a_required_field_given_by_a_fixed_flag_is_not_a_problem(tmp_path: Path) -> None:
-    verdict = _ask(
-        tmp_path,
-        HEAD
-        + """
+# A config whose `epochs` has no default: a fixed flag gives it. `{act}` names the field the
+# `act` parameter of SPEC is meant for.
+REQUIRED = """
 @dataclasses.dataclass
 class C:
     epochs: int
     lr: float = 0.1
     depth: int = 2
-    act: str = "relu"
+    {act}: str = "relu"
     seed: int = 0
     tensorboard_dir: str = ""
 
 main(draccus.parse(config_class=C))
-""",
-    )
+"""
+
+
+def test_a_required_field_given_by_a_fixed_flag_is_not_a_problem(tmp_path: Path) -> None:
+    verdict = _ask(tmp_path, HEAD + REQUIRED.format(act="act"))
     assert verdict.check == "draccus" and verdict.problems == [], verdict.problems
 
 
 def test_with_a_required_field_a_wrong_flag_is_still_blamed_alone(tmp_path: Path) -> None:
-    verdict = _ask(
-        tmp_path,
-        HEAD
-        + """
-@dataclasses.dataclass
-class C:
-    epochs: int
-    lr: float = 0.1
-    depth: int = 2
-    activation: str = "relu"
-    seed: int = 0
-    tensorboard_dir: str = ""
-
-main(draccus.parse(config_class=C))
-""",
-    )
+    verdict = _ask(tmp_path, HEAD + REQUIRED.format(act="activation"))
     (problem,) = verdict.problems
     assert "parameters[2].name: the program's config has no field `act`" in problem.message
     assert problem.hint == "did you mean `activation`?"

@@ -16,7 +16,8 @@ import typer
 from launch.errors import ExitCode, LaunchError
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok, 1 unexpected error, 2 usage, configuration or search.yaml error (also a "
+    "Exit codes: 0 ok, 1 unexpected error, 2 usage, configuration or search.yaml error, or a "
+    "problem the preflight found (also a "
     "failed `launch doctor` check, no kubeconfig for the cluster, a missing optional library), "
     "3 git state refused (dirty/unpushed), 4 build failed, 5 trial or experiment failed, "
     "6 timed out, 7 cancelled by `launch cancel`, 130 detached by Ctrl-C (the experiment keeps "
