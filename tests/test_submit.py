@@ -248,6 +248,24 @@ def test_allow_dirty_builds_the_uploaded_working_tree_then_reuses_it(lab: Lab) -
     assert not [r for r in lab.kube.requests if r.verb == "proxy" and r.method in ("POST", "PUT")]
 
 
+def test_render_allow_dirty_lists_what_would_be_uploaded(lab: Lab) -> None:
+    """The upload is a blob anyone who can read the registry can fetch: render says what is in
+    it, and what .dockerignore leaves out is not."""
+    (lab.repo / ".dockerignore").write_text(".env\n")
+    (lab.repo / ".env").write_text("MY_API_TOKEN=hunter2\n")
+    (lab.repo / "notes.txt").write_text("untracked, not ignored: uploaded\n")
+    result = invoke("render", "--allow-dirty", "--json", *RUN)
+    assert result.exit_code == 0, result.output
+    files = json.loads(result.stdout)["upload"]["files"]
+    assert "notes.txt" in files and "train.py" in files and ".dockerignore" in files
+    assert ".env" not in files
+    text = invoke("render", "--allow-dirty", *RUN).stdout
+    assert "# --allow-dirty uploads the working tree as the build context:" in text
+    assert "#   notes.txt\n" in text and ".env\n" not in text
+    assert creates(lab.kube, "jobs") == 0
+    assert not [r for r in lab.kube.requests if r.verb == "proxy"]  # nothing uploaded
+
+
 def test_allow_dirty_without_the_dockerfile_creates_nothing(lab: Lab) -> None:
     (lab.repo / "Dockerfile").unlink()  # deleted in the working tree, which is what is built
     lab.kaniko.auto("succeed")

@@ -146,6 +146,25 @@ def git_facts(
     return facts, name, data, note
 
 
+def upload_listing(data: bytes) -> tuple[dict[str, Any], str]:
+    """What an `--allow-dirty` build uploads (a blob anyone who can read the registry can
+    fetch by its digest): its files, for `render`/`--dry-run` (JSON, and `#` comment lines)."""
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        files = [m.name for m in tar.getmembers() if m.isfile() or m.issym()]
+    text = (
+        f"# --allow-dirty uploads the working tree as the build context: {len(files)} files, "
+        f"{len(data) / 1e6:.2f} MB compressed (untracked files that .gitignore or .dockerignore "
+        "exclude are left out):\n"
+    )
+    text += "".join(f"#   {name}\n" for name in files[:SHOWN_TRIALS])
+    if len(files) > SHOWN_TRIALS:
+        text += f"#   ... and {len(files) - SHOWN_TRIALS:,} more files (--json lists every one)\n"
+    return {"bytes": len(data), "files": files}, text
+
+
 def plan_preview(plan: Any) -> Preview:
     """The Kaniko build Job, the Katib Experiment and the trial command lines of a plan."""
     from launch import yamltext
@@ -189,7 +208,7 @@ class KatibBackend:
 
         from launch.plan import make_plan
 
-        facts, name, _, note = git_facts(
+        facts, name, context_data, note = git_facts(
             request.snap, name=request.name, allow_dirty=request.allow_dirty, preview=True
         )
         plan = make_plan(
@@ -211,9 +230,11 @@ class KatibBackend:
             checks, request.command, enabled=request.preflight,
             where="one CPU-only pod of the image, before the Experiment",
         )  # fmt: skip
-        return dataclasses.replace(
-            shown, doc={**shown.doc, "preflight": doc}, text=shown.text + said
-        )
+        extra: dict[str, Any] = {"preflight": doc}
+        if context_data is not None:
+            extra["upload"], listed = upload_listing(context_data)
+            said = listed + said
+        return dataclasses.replace(shown, doc={**shown.doc, **extra}, text=shown.text + said)
 
     def create(
         self, request: LaunchRequest, *, confirm: Confirm | None = None, sink: Sink | None = None
