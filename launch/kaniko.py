@@ -65,6 +65,10 @@ _SCP_RE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")
 _BLOB_URL_RE = re.compile(r"^https?://[^/?#]+/v2/[^?#]+/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
 
 
+# The OCI annotation key for "the source revision this image was built from".
+REVISION_LABEL = "org.opencontainers.image.revision"
+
+
 def _registry_host(registry: str) -> str:
     """`host:port[/prefix]` without a scheme or trailing slash."""
     for scheme in ("https://", "http://"):
@@ -244,6 +248,9 @@ def render_build_job(
         f"--context={context}",
         f"--dockerfile={dockerfile}",
         f"--destination={destination}",
+        # What the image was built from (the tag: a commit, or an uploaded tree's hash): a later
+        # launch reuses the tag only when the image says the same (`submit.find_or_build`).
+        f"--label={REVISION_LABEL}={destination.rsplit(':', 1)[1]}",
         "--cache=true",
         f"--cache-repo={cache_repo}",
         f"--digest-file={TERMINATION_LOG}",

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from launch.errors import LaunchError
 
@@ -441,6 +441,78 @@ def image_exists(
         repository=repository, tag=tag, base_url=base_url, transport=transport, timeout_s=timeout_s
     )
     return digest is not None
+
+
+def image_labels(
+    *, repository: str, digest: str, transport: Transport, platform: str = "linux/amd64"
+) -> dict[str, str]:
+    """The labels of the image `repository@digest` (its config's `config.Labels`); for an index
+    or manifest list, those of its `platform` image (else its first). Two or three GETs:
+    manifest, (platform manifest,) config blob. `RegistryError` when one fails."""
+    _check_names(repository, digest)
+    manifest = _get_json(transport, f"/v2/{repository}/manifests/{digest}", MANIFEST_ACCEPT)
+    entries = manifest.get("manifests")
+    if isinstance(entries, list) and entries:
+        os_name, _, arch = platform.partition("/")
+        chosen = next(
+            (m for m in entries if (m.get("platform") or {}).get("os") == os_name
+             and (m.get("platform") or {}).get("architecture") == arch),
+            entries[0],
+        )  # fmt: skip
+        manifest = _get_json(
+            transport, f"/v2/{repository}/manifests/{chosen['digest']}", MANIFEST_ACCEPT
+        )
+    config_digest = (manifest.get("config") or {}).get("digest")
+    if not isinstance(config_digest, str) or not _DIGEST_RE.match(config_digest):
+        raise RegistryError(
+            f"{_describe(transport)}/v2/{repository}/manifests/{digest}: no image config in it",
+            hint="is this a container image manifest?",
+        )
+    config = _get_json(transport, f"/v2/{repository}/blobs/{config_digest}", "*/*")
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def built_from_tag(
+    *, repository: str, tag: str, digest: str, transport: Transport, label: str,
+    warn: Callable[[str], None],
+) -> bool:  # fmt: skip
+    """Whether the image under `repository:tag` says (its `label`) it was built from `tag`, so
+    it may be reused. An image without the label (built before launch labelled images, or not by
+    launch) is built again (False, said with `warn`); one that names another revision was
+    swapped or mis-pushed, and is an error, never a silent reuse."""
+    from launch.errors import UsageError
+
+    labels = image_labels(repository=repository, digest=digest, transport=transport)
+    revision = labels.get(label)
+    if revision == tag:
+        return True
+    if revision is None:
+        warn(f"image {repository}:{tag[:12]} does not say what it was built from (no {label} "
+             "label): building it again")  # fmt: skip
+        return False
+    raise UsageError(
+        f"image {repository}:{tag[:12]} ({digest[:19]}) says it was built from {revision[:40]}, "
+        f"not {tag[:12]}: the tag was overwritten by something other than launch's build",
+        hint="`--rebuild` builds this commit again and replaces the tag; ask who can push to "
+        "the registry (docs/cluster-setup.md)",
+    )
+
+
+def _get_json(transport: Transport, path: str, accept: str) -> dict[str, Any]:
+    import json
+
+    status, headers, body = transport.request("GET", path, {"Accept": accept})
+    where = f"{_describe(transport)}{path}"
+    if status != 200:
+        raise _status_error(transport, "GET", where, status, headers, body)
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise RegistryError(
+            f"{where}: not JSON", hint="is this a Distribution/OCI registry?"
+        ) from None
+    return doc if isinstance(doc, dict) else {}
 
 
 def ping(transport: Transport) -> None:

@@ -116,7 +116,10 @@ def find_or_build(
     (once per content) before the Job that fetches it is created."""
     if not rebuild:
         digest = registry.manifest_digest(repository=repository, tag=tag, transport=transport)
-        if digest is not None:
+        if digest is not None and registry.built_from_tag(
+            repository=repository, tag=tag, digest=digest, transport=transport,
+            label=kaniko.REVISION_LABEL, warn=lambda text: report("warn", text),
+        ):  # fmt: skip
             report("info", f"image {repository}:{tag[:12]} already built ({digest[:19]}): no build")
             return BuildResult(digest, built=False)
     if job is None:

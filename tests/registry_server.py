@@ -301,15 +301,17 @@ def _layer(payload: bytes) -> tuple[bytes, str]:
 
 
 def tiny_image(
-    *, oci: bool = False, payload: bytes = b"hello from launch\n", architecture: str = "amd64"
-) -> TinyImage:
-    """Build (not push) a tiny single-layer image, Docker v2 schema2 or OCI."""
+    *, oci: bool = False, payload: bytes = b"hello from launch\n", architecture: str = "amd64",
+    labels: dict[str, str] | None = None,
+) -> TinyImage:  # fmt: skip
+    """Build (not push) a tiny single-layer image, Docker v2 schema2 or OCI; `labels` go in its
+    config (`config.Labels`, as `docker build --label` / Kaniko's `--label` put them)."""
     layer, diff_id = _layer(payload)
     config = json.dumps(
         {
             "architecture": architecture,
             "os": "linux",
-            "config": {"Cmd": ["/bin/true"]},
+            "config": {"Cmd": ["/bin/true"], **({"Labels": labels} if labels else {})},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         },
         sort_keys=True,
@@ -346,6 +348,7 @@ def push_tiny_image(
     payload: bytes = b"hello from launch\n",
     architecture: str = "amd64",
     verify: bool | str = True,
+    labels: dict[str, str] | None = None,
 ) -> str:
     """Push a one-layer image (config blob, layer blob, manifest) as `repository:tag`.
 
@@ -353,7 +356,7 @@ def push_tiny_image(
     (`application/vnd.oci.image.manifest.v1+json`) with `oci=True`. Returns the manifest digest
     from the PUT response's `Docker-Content-Digest` header.
     """
-    image = tiny_image(oci=oci, payload=payload, architecture=architecture)
+    image = tiny_image(oci=oci, payload=payload, architecture=architecture, labels=labels)
     push_blob(url, repository, image.config, verify=verify)
     push_blob(url, repository, image.layer, verify=verify)
     return push_manifest(url, repository, tag, image.manifest, image.media_type, verify=verify)

@@ -214,6 +214,7 @@ def test_the_build_job_fetches_the_uploaded_context(registry: Registry, tmp_path
         "--context=tar:///kaniko/launch-context/context.tar.gz",
         "--dockerfile=Dockerfile",
         f"--destination={PUSH_NAME}/dirty_proj:{ctx.tree}",
+        f"--label=org.opencontainers.image.revision={ctx.tree}",
         "--cache=true",
         f"--cache-repo={PUSH_NAME}/dirty_proj/cache",
         "--digest-file=/dev/termination-log",

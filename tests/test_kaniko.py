@@ -113,6 +113,7 @@ def test_build_job_shape() -> None:
         f"--context=git://github.com/lab/Proj.git#refs/heads/feature/x#{COMMIT}",
         "--dockerfile=Dockerfile",
         f"--destination={REGISTRY}/proj:{COMMIT}",
+        f"--label=org.opencontainers.image.revision={COMMIT}",
         "--cache=true",
         f"--cache-repo={REGISTRY}/proj/cache",
         "--digest-file=/dev/termination-log",

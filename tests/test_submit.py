@@ -62,7 +62,10 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
             args = job["spec"]["template"]["spec"]["containers"][0]["args"]
             destination = next(a for a in args if a.startswith("--destination="))
             repository, tag = destination.split("/", 1)[1].rsplit(":", 1)
-            return push_tiny_image(reg.url, repository, tag)
+            labels = dict(
+                a[len("--label=") :].split("=", 1) for a in args if a.startswith("--label=")
+            )
+            return push_tiny_image(reg.url, repository, tag, labels=labels)
 
         env = {
             "KUBECONFIG": str(kubeconfig),
@@ -131,7 +134,8 @@ def test_first_launch_builds_then_relaunch_reuses(
         ):
             break
         before.append(request)
-    assert len(before) + 1 <= 10, [f"{r.method} {r.path}" for r in before]
+    # 10, and two GETs (manifest, config) that check the reused image says it is this commit.
+    assert len(before) + 1 <= 12, [f"{r.method} {r.path}" for r in before]
     second = lab.kube.get_object("experiments", NS, "second")
     assert second is not None
     assert (
@@ -264,6 +268,34 @@ def test_render_allow_dirty_lists_what_would_be_uploaded(lab: Lab) -> None:
     assert "#   notes.txt\n" in text and ".env\n" not in text
     assert creates(lab.kube, "jobs") == 0
     assert not [r for r in lab.kube.requests if r.verb == "proxy"]  # nothing uploaded
+
+
+def test_a_swapped_image_is_refused_not_reused(lab: Lab) -> None:
+    """Someone pushed another image under this commit's tag: launch names it and stops."""
+    other = "f" * 40
+    push_tiny_image(lab.registry.url, "lab-project", lab.commit, payload=b"not ours\n",
+                    labels={"org.opencontainers.image.revision": other})  # fmt: skip
+    result = invoke("--name", "swapped", "--detach", *RUN)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert f"image lab-project:{lab.commit[:12]}" in result.stderr
+    assert f"says it was built from {other}, not {lab.commit[:12]}" in result.stderr
+    assert "--rebuild" in result.stderr
+    assert creates(lab.kube, "jobs") == 0 and creates(lab.kube, "experiments") == 0
+    assert creates(lab.kube, "pods") == 0  # not even the preflight ran in it
+
+
+def test_an_unlabelled_image_is_built_again(lab: Lab) -> None:
+    """An image from before launch labelled its builds (or not from launch): rebuilt, said."""
+    push_tiny_image(lab.registry.url, "lab-project", lab.commit)
+    lab.kaniko.auto("succeed")
+    result = invoke("--name", "unlabelled", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    assert "does not say what it was built from" in result.stderr
+    assert creates(lab.kube, "jobs") == 1 and creates(lab.kube, "experiments") == 1
+    # Rebuilt with the label: the next launch of the commit reuses it.
+    again = invoke("--name", "relabelled", "--detach", *RUN)
+    assert again.exit_code == 0, again.output
+    assert "already built" in again.stderr and creates(lab.kube, "jobs") == 1
 
 
 def test_allow_dirty_without_the_dockerfile_creates_nothing(lab: Lab) -> None:
