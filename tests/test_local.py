@@ -409,6 +409,7 @@ def _finished(cwd: Path, name: str) -> int:
     return sum(r.status == state.SUCCEEDED for r in state.Experiment(path).state().trials.values())
 
 
+@pytest.mark.timeout(400)  # a busy machine: six trials and a preflight, twice the usual time
 def test_kill_9_coordinator_then_watch_resumes_without_rerunning(tmp_path: Path) -> None:
     search = SEARCH_RANDOM.replace("maxTrialCount: 4", "maxTrialCount: 6")
     cwd = project(tmp_path, search)
@@ -417,7 +418,7 @@ def test_kill_9_coordinator_then_watch_resumes_without_rerunning(tmp_path: Path)
         [LAUNCH, "--backend", "local", "--name", "kill9", "search.yaml", "--", sys.executable, "train.py", "--sleep=0.6"],
         cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    _wait_for(lambda: _finished(cwd, "kill9") >= 2)
+    _wait_for(lambda: _finished(cwd, "kill9") >= 2, timeout=240)
     proc.kill()
     proc.wait()
     exp = experiment(cwd, "kill9")
