@@ -422,6 +422,9 @@ def test_kill_9_coordinator_then_watch_resumes_without_rerunning(tmp_path: Path)
     proc.kill()
     proc.wait()
     exp = experiment(cwd, "kill9")
+    # A trial the coordinator was starting when it died shares its lock for the instant between
+    # fork and exec (the lock's fd is close-on-exec): the kernel releases it right after.
+    _wait_for(lambda: exp.coordinator_pid() is None, timeout=30)
     before = exp.state()
     finished_before = {n: r for n, r in before.trials.items() if r.status == state.SUCCEEDED}
     orphans = [r for r in before.trials.values() if r.status == state.RUNNING]
