@@ -27,6 +27,9 @@ class LaunchError(Exception):
     """An error the CLI prints as `error: <message>` / `hint: <hint>` and exits with `exit_code`."""
 
     exit_code: ExitCode = ExitCode.UNEXPECTED
+    # Further problems found at the same time, each its own `error:`/`hint:`, then a closing line.
+    more: list[tuple[str, str | None]] = []  # noqa: RUF012 (read only: subclasses set their own)
+    closing: str = ""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -345,7 +345,7 @@ def _preflight(request: LaunchRequest, exp: state.Experiment, sink: Sink) -> Non
     sink(note(f"preflight: {verdict.summary}: no problems ({outcome.seconds:.1f}s)"))
 
 
-# A program answers `--help` (or reaches its Draccus parse) in seconds; a minute covers a slow
+# A program answers `--help` (or reaches its Draccus parse) in seconds; two minutes cover a slow
 # import (torch, a cold disk) on a loaded machine.
 PREFLIGHT_TIMEOUT_S = 120.0
 

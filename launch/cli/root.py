@@ -60,12 +60,12 @@ def fail(exc: LaunchError) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
     if exc.hint:
         err.print(f"[bold cyan]hint:[/] {escape(exc.hint)}", markup=True, highlight=False)
-    for message, hint in getattr(exc, "more", ()):
+    for message, hint in exc.more:
         err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
         if hint:
             err.print(f"[bold cyan]hint:[/] {escape(hint)}", markup=True, highlight=False)
-    if getattr(exc, "closing", ""):
-        err.print(escape(exc.closing), markup=True, highlight=False)  # type: ignore[attr-defined]
+    if exc.closing:
+        err.print(escape(exc.closing), markup=True, highlight=False)
     raise typer.Exit(int(exc.exit_code))
 
 
