@@ -41,6 +41,7 @@ from launch import spec as spec_module  # noqa: E402
 from launch import submit  # noqa: E402
 from launch.cluster import Cluster  # noqa: E402
 from launch.errors import TimedOutError  # noqa: E402
+from tests.compose_lab import quickstart_files  # noqa: E402
 from tests.gitrepo import make_repo  # noqa: E402
 from tests.kube_emulator import KanikoController, KatibController, KubeEmulator, running  # noqa: E402
 from tests.registry_server import push_tiny_image, running_registry  # noqa: E402
@@ -93,7 +94,7 @@ def run_timed(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> float:
 
 
 def make_lab_repo(tmp: Path) -> Path:
-    files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+    files = quickstart_files()
     files.setdefault("Dockerfile", "FROM python:3.12-slim\n")
     repo = make_repo(tmp, "lab-project", files=files, remote=False)
     repo.git("remote", "add", "origin", "https://git.example.com/lab/lab-project.git")

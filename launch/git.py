@@ -35,6 +35,7 @@ __all__ = [
     "require_buildable",
     "snapshot",
     "tree_hash",
+    "worktree_tree",
 ]
 
 DIRTY_FILES_KEPT = 20  # Snapshot.dirty_files keeps this many paths (dirty_count has the total)
@@ -168,6 +169,29 @@ def _run(
     except subprocess.CalledProcessError as exc:
         raise GitCommandError(args, exc.returncode, exc.stderr or "") from None
     return done
+
+
+# The helpers `launch.git_files` (the other half of the git edge) shares.
+def run(
+    args: Sequence[str], cwd: Path, *, env: Mapping[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`git ARGS` in `cwd` with launch's environment; GitCommandError when it fails (`check`)."""
+    return _run(args, cwd, env=env, check=check)
+
+
+GIT_ARGS = _GIT
+git_env = _env
+git_missing = _git_missing
+
+
+def check_rev(rev: str) -> str:
+    """`rev` when it is a plausible revision (no option, no whitespace), else UsageError."""
+    return _check_rev(rev)
+
+
+def rel_path(root: Path, path: str | os.PathLike[str]) -> str:
+    """A path inside the repository as git wants it in `<rev>:<path>` (see `_rel_path`)."""
+    return _rel_path(root, path)
 
 
 def _check_rev(rev: str) -> str:
@@ -565,10 +589,8 @@ def archive(root: Path, commit_or_tree: str, dest_tar_gz: Path, subdir: str | No
     return dest
 
 
-def archive_worktree(
-    root: Path, dest_tar_gz: Path, subdir: str | None = None, *, allow_secrets: bool = False
-) -> str:
-    """Archive the working tree as `tree_hash` sees it; returns that tree hash (the image tag).
+def worktree_tree(root: Path, *, allow_secrets: bool = False) -> str:
+    """The tree hash of the working tree as an `--allow-dirty` build sees it (the image tag).
 
     Untracked files that the root's .dockerignore excludes are left out (they would be readable
     by anyone who can GET the uploaded blob), and untracked files that look like credentials
@@ -590,7 +612,14 @@ def archive_worktree(
             hint="add them to .gitignore or .dockerignore (they are then left out of the upload), "
             "or commit them if they are not secret",
         )
-    tree = tree_hash(root, leave_out=leave_out)
+    return tree_hash(root, leave_out=leave_out)
+
+
+def archive_worktree(
+    root: Path, dest_tar_gz: Path, subdir: str | None = None, *, allow_secrets: bool = False
+) -> str:
+    """Archive the working tree as `worktree_tree` sees it; returns that tree hash."""
+    tree = worktree_tree(root, allow_secrets=allow_secrets)
     # `git archive` of a tree stamps files with the current time; a commit of that tree with a
     # fixed date makes the archive byte-stable, so the same tree is the same blob (uploaded once).
     fixed = {

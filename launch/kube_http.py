@@ -117,12 +117,19 @@ class ApiSession:
         )
         timeout = (self.connect_timeout_s, read_timeout_s or self.request_timeout_s)
         try:
-            response = self._api.call_api(
-                method, url, header_params, body, _request_timeout=timeout
-            )
+            if isinstance(body, bytes):
+                # Bytes go as they are: the client would JSON-encode a body whose Content-Type
+                # ends in +json (a registry manifest, through the service proxy).
+                raw = self._api.rest_client.pool_manager.request(
+                    method, url, body=body, headers=header_params, preload_content=False,
+                    timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                )  # fmt: skip
+            else:
+                raw = self._api.call_api(
+                    method, url, header_params, body, _request_timeout=timeout
+                ).response
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise connection_error(err, self.host, op) from None
-        raw = response.response
         if not stream:
             try:
                 raw.data  # noqa: B018 - read the whole body now, so a broken one is seen here

@@ -55,9 +55,14 @@ def make_plan(
     sample_size: int = 5,
     dockerfile: str = "Dockerfile",
     context_dir: str | None = None,
+    dependency: tuple[str, str] | None = None,
 ) -> Plan:
     """Render everything a cluster launch creates; `image_digest` None means "build first".
-    The trial pod options come checked, as `resources` (`podspec.trial_resources`)."""
+    The trial pod options come checked, as `resources` (`podspec.trial_resources`).
+
+    `dependency` (tag, context digest) is the fast path's (`launch.compose`): the build Job
+    then builds the dependency image `<repo>:<tag>` from that uploaded context (the Dockerfile
+    up to its source copy and the files it reads), and the commit's image is composed on it."""
     push_ref = kaniko.image_ref(registry=settings.registry, repo_name=git.repo_name, tag=git.commit)
     pull_repo = kaniko.image_ref(
         registry=settings.registry_pull, repo_name=git.repo_name, tag=git.commit
@@ -65,7 +70,19 @@ def make_plan(
     image = pull_repo.rsplit(":", 1)[0] + "@" + image_digest if image_digest else pull_repo
     namespace = settings.namespace
     build_job = None
-    if image_digest is None:
+    if image_digest is None and dependency is not None:
+        deps_tag, deps_digest = dependency
+        build_job = _build_job(
+            name=f"deps-{name}", settings=settings, git=git, dockerfile=dockerfile,
+            destination=kaniko.image_ref(
+                registry=settings.registry, repo_name=git.repo_name, tag=deps_tag
+            ),
+            blob_url=kaniko.context_blob_url(
+                registry=settings.registry, repo_name=git.repo_name, digest=deps_digest,
+                insecure=settings.registry_insecure,
+            ),
+        )  # fmt: skip
+    elif image_digest is None:
         context: str | None = None
         blob_url: str | None = None
         pull_method = "https"
@@ -82,24 +99,11 @@ def make_plan(
                 digest=git.context_digest,
                 insecure=settings.registry_insecure,
             )
-        build_job = kaniko.render_build_job(
-            # One build Job per launch, named after its experiment (<= 40 chars + "build-").
-            name=f"build-{name}",
-            namespace=namespace,
-            context=context,
-            context_blob_url=blob_url,
+        build_job = _build_job(
+            name=f"build-{name}", settings=settings, git=git, dockerfile=dockerfile,
             destination=push_ref,
-            dockerfile=dockerfile,
-            context_sub_path=context_dir,
-            cache_repo=kaniko.cache_repo(registry=settings.registry, repo_name=git.repo_name),
-            kaniko_image=settings.kaniko_image,
-            insecure_registry=settings.registry if settings.registry_insecure else None,
-            platform=settings.platform,
-            git_secret=settings.git_secret,
-            git_pull_method=pull_method,
-            service_account=settings.build_service_account,
-            labels={"app.kubernetes.io/managed-by": "launch"},
-        )
+            context=context, blob_url=blob_url, context_dir=context_dir, pull_method=pull_method,
+        )  # fmt: skip
     experiment = katib.render_experiment(
         spec=spec,
         name=name,
@@ -120,6 +124,39 @@ def make_plan(
     )
     complete = spec.algorithm.algorithmName == "grid"
     return Plan(name, namespace, image, build_job, experiment, lines, complete, _notes(spec))
+
+
+def _build_job(
+    *,
+    name: str,
+    settings: Settings,
+    git: GitFacts,
+    dockerfile: str,
+    destination: str,
+    context: str | None = None,
+    blob_url: str | None = None,
+    context_dir: str | None = None,
+    pull_method: str = "https",
+) -> dict[str, Any]:
+    return kaniko.render_build_job(
+        # Named after the experiment (<= 40 chars + "build-" or "deps-"): a launch that cannot
+        # compose onto its new dependency image builds the whole image with a second Job.
+        name=name,
+        namespace=settings.namespace,
+        context=context,
+        context_blob_url=blob_url,
+        destination=destination,
+        dockerfile=dockerfile,
+        context_sub_path=context_dir,
+        cache_repo=kaniko.cache_repo(registry=settings.registry, repo_name=git.repo_name),
+        kaniko_image=settings.kaniko_image,
+        insecure_registry=settings.registry if settings.registry_insecure else None,
+        platform=settings.platform,
+        git_secret=settings.git_secret,
+        git_pull_method=pull_method,
+        service_account=settings.build_service_account,
+        labels={"app.kubernetes.io/managed-by": "launch"},
+    )
 
 
 def _notes(spec: LaunchSpec) -> tuple[str, ...]:

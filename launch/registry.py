@@ -1,6 +1,8 @@
-"""The Distribution (OCI registry) API: does `<repo>:<tag>` exist, and what is its digest.
+"""The Distribution (OCI registry) API, reading: does `<repo>:<tag>` exist, what is its digest,
+what is the image made of.
 
-The only module speaking registry HTTP. A reuse check is ONE request,
+With `launch.registry_push` (writing), the only modules speaking registry HTTP. A reuse check is
+ONE request,
 `HEAD /v2/<repo>/manifests/<tag>` with an `Accept` header listing all four manifest media types;
 the digest is the `Docker-Content-Digest` response header. Observed with CNCF Distribution 2.8
 (tests/test_registry.py pins each of these):
@@ -13,10 +15,15 @@ the digest is the `Docker-Content-Digest` response header. Observed with CNCF Di
 - a Docker manifest list asked for with the v2 manifest type but not the list type answers 200
   with the digest of the *amd64 platform manifest*, not of the list.
 
-It also uploads `--allow-dirty` build contexts as blobs (`upload_blob`: skipped when
-`blob_exists`; a monolithic upload, `POST /v2/<repo>/blobs/uploads/` then one
-`PUT <location>&digest=sha256:…` carrying the bytes, which Distribution hashes and refuses
-(400 DIGEST_INVALID) when they do not match).
+It also reads what an image is made of (`get_manifest`, `get_blob`, `image_config`), so launch
+can compose a new image from a dependency image without building. Every byte read is checked
+against its digest (a proxy in between must not change an image silently). Observed: a registry
+GET answers `Content-Type` = the manifest's media type and `Docker-Content-Digest` = sha256 of
+the exact bytes (whitespace included), except for schema1 (signed) manifests, whose digest is of
+the payload without signatures; those are returned unchecked, for the caller to refuse. A
+manifest or blob the registry does not have (never pushed, or deleted and garbage-collected)
+answers 404 MANIFEST_UNKNOWN / BLOB_UNKNOWN: `ManifestUnknown` / `BlobUnknown`, so callers can
+tell "deleted" from "broken".
 
 Two ways to reach the registry, one code path: a `Transport` does the HTTP. `HttpTransport` goes
 to a direct URL (the `registry_url` setting, e.g. `http://127.0.0.1:30500`); `launch.cluster`
@@ -26,6 +33,7 @@ provides one going through the API server's service proxy, so a kubeconfig is al
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,17 +52,22 @@ __all__ = [
     "OCI_INDEX",
     "OCI_MANIFEST",
     "PROXY_HINT",
+    "SCHEMA1_MEDIA_TYPES",
+    "BlobUnknown",
     "HttpTransport",
+    "ManifestUnknown",
     "RegistryError",
     "Transport",
-    "blob_exists",
     "digest_of",
+    "get_blob",
+    "get_manifest",
+    "image_config",
     "image_exists",
+    "image_labels",
     "manifest_digest",
     "parse_image",
     "ping",
     "pinned",
-    "upload_blob",
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -63,6 +76,12 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
 MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+# Docker's pre-2017 manifests: no config blob, signed; the registry may still serve old ones.
+SCHEMA1_MEDIA_TYPES = (
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.docker.distribution.manifest.v1+json",
+)
+CONFIG_LIMIT = 8 << 20  # get_blob's default: image configs are KiBs; a larger blob is not one
 
 DIGEST_HEADER = "Docker-Content-Digest"
 API_VERSION_HEADER = "Docker-Distribution-API-Version"
@@ -94,6 +113,14 @@ class RegistryError(LaunchError):
 
     Exit code 1 (unexpected): nothing was built or created when it is raised.
     """
+
+
+class ManifestUnknown(RegistryError):
+    """The registry answered that it has no such manifest (404): never pushed, or deleted."""
+
+
+class BlobUnknown(RegistryError):
+    """The registry answered that it has no such blob (404): never pushed, or deleted."""
 
 
 # --- transports --------------------------------------------------------------------------------
@@ -417,8 +444,6 @@ def _error_detail(body: bytes) -> str:
     """The first Distribution error (`{"errors": [{"code", "message"}]}`) or a short text."""
     if not body:
         return ""
-    import json
-
     try:
         errors = json.loads(body).get("errors")
         first = errors[0]
@@ -443,32 +468,194 @@ def image_exists(
     return digest is not None
 
 
-def image_labels(
-    *, repository: str, digest: str, transport: Transport, platform: str = "linux/amd64"
-) -> dict[str, str]:
-    """The labels of the image `repository@digest` (its config's `config.Labels`); for an index
-    or manifest list, those of its `platform` image (else its first). Two or three GETs:
-    manifest, (platform manifest,) config blob. `RegistryError` when one fails."""
+def digest_of(data: bytes) -> str:
+    """`sha256:<hex>` of `data`: the digest Distribution gives a blob or manifest of these bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def get_manifest(
+    *, repository: str, reference: str, transport: Transport
+) -> tuple[str, bytes, str]:
+    """`GET /v2/<repository>/manifests/<reference>` (a tag or a digest): (media type, the exact
+    bytes, digest).
+
+    `Accept` lists the four manifest types, so the manifest comes as it was pushed (an index
+    stays an index). The media type is the `Content-Type`, else the body's `mediaType`. The
+    digest is sha256 of the bytes; a `Docker-Content-Digest` header or a digest `reference` that
+    disagrees means the bytes changed on the way: `RegistryError`. A schema1 manifest
+    (`SCHEMA1_MEDIA_TYPES`) is returned unchecked, its digest being the header's: refuse it.
+    404: `ManifestUnknown`; anything else: `RegistryError` naming the URL, with a hint.
+    """
+    _check_names(repository, reference)
+    path = f"/v2/{repository}/manifests/{reference}"
+    where = f"{_describe(transport)}{path}"
+    status, headers, body = transport.request("GET", path, {"Accept": MANIFEST_ACCEPT})
+    if status == 404:
+        if _header(headers, API_VERSION_HEADER) is None:
+            ping(transport)  # raises when no registry is behind this address
+        raise ManifestUnknown(
+            f"{where}: the registry has no such manifest ({_error_detail(body) or '404'})",
+            hint="was the image deleted from the registry (garbage collection), or never "
+            "pushed? `--rebuild` builds it again",
+        )
+    if status != 200:
+        raise _status_error(transport, "GET", where, status, headers, body)
+    media_type = _media_type(headers, body)
+    if not media_type:
+        raise RegistryError(
+            f"GET {where}: the manifest has no media type (no Content-Type, no mediaType)",
+            hint="is this address a Distribution/OCI registry? " + _hint(transport),
+        )
+    header = (_header(headers, DIGEST_HEADER) or "").strip()
+    if media_type in SCHEMA1_MEDIA_TYPES:
+        return media_type, body, header or digest_of(body)
+    digest = digest_of(body)
+    for claimed, what in ((header, DIGEST_HEADER), (reference, "the digest asked for")):
+        if _DIGEST_RE.match(claimed) and claimed != digest:
+            raise RegistryError(
+                f"GET {where}: the {len(body)} bytes received hash to {digest}, not to "
+                f"{claimed} ({what})",
+                hint="something between launch and the registry changed the manifest; "
+                + _hint(transport),
+            )
+    return media_type, body, digest
+
+
+_GENERIC_TYPES = ("application/json", "application/octet-stream", "text/plain")
+
+
+def _media_type(headers: Mapping[str, str], body: bytes) -> str:
+    content_type = (_header(headers, "Content-Type") or "").split(";", 1)[0].strip()
+    # Distribution answers the stored type; a generic one (a proxy's, or a registry that does
+    # not keep types) says nothing, and the body's `mediaType` (optional in OCI) decides.
+    if content_type and content_type not in _GENERIC_TYPES:
+        return content_type
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ""
+    found = doc.get("mediaType") if isinstance(doc, dict) else None
+    return found if isinstance(found, str) else ""
+
+
+def get_blob(
+    *, repository: str, digest: str, transport: Transport, limit: int = CONFIG_LIMIT
+) -> bytes:
+    """`GET /v2/<repository>/blobs/<digest>`: the bytes, checked to hash to `digest`.
+
+    For small blobs (image configs): the whole answer is held in memory, so a blob over `limit`
+    bytes (by `Content-Length`, else by what came) is refused. 404: `BlobUnknown`. A redirect
+    (a registry storing blobs in S3 or GCS with `storage.redirect`) is an error: launch does not
+    follow redirects, so a service proxy never sends it elsewhere.
+    """
     _check_names(repository, digest)
-    manifest = _get_json(transport, f"/v2/{repository}/manifests/{digest}", MANIFEST_ACCEPT)
+    if not _DIGEST_RE.match(digest):
+        raise ValueError(f"not a sha256 digest: {digest!r}")
+    path = f"/v2/{repository}/blobs/{digest}"
+    where = f"{_describe(transport)}{path}"
+    status, headers, body = transport.request("GET", path, {"Accept": "*/*"})
+    if status == 404:
+        if _header(headers, API_VERSION_HEADER) is None:
+            ping(transport)
+        raise BlobUnknown(
+            f"{where}: the registry has no such blob ({_error_detail(body) or '404'})",
+            hint="was the image deleted from the registry (garbage collection)? `--rebuild` "
+            "builds it again",
+        )
+    if status in (301, 302, 303, 307, 308):
+        raise RegistryError(
+            f"GET {where}: the registry redirects blob downloads ({status} to "
+            f"{(_header(headers, 'Location') or '?').split('?', 1)[0]})",
+            hint="launch reads blobs from the registry itself: disable `storage.redirect` in "
+            "the registry's configuration",
+        )
+    if status != 200:
+        raise _status_error(transport, "GET", where, status, headers, body)
+    length = _header(headers, "Content-Length")
+    size = int(length) if length and length.strip().isdigit() else len(body)
+    if max(size, len(body)) > limit:
+        raise RegistryError(
+            f"GET {where}: the blob is {max(size, len(body))} bytes, over the {limit} bytes "
+            "launch reads into memory",
+            hint="an image config is a few KiB: is this digest an image config?",
+        )
+    if digest_of(body) != digest:
+        raise RegistryError(
+            f"GET {where}: the {len(body)} bytes received hash to {digest_of(body)}",
+            hint="something between launch and the registry changed the blob; " + _hint(transport),
+        )
+    return body
+
+
+def image_config(
+    *, repository: str, digest: str, transport: Transport, platform: str = "linux/amd64"
+) -> dict[str, Any]:
+    """The config JSON of the image `repository@digest`; for an index or manifest list, of its
+    `platform` image (else its first). Two or three GETs: manifest, (platform manifest,) config
+    blob, each checked against its digest. `RegistryError` when one fails or is not an image
+    (`ManifestUnknown` / `BlobUnknown` when it is gone)."""
+    media_type, body, _ = get_manifest(repository=repository, reference=digest, transport=transport)
+    manifest = _json(body, media_type, f"{_describe(transport)}/v2/{repository}/manifests/{digest}")
     entries = manifest.get("manifests")
-    if isinstance(entries, list) and entries:
+    if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST) or isinstance(entries, list):
+        if not isinstance(entries, list) or not entries:
+            raise RegistryError(
+                f"{_describe(transport)}/v2/{repository}/manifests/{digest}: an empty index",
+                hint="is this a container image?",
+            )
         os_name, _, arch = platform.partition("/")
         chosen = next(
             (m for m in entries if (m.get("platform") or {}).get("os") == os_name
              and (m.get("platform") or {}).get("architecture") == arch),
             entries[0],
         )  # fmt: skip
-        manifest = _get_json(
-            transport, f"/v2/{repository}/manifests/{chosen['digest']}", MANIFEST_ACCEPT
+        digest = str(chosen.get("digest"))
+        if not _DIGEST_RE.match(digest):
+            raise RegistryError(
+                f"{_describe(transport)}/v2/{repository}/manifests/{digest}: an index entry "
+                f"without a sha256 digest ({digest[:80]!r})",
+                hint="is this a container image?",
+            )
+        media_type, body, _ = get_manifest(
+            repository=repository, reference=digest, transport=transport
+        )
+        manifest = _json(
+            body, media_type, f"{_describe(transport)}/v2/{repository}/manifests/{digest}"
         )
     config_digest = (manifest.get("config") or {}).get("digest")
     if not isinstance(config_digest, str) or not _DIGEST_RE.match(config_digest):
         raise RegistryError(
-            f"{_describe(transport)}/v2/{repository}/manifests/{digest}: no image config in it",
-            hint="is this a container image manifest?",
+            f"{_describe(transport)}/v2/{repository}/manifests/{digest}: no image config in it "
+            f"({media_type})",
+            hint="is this a container image manifest? (schema1 images are not supported: push "
+            "the image again with a current Docker, Kaniko or skopeo)",
         )
-    config = _get_json(transport, f"/v2/{repository}/blobs/{config_digest}", "*/*")
+    blob = get_blob(repository=repository, digest=config_digest, transport=transport)
+    return _json(
+        blob, "image config", f"{_describe(transport)}/v2/{repository}/blobs/{config_digest}"
+    )
+
+
+def _json(body: bytes, what: str, where: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise RegistryError(
+            f"{where}: not JSON ({what})", hint="is this a Distribution/OCI registry?"
+        ) from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{where}: not a JSON object ({what})", hint="is this an image?")
+    return doc
+
+
+def image_labels(
+    *, repository: str, digest: str, transport: Transport, platform: str = "linux/amd64"
+) -> dict[str, str]:
+    """The labels of the image `repository@digest` (its config's `config.Labels`; see
+    `image_config`). `RegistryError` when a read fails."""
+    config = image_config(
+        repository=repository, digest=digest, transport=transport, platform=platform
+    )
     labels = (config.get("config") or {}).get("Labels") or {}
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
@@ -499,121 +686,9 @@ def built_from_tag(
     )
 
 
-def _get_json(transport: Transport, path: str, accept: str) -> dict[str, Any]:
-    import json
-
-    status, headers, body = transport.request("GET", path, {"Accept": accept})
-    where = f"{_describe(transport)}{path}"
-    if status != 200:
-        raise _status_error(transport, "GET", where, status, headers, body)
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        raise RegistryError(
-            f"{where}: not JSON", hint="is this a Distribution/OCI registry?"
-        ) from None
-    return doc if isinstance(doc, dict) else {}
-
-
 def ping(transport: Transport) -> None:
     """`GET /v2/` for `launch doctor`: 200 or 401 (auth needed, but a registry) is fine."""
     status, headers, body = transport.request("GET", "/v2/", {})
     if status in (200, 401):
         return
     raise _status_error(transport, "GET", f"{_describe(transport)}/v2/", status, headers, body)
-
-
-# --- blobs (`--allow-dirty` build contexts) -----------------------------------------------------
-
-
-def digest_of(data: bytes) -> str:
-    """`sha256:<hex>` of `data`: the digest Distribution gives a blob with these bytes."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def blob_exists(*, repository: str, digest: str, transport: Transport) -> bool:
-    """Whether `repository` has the blob `digest`: one `HEAD /v2/<repository>/blobs/<digest>`.
-
-    200: True. 404 from the registry: False (a 404 without Distribution's API header is checked
-    with `GET /v2/`, as in `manifest_digest`). Anything else: `RegistryError` with a hint.
-    """
-    _check_names(repository, digest)
-    if not _DIGEST_RE.match(digest):
-        raise ValueError(f"not a sha256 digest: {digest!r}")
-    path = f"/v2/{repository}/blobs/{digest}"
-    status, headers, body = transport.request("HEAD", path, {})
-    if status == 200:
-        return True
-    if status == 404:
-        if _header(headers, API_VERSION_HEADER) is None:
-            ping(transport)
-        return False
-    raise _status_error(transport, "HEAD", f"{_describe(transport)}{path}", status, headers, body)
-
-
-def upload_blob(*, repository: str, data: bytes, transport: Transport) -> str:
-    """Put `data` in `repository` as a blob and return its digest (`digest_of(data)`).
-
-    A blob the repository already has is not sent again (`blob_exists`: one HEAD, and nothing
-    else). Otherwise a monolithic upload, two requests: `POST /v2/<repository>/blobs/uploads/`
-    (202 and a `Location`), then `PUT <Location>&digest=<digest>` with the bytes (201). Chunked
-    PATCHes would cost more requests and give nothing here: the whole archive is in memory
-    anyway, and Distribution stores a monolithic PUT the same way.
-
-    The `Location` may be absolute (Distribution builds it from the request's Host), relative
-    (`relativeurls`), or rewritten by the API server's service proxy into its own
-    `/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/v2/...` URL; only the `/v2/...` path and
-    query are kept and sent through `transport` again.
-    """
-    digest = digest_of(data)
-    if blob_exists(repository=repository, digest=digest, transport=transport):
-        return digest
-    start = f"/v2/{repository}/blobs/uploads/"
-    where = f"{_describe(transport)}{start}"
-    status, headers, body = transport.request("POST", start, {})
-    if status != 202:
-        raise _status_error(transport, "POST", where, status, headers, body)
-    location = _header(headers, "Location")
-    if not location:
-        raise RegistryError(
-            f"POST {where}: the registry started an upload but sent no Location",
-            hint="is this address a Distribution/OCI registry? " + _hint(transport),
-        )
-    target = _upload_path(location, where, _hint(transport))
-    target += ("&" if "?" in target else "?") + f"digest={digest}"
-    put_headers = {"Content-Type": "application/octet-stream"}
-    status, headers, body = transport.request("PUT", target, put_headers, data)
-    put_where = f"{_describe(transport)}{target.split('?', 1)[0]}"
-    if status != 201:
-        if status == 400 and b"DIGEST_INVALID" in body:
-            raise RegistryError(
-                f"PUT {put_where}: the registry computed another digest than {digest} for the "
-                f"{len(data)} bytes sent ({_error_detail(body)})",
-                hint="something between launch and the registry changed the upload; "
-                + _hint(transport),
-            )
-        raise _status_error(transport, "PUT", put_where, status, headers, body)
-    stored = _header(headers, DIGEST_HEADER)
-    if stored is not None and stored.strip() != digest:
-        raise RegistryError(
-            f"PUT {put_where}: the registry stored the upload as {stored.strip()}, not {digest}",
-            hint="is this address a Distribution/OCI registry? " + _hint(transport),
-        )
-    return digest
-
-
-def _upload_path(location: str, where: str, hint: str) -> str:
-    """The `/v2/...?...` part of an upload `Location` (see `upload_blob`)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(location)
-    path = parts.path
-    if not path.startswith("/v2/"):
-        cut = path.find("/proxy/v2/")
-        if cut < 0:
-            raise RegistryError(
-                f"POST {where}: unexpected upload Location {location!r}",
-                hint="is this address a Distribution/OCI registry? " + hint,
-            )
-        path = path[cut + len("/proxy") :]
-    return f"{path}?{parts.query}" if parts.query else path

@@ -43,6 +43,11 @@ KEYS: dict[str, Key] = {
     "mlflow_url": Key(None, "MLflow UI base URL, for printed links"),
     "kaniko_image": Key(KANIKO_IMAGE, "Kaniko executor image for in-cluster builds"),
     "platform": Key("linux/amd64", "platform images are built for"),
+    "build": Key(
+        "auto",
+        "how cluster images are made: auto (composed in the registry when the Dockerfile "
+        "allows, else Kaniko) | compose | kaniko",
+    ),
     "git_secret": Key(
         "git-credentials", "Secret with GIT_USERNAME/GIT_PASSWORD for Kaniko's git context"
     ),
@@ -84,6 +89,7 @@ class Settings:
     mlflow_url: str | None = None
     kaniko_image: str = KANIKO_IMAGE
     platform: str = "linux/amd64"
+    build: str = "auto"
     git_secret: str = "git-credentials"
     build_service_account: str = "launch-builder"
     seed_flag: str = "seed"
@@ -172,6 +178,10 @@ def _parse(key: str, raw: Any, source: str) -> Any:
     if key == "backend" and raw not in ("auto", "local", "katib"):
         raise UsageError(
             f"{source}: backend: unknown backend {raw!r}", hint="use auto, local or katib"
+        )
+    if key == "build" and raw not in ("auto", "compose", "kaniko"):
+        raise UsageError(
+            f"{source}: build: unknown build mode {raw!r}", hint="use auto, compose or kaniko"
         )
     return raw
 

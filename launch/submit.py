@@ -1,4 +1,5 @@
-"""The cluster driver under `launch.backends.katib`: the image (reused, or built in-cluster by Kaniko), the Katib Experiment
+"""The cluster driver under `launch.backends.katib`: the image (`launch.build`: reused, composed in
+the registry, or built in-cluster by Kaniko), the Katib Experiment
 (checked, dry-run, created), and the watch until the first trial succeeds.
 
 I/O through `cluster.py` (Kubernetes) and `registry.py` (Distribution) only; what to create comes
@@ -8,7 +9,6 @@ text)`; the watch reports `launch.events.Event`s.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 import time
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from launch import diagnosis, kaniko, katib, katib_status, podspec, registry
-from launch.errors import BuildError, LaunchError, TimedOutError, TrialFailedError, UsageError
+from launch import build, compose, diagnosis, kaniko, katib, katib_status, podspec, registry
+from launch.errors import LaunchError, TimedOutError, TrialFailedError, UsageError
 from launch.events import Event, ExperimentStatus, Sink, TrialStatus, ignore, note
 from launch.kube_api import ClusterAPI
 from launch.names import EXPERIMENT_LABEL, NAMESPACE_LABEL, TRIAL_LABEL, experiment_url
@@ -27,41 +27,11 @@ from launch.spec import LaunchSpec
 
 Report = Callable[[str, str], None]
 
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-BUILD_LOG_LINES = 50
 TRIAL_LOG_LINES = 20
 
 
 def _quiet(level: str, text: str) -> None:
     """The default reporter says nothing."""
-
-
-# --------------------------------------------------------------------------- registry access
-
-
-def registry_service(push_host: str) -> tuple[str, str, int]:
-    """(service, namespace, port) of an in-cluster registry name like
-    `registry.launch-system.svc.cluster.local:5000`, for the API server's service proxy."""
-    host, _, port = push_host.rpartition(":")
-    parts = host.split(".")
-    if not port.isdigit() or len(parts) < 3 or parts[2] != "svc":
-        raise UsageError(
-            f"cannot reach the registry `{push_host}` from here: it is not an in-cluster Service "
-            "name (<service>.<namespace>.svc...:<port>) and no registry_url is set",
-            hint="set registry_url (e.g. LAUNCH_REGISTRY_URL=http://127.0.0.1:30500) or the "
-            "`registry` setting to the in-cluster Service name (`launch config`)",
-        )
-    return parts[0], parts[1], int(port)
-
-
-def registry_transport(cluster: ClusterAPI, settings: Settings) -> registry.Transport:
-    """Direct when `registry_url` is configured, else through the API server's service proxy,
-    so a kubeconfig is all a user needs."""
-    if settings.registry_url:
-        return registry.HttpTransport(settings.registry_url)
-    service, namespace, port = registry_service(settings.registry)
-    proxy: registry.Transport = cluster.service_proxy(namespace, service, port)
-    return proxy
 
 
 # --------------------------------------------------------------------------- checks
@@ -85,161 +55,6 @@ def check_katib(cluster: ClusterAPI) -> None:
             "Katib is not installed on this cluster (no kubeflow.org/v1beta1 experiments)",
             hint="install it: kubectl apply -k deploy/katib (see docs/cluster-setup.md)",
         )
-
-
-# --------------------------------------------------------------------------- build
-
-
-@dataclass
-class BuildResult:
-    digest: str
-    built: bool  # False: the registry already had the image
-    job_name: str | None = None
-
-
-def find_or_build(
-    *,
-    cluster: ClusterAPI,
-    transport: registry.Transport,
-    repository: str,
-    tag: str,
-    job: Mapping[str, Any] | None,
-    rebuild: bool = False,
-    timeout_s: float = 3600.0,
-    report: Report = _quiet,
-    now: Callable[[], float] = time.monotonic,
-    context: tuple[str, bytes] | None = None,
-) -> BuildResult:
-    """The digest of `<repository>:<tag>`: one registry HEAD, and a Kaniko Job only if needed.
-
-    `context` (repository, tar.gz bytes) is an `--allow-dirty` working tree: uploaded as a blob
-    (once per content) before the Job that fetches it is created."""
-    if not rebuild:
-        digest = registry.manifest_digest(repository=repository, tag=tag, transport=transport)
-        if digest is not None and registry.built_from_tag(
-            repository=repository, tag=tag, digest=digest, transport=transport,
-            label=kaniko.REVISION_LABEL, warn=lambda text: report("warn", text),
-        ):  # fmt: skip
-            report("info", f"image {repository}:{tag[:12]} already built ({digest[:19]}): no build")
-            return BuildResult(digest, built=False)
-    if job is None:
-        raise BuildError(
-            f"image {repository}:{tag[:12]} is not in the registry and cannot be built",
-            hint="push the commit (so Kaniko can fetch it) or pass --allow-dirty",
-        )
-    if context is not None:
-        context_repo, data = context
-        size_mb = len(data) / 1e6
-        if size_mb > 100:
-            report(
-                "warn",
-                f"the build context is {size_mb:.0f} MB: check .gitignore for data or outputs",
-            )
-        registry.upload_blob(repository=context_repo, data=data, transport=transport)
-        report("info", f"uploaded the working tree ({size_mb:.1f} MB) as the build context")
-    return BuildResult(
-        run_build(cluster=cluster, job=job, timeout_s=timeout_s, report=report, now=now),
-        built=True,
-        job_name=job["metadata"]["name"],
-    )
-
-
-def run_build(
-    *,
-    cluster: ClusterAPI,
-    job: Mapping[str, Any],
-    timeout_s: float,
-    report: Report = _quiet,
-    now: Callable[[], float] = time.monotonic,
-) -> str:
-    """Create the build Job, follow it, and return the digest Kaniko reported.
-
-    The digest is trusted only from a container that exited 0 (Kaniko writes the digest file
-    before pushing). Failure: the last log lines and BuildError. Ctrl-C or a timeout: the Job is
-    deleted (nothing half-built is left running) and the interruption propagates.
-    """
-    namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-    # The Job is the side effect itself: a dry-run right before it would tell nothing new.
-    cluster.create(job, dry_run_first=False)
-    report("info", f"building the image in-cluster (Job {namespace}/{name})")
-    start = now()
-    done = False
-    try:
-        for event in cluster.watch("Job", namespace, name=name, timeout_s=timeout_s):
-            if event.type == "DELETED":
-                raise BuildError(f"build Job {name} was deleted", hint="run launch again")
-            state = _job_state(event.object)
-            report("progress", f"build {name}: {state} ({int(now() - start)}s)")
-            if state == "Complete":
-                done = True
-                return _build_digest(cluster, namespace, name)
-            if state == "Failed":
-                done = True
-                raise BuildError(
-                    f"the image build failed (Job {namespace}/{name}):\n"
-                    + _tail(cluster, namespace, name, BUILD_LOG_LINES),
-                    hint=f"fix the Dockerfile or the build context; full log: kubectl logs -n {namespace} job/{name}",
-                )
-        raise TimedOutError(
-            f"the image build did not finish within {int(timeout_s)}s",
-            hint="raise --timeout, or check the build pod: kubectl describe job -n "
-            + f"{namespace} {name}",
-        )
-    finally:
-        if not done:
-            with contextlib.suppress(LaunchError):
-                cluster.delete("Job", namespace, name)
-                report("warn", f"build Job {name} deleted")
-
-
-def _job_state(job: Mapping[str, Any]) -> str:
-    status = job.get("status") or {}
-    for condition in status.get("conditions") or []:
-        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
-            return str(condition["type"])
-    if status.get("active"):
-        return "Running"
-    return "Pending"
-
-
-def _job_pod(cluster: ClusterAPI, namespace: str, job_name: str) -> Mapping[str, Any] | None:
-    """The Job's pod that counts: the one that succeeded, else the current one (a build Job
-    whose pod was preempted has had several)."""
-    pods = cluster.list("Pod", namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}")
-    done = [p for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"]
-    return done[-1] if done else diagnosis.live_pod(pods)
-
-
-def _build_digest(cluster: ClusterAPI, namespace: str, job_name: str) -> str:
-    pod = _job_pod(cluster, namespace, job_name)
-    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated") or {}
-        if terminated.get("exitCode") == 0:
-            digest = kaniko.digest_from_termination_message(terminated.get("message"))
-            if digest:
-                return digest
-    raise BuildError(
-        f"the build Job {job_name} succeeded but reported no image digest",
-        hint="check that Kaniko runs with --digest-file=/dev/termination-log",
-    )
-
-
-def _tail(cluster: ClusterAPI, namespace: str, job_name: str, lines: int) -> str:
-    pod = _job_pod(cluster, namespace, job_name)
-    if pod is None:
-        return "  (no pod: the Job never started one)"
-    # A failed init container (fetching an --allow-dirty context) has the log that explains.
-    container = None
-    for status in (pod.get("status") or {}).get("initContainerStatuses") or []:
-        if ((status.get("state") or {}).get("terminated") or {}).get("exitCode", 0) != 0:
-            container = status.get("name")
-    try:
-        text = cluster.pod_logs(
-            namespace, pod["metadata"]["name"], container=container, tail_lines=lines
-        )
-    except LaunchError as exc:
-        return f"  (no log: {exc.message})"
-    return "\n".join(f"  | {line}" for line in text.rstrip("\n").splitlines()[-lines:])
 
 
 # --------------------------------------------------------------------------- submit
@@ -616,6 +431,7 @@ def launch(
     build_timeout_s: float = 3600.0,
     report: Report = _quiet,
     preflight: bool = True,
+    choice: Any = None,
 ) -> Launched:
     """Every check that can run before a side effect, then the build (if needed), then the
     Experiment. Order: namespace label, Katib installed, Dockerfile at the commit, the
@@ -642,32 +458,35 @@ def launch(
             hint="commit and push it, or pass --dockerfile PATH (relative to --context)",
         )
 
-    def plan(digest: str | None) -> Any:
+    def plan(digest: str | None, dependency: tuple[str, str] | None = None) -> Any:
         return make_plan(
             spec=spec, command=command, git=git_facts, settings=settings, name=name, user=user,
             image_digest=digest, dockerfile=dockerfile, context_dir=context_dir,
-            resources=resources,
+            resources=resources, dependency=dependency,
         )  # fmt: skip
 
+    if choice is None:
+        choice = compose.Choice("kaniko", treeish=git_facts.commit)
     first = plan(None)
     cluster.dry_run_create(first.experiment)
-    transport = registry_transport(cluster, settings)
-    result = find_or_build(
-        cluster=cluster,
-        transport=transport,
-        repository=kaniko.repository_name(git_facts.repo_name),
-        tag=git_facts.commit,
-        job=first.build_job,
-        rebuild=rebuild,
-        timeout_s=build_timeout_s,
-        report=report,
-        context=None
-        if context_data is None
-        else (
-            kaniko.context_repository(registry=settings.registry, repo_name=git_facts.repo_name),
-            context_data,
-        ),
+    transport = build.registry_transport(cluster, settings)
+    context_repo = kaniko.context_repository(
+        registry=settings.registry, repo_name=git_facts.repo_name
     )
+    dependency_job = None
+    if choice.path == "compose":
+        deps = (choice.dependency_tag, registry.digest_of(choice.context))
+        dependency_job = plan(None, deps).build_job
+    sources = build.Sources(
+        root=Path(snap.root), choice=choice, job=first.build_job, dependency_job=dependency_job,
+        context=None if context_data is None else (context_repo, context_data),
+        dependency_context_repository=context_repo, platform=settings.platform,
+    )  # fmt: skip
+    result = build.find_or_build(
+        cluster=cluster, transport=transport, repository=kaniko.repository_name(git_facts.repo_name),
+        tag=git_facts.commit, sources=sources, rebuild=rebuild, timeout_s=build_timeout_s,
+        report=report,
+    )  # fmt: skip
     final = plan(result.digest)
     if preflight:
         from launch import preflight_pod

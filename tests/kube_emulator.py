@@ -1034,10 +1034,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._pod_log(kube, ns or "", name or "", query)
             return
         if sub == "proxy" and res.plural == "services":
-            # RBAC verbs of a proxied request (apiserver requestinfo): HEAD and GET are `get`.
-            verb = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update"}.get(
-                method, method.lower()
-            )
+            # RBAC verbs of a proxied request (apiserver requestinfo.go): HEAD and GET are `get`;
+            # a chunked blob upload's PATCHes need `patch`.
+            verb = {
+                "GET": "get",
+                "HEAD": "get",
+                "POST": "create",
+                "PUT": "update",
+                "PATCH": "patch",
+                "DELETE": "delete",
+            }.get(method, method.lower())
             self._record(query, "proxy", "services/proxy", ns, name)
             kube._check_rbac(verb, "services/proxy", ns, name)
             self._fault_or_pass("proxy", "services/proxy")

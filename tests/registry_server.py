@@ -26,7 +26,7 @@ import socket
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +49,9 @@ __all__ = [
     "Registry",
     "TinyImage",
     "free_port",
+    "layer_of",
     "push_blob",
+    "push_image",
     "push_index",
     "push_manifest",
     "push_tiny_image",
@@ -411,3 +413,67 @@ def write_oci_layout(directory: Path, image: TinyImage, tag: str) -> Path:
 
 def skopeo_binary() -> str | None:
     return shutil.which("skopeo")
+
+
+def layer_of(files: Mapping[str, tuple[bytes, int]]) -> tuple[bytes, str]:
+    """A reproducible gzipped layer tar of `files` ({path: (bytes, mode)}) with their parent
+    directories; returns (gzip bytes, diff_id of the tar)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        dirs = sorted(
+            {"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)}
+        )
+        for name in dirs:
+            info = tarfile.TarInfo(name + "/")
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            tar.addfile(info)
+        for name in sorted(files):
+            data, mode = files[name]
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            tar.addfile(info, io.BytesIO(data))
+    raw = buffer.getvalue()
+    return gzip.compress(raw, mtime=0), _sha256(raw)
+
+
+def push_image(
+    url: str,
+    repository: str,
+    tag: str,
+    *,
+    layers: Sequence[Mapping[str, tuple[bytes, int]]],
+    config: Mapping[str, Any] | None = None,
+    oci: bool = False,
+    architecture: str = "amd64",
+) -> str:
+    """Push an image of several layers (each {path: (bytes, mode)}) with `config` as its
+    `config` section (Env, WorkingDir, Labels...), as Kaniko pushes a multi-layer build.
+    Returns the manifest digest."""
+    blobs = [layer_of(files) for files in layers]
+    doc = {
+        "architecture": architecture,
+        "os": "linux",
+        "created": "2026-01-01T00:00:00Z",
+        "config": dict(config or {}),
+        "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in blobs]},
+        "history": [{"created_by": f"layer {i}"} for i in range(len(blobs))],
+    }
+    body = json.dumps(doc, sort_keys=True).encode()
+    push_blob(url, repository, body)
+    for data, _ in blobs:
+        push_blob(url, repository, data)
+    media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {
+            "mediaType": OCI_CONFIG if oci else DOCKER_CONFIG,
+            "digest": _sha256(body),
+            "size": len(body),
+        },
+        "layers": [
+            {"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "digest": _sha256(d), "size": len(d)}
+            for d, _ in blobs
+        ],
+    }
+    return push_manifest(url, repository, tag, json.dumps(manifest, indent=3).encode(), media_type)

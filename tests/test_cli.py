@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from launch import cli, git, spec
 from launch.errors import ExitCode, LaunchError
+from tests.compose_lab import quickstart_files
 from tests.gitrepo import make_repo
 from tests.test_spec_bad_input import CASES
 
@@ -33,7 +34,7 @@ def invoke(runner: CliRunner, args: list[str]) -> Any:
 @pytest.fixture
 def quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The quickstart example as a user's clean, pushed project (https remote, no network)."""
-    files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+    files = quickstart_files()
     repo = make_repo(tmp_path, "lab-project", files=files, remote=False)
     repo.git("remote", "add", "origin", "https://git.example.com/lab/lab-project.git")
     repo.git("update-ref", "refs/remotes/origin/main", "HEAD")
@@ -80,6 +81,14 @@ def test_render_prints_job_experiment_and_trials(runner: CliRunner, quickstart: 
     job, experiment = docs
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     sha = git.snapshot(quickstart).commit
+    # The quickstart's Dockerfile has the fast shape: the Job builds its dependency image from
+    # an uploaded context, and the commit's image is composed on it.
+    assert "--context=tar:///kaniko/launch-context/context.tar.gz" in args
+    assert any(a.startswith("--destination=") and ":deps-" in a for a in args)
+    assert "# image: composed in the registry" in result.stdout
+    kaniko = invoke(runner, ["render", "--build", "kaniko", "search.yaml", "--", "python", "t.py"])
+    job = next(yaml.safe_load_all(kaniko.stdout))
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--context=git://git.example.com/lab/lab-project.git#refs/heads/main#{sha}" in args
     assert experiment["metadata"]["name"] == "qs-1"
     container = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][

@@ -493,7 +493,7 @@ def test_contract_launch_user_role_covers_what_launch_does() -> None:
     name, namespace, port = _push()
     proxy = _rules("Role", "launch-user", namespace)
     (rule,) = [r for r in proxy if "services/proxy" in r["resources"]]
-    assert rule["verbs"] == ["get", "create", "update"]  # HEAD; blob upload POST + PUT
+    assert rule["verbs"] == ["get", "create", "update", "patch"]  # HEAD; POST, PUT, PATCH
     assert {name, f"{name}:{port}"} <= set(rule["resourceNames"])
     cluster = _rules("ClusterRole", "launch-user", None)
     assert _allows(cluster, "", "namespaces", "get")

@@ -26,7 +26,8 @@ import requests
 from launch import git, kaniko
 from launch.cluster import Cluster, ClusterError, ServiceProxy
 from launch.errors import UsageError
-from launch.registry import HttpTransport, blob_exists, digest_of, upload_blob
+from launch.registry import HttpTransport, digest_of
+from launch.registry_push import blob_exists, upload_blob
 from tests.gitrepo import GitRepo, make_repo
 from tests.kube_emulator import KubeEmulator, running
 from tests.registry_server import Registry, running_registry

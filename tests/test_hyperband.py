@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from launch import cli, hyperband, katib, katib_status, results, sampling, spec
 from launch.errors import ExitCode, SpecError
 from tests import test_submit
+from tests.compose_lab import quickstart_files
 from tests.gitrepo import make_repo
 
 SPECS = Path(__file__).parent / "specs"
@@ -452,7 +453,7 @@ def test_explanation_text() -> None:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The quickstart example as a clean, pushed project, with Katib's hyperband example."""
-    files = {p.name: p.read_text() for p in QUICKSTART.iterdir() if p.is_file()}
+    files = quickstart_files()
     files["hyperband.yaml"] = EXAMPLE.read_text()
     repo = make_repo(tmp_path, "lab-project", files=files, remote=False)
     repo.git("remote", "add", "origin", "https://git.example.com/lab/lab-project.git")

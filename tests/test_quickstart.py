@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.compose_lab import quickstart_files
 from tests.gitrepo import make_repo
 from tests.mlflow_server import MlflowServer, shared_mlflow_server
 from tests.test_mlflow_wrapper import client, runs_of, trial_env
@@ -28,7 +29,7 @@ LAUNCH = str(Path(sys.executable).with_name("launch"))
 
 def quickstart(tmp_path: Path, **replace: str) -> Path:
     """The quickstart as a committed project, with `replace` applied to search.yaml."""
-    files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+    files = quickstart_files()
     for old, new in replace.items():
         assert old in files["search.yaml"], old
         files["search.yaml"] = files["search.yaml"].replace(old, new)

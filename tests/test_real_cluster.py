@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from launch.errors import ExitCode
+from tests.compose_lab import quickstart_files
 from tests.gitrepo import make_repo
 
 pytestmark = pytest.mark.cluster
@@ -68,7 +69,7 @@ def run(
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:
     """The quickstart as a dirty project (built with --allow-dirty: no remote needed)."""
-    files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+    files = quickstart_files()
     files["Dockerfile"] = (EXAMPLE / "Dockerfile").read_text()
     repo = make_repo(tmp_path, f"lt-{secrets.token_hex(3)}", files=files, remote=False)
     (repo.path / "search.yaml").write_text(

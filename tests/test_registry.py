@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import shutil
 import socket
 import subprocess
@@ -29,17 +30,22 @@ from launch.registry import (
     OCI_INDEX,
     OCI_MANIFEST,
     PROXY_HINT,
+    SCHEMA1_MEDIA_TYPES,
+    BlobUnknown,
     HttpTransport,
+    ManifestUnknown,
     RegistryError,
     Transport,
-    blob_exists,
     digest_of,
+    get_blob,
+    get_manifest,
+    image_config,
     image_exists,
+    image_labels,
     manifest_digest,
     parse_image,
     ping,
     pinned,
-    upload_blob,
 )
 from tests.registry_server import (
     REGISTRY_BINARY,
@@ -576,157 +582,131 @@ def test_pinned() -> None:
         pinned(f"127.0.0.1:30500/app@sha256:{'cd' * 32}", DIGEST)
 
 
-# --- blobs: `--allow-dirty` build contexts ------------------------------------------------------
-
-
-def test_upload_blob_is_monolithic_then_skipped(registry: Registry) -> None:
-    data = b"\x1f\x8b" + bytes(range(256)) * 64  # any bytes; build contexts are tar.gz
-    digest = digest_of(data)
-    assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
-    transport = HttpTransport(registry.url, timeout_s=5)
-    assert not blob_exists(repository="up/app/context", digest=digest, transport=transport)
-    transport.requests.clear()
-    assert upload_blob(repository="up/app/context", data=data, transport=transport) == digest
-    methods = [(m, p.split("?", 1)[0]) for m, p in transport.requests]
-    assert methods[:2] == [
-        ("HEAD", f"/v2/up/app/context/blobs/{digest}"),
-        ("POST", "/v2/up/app/context/blobs/uploads/"),
-    ]
-    assert methods[2][0] == "PUT" and methods[2][1].startswith("/v2/up/app/context/blobs/uploads/")
-    assert f"digest={digest}" in transport.requests[2][1]
-    assert "_state=" in transport.requests[2][1]  # Distribution's Location query is kept
-    assert len(transport.requests) == 3
-    assert blob_exists(repository="up/app/context", digest=digest, transport=transport)
-    # what the build pod's init container does: an anonymous GET of the blob
-    got = requests.get(f"{registry.url}/v2/up/app/context/blobs/{digest}", timeout=5)
-    assert got.status_code == 200 and got.content == data
-    transport.requests.clear()
-    assert upload_blob(repository="up/app/context", data=data, transport=transport) == digest
-    assert transport.requests == [("HEAD", f"/v2/up/app/context/blobs/{digest}")]
-    # the same bytes in another repository are uploaded there (blob links are per repository)
-    assert not blob_exists(repository="other/context", digest=digest, transport=transport)
-    upload_blob(repository="other/context", data=data, transport=transport)
-    assert blob_exists(repository="other/context", digest=digest, transport=transport)
-
-
-def test_distribution_verifies_the_digest_on_put(registry: Registry) -> None:
-    """The fact upload_blob leans on: a PUT whose bytes do not hash to `digest` is refused."""
-    started = requests.post(f"{registry.url}/v2/verify/app/blobs/uploads/", timeout=5)
-    assert started.status_code == 202
-    location = started.headers["Location"]
-    wrong = digest_of(b"other bytes")
-    put = requests.put(
-        f"{location}&digest={wrong}",
-        data=b"these bytes",
-        headers={"Content-Type": "application/octet-stream"},
-        timeout=5,
-    )
-    assert put.status_code == 400 and put.json()["errors"][0]["code"] == "DIGEST_INVALID"
-    transport = HttpTransport(registry.url)
-    assert not blob_exists(repository="verify/app", digest=wrong, transport=transport)
-    assert not blob_exists(
-        repository="verify/app", digest=digest_of(b"these bytes"), transport=transport
-    )
+# --- reads: manifests, blobs, configs (composing an image from a dependency image) -------------
 
 
 @dataclass
-class Tamper:
-    """A transport between launch and the registry that rewrites things on the way."""
+class Corrupt:
+    """A broken proxy: GET answers reach launch with one byte changed."""
 
     inner: HttpTransport
-    location: Callable[[str], str] = lambda location: location
-    body: Callable[[bytes], bytes] = lambda body: body
     base_url: str = "https://apiserver/api/v1/namespaces/launch-system/services/registry:5000/proxy"
     hint: str = PROXY_HINT
 
     def request(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        sent = self.body(body) if body is not None else None
-        status, got, answer = self.inner.request(method, path, headers, sent)
-        if "Location" in got:
-            got["Location"] = self.location(got["Location"])
+        status, got, answer = self.inner.request(method, path, headers, body)
+        if method == "GET" and answer:
+            answer = bytes([answer[0] ^ 1]) + answer[1:]
         return status, got, answer
 
 
-def _path_and_query(location: str) -> str:
-    """`http://host:port/v2/...?_state=...` -> `/v2/...?_state=...`."""
-    return "/" + location.split("://", 1)[1].split("/", 1)[1]
-
-
-@pytest.mark.parametrize(
-    "rewrite",
-    [
-        # what the API server's service proxy makes of Distribution's absolute Location
-        lambda loc: (
-            "https://apiserver:6443/api/v1/namespaces/launch-system/services/"
-            "registry:5000/proxy" + _path_and_query(loc)
-        ),
-        # Distribution with `relativeurls: true`
-        _path_and_query,
-    ],
-    ids=["service-proxy", "relative"],
-)
-def test_upload_follows_any_location_form(
-    registry: Registry, rewrite: Callable[[str], str]
-) -> None:
-    data = f"location {rewrite}".encode()
-    transport = Tamper(HttpTransport(registry.url), location=rewrite)
-    digest = upload_blob(repository="loc/context", data=data, transport=transport)
-    got = requests.get(f"{registry.url}/v2/loc/context/blobs/{digest}", timeout=5)
-    assert got.content == data
-
-
-def test_upload_refuses_a_location_outside_the_registry_api(registry: Registry) -> None:
-    transport = Tamper(HttpTransport(registry.url), location=lambda loc: "https://elsewhere/x")
-    with pytest.raises(RegistryError, match="unexpected upload Location") as info:
-        upload_blob(repository="loc2/context", data=b"x", transport=transport)
-    assert info.value.hint and PROXY_HINT in info.value.hint
-
-
-def test_bytes_changed_on_the_way_are_refused_by_the_registry(registry: Registry) -> None:
-    transport = Tamper(HttpTransport(registry.url), body=lambda body: body + b"!")
-    with pytest.raises(RegistryError, match="another digest") as info:
-        upload_blob(repository="tamper/context", data=b"context bytes", transport=transport)
-    assert "DIGEST_INVALID" in info.value.message
-    digest = digest_of(b"context bytes")
-    assert not blob_exists(repository="tamper/context", digest=digest, transport=transport)
-
-
-@pytest.mark.parametrize("status", [401, 403])
-def test_upload_refused_by_the_registry_hints_at_credentials(
-    serve: Callable[..., FakeServer], status: int
-) -> None:
-    fake = serve(
-        lambda method, path: (
-            (404, DISTRIBUTION, b"") if method == "HEAD" else (status, DISTRIBUTION, b"")
+@pytest.mark.parametrize("oci", [False, True], ids=["docker-v2", "oci"])
+def test_get_manifest_returns_the_pushed_bytes(registry: Registry, oci: bool) -> None:
+    repository = f"get/{'oci' if oci else 'docker'}"
+    pushed = push_tiny_image(registry.url, repository, "v1", oci=oci)
+    image = tiny_image(oci=oci)
+    transport = HttpTransport(registry.url)
+    for reference in ("v1", pushed):
+        transport.requests.clear()
+        media_type, data, digest = get_manifest(
+            repository=repository, reference=reference, transport=transport
         )
+        assert (media_type, data, digest) == (image.media_type, image.manifest, pushed)
+        assert transport.requests == [("GET", f"/v2/{repository}/manifests/{reference}")]
+
+
+@pytest.mark.parametrize("oci", [False, True], ids=["docker-list", "oci-index"])
+def test_get_manifest_of_an_index_is_the_index(registry: Registry, oci: bool) -> None:
+    repository = f"get/{'oci' if oci else 'docker'}-index"
+    index_digest, per_arch = push_index(registry.url, repository, "multi", oci=oci)
+    transport = HttpTransport(registry.url)
+    media_type, data, digest = get_manifest(
+        repository=repository, reference="multi", transport=transport
     )
+    assert media_type == (OCI_INDEX if oci else DOCKER_MANIFEST_LIST)
+    assert digest == index_digest == digest_of(data)
+    assert [m["digest"] for m in json.loads(data)["manifests"]] == list(per_arch.values())
+    arm = get_manifest(repository=repository, reference=per_arch["arm64"], transport=transport)
+    assert arm[0] == (OCI_MANIFEST if oci else DOCKER_MANIFEST) and arm[2] == per_arch["arm64"]
+
+
+def test_get_manifest_media_type_falls_back_to_the_body(serve: Callable[..., FakeServer]) -> None:
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST}).encode()
+    fake = serve(lambda m, p: (200, {**DISTRIBUTION, "Content-Type": "application/json"}, body))
+    got = get_manifest(repository="a/b", reference="v1", transport=HttpTransport(fake.url))
+    assert got == (OCI_MANIFEST, body, digest_of(body))
+
+
+def test_get_manifest_returns_schema1_as_it_is(serve: Callable[..., FakeServer]) -> None:
+    schema1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+    body = b'{"schemaVersion": 1, "signatures": []}'
+    headers = {**DISTRIBUTION, "Content-Type": schema1, "Docker-Content-Digest": DIGEST}
+    fake = serve(lambda m, p: (200, headers, body))
+    got = get_manifest(repository="a/b", reference="old", transport=HttpTransport(fake.url))
+    assert got == (schema1, body, DIGEST) and schema1 in SCHEMA1_MEDIA_TYPES
+
+
+def test_a_missing_manifest_is_manifest_unknown(registry: Registry) -> None:
+    transport = HttpTransport(registry.url)
+    for reference in ("gone", DIGEST):
+        with pytest.raises(ManifestUnknown, match="no such manifest") as info:
+            get_manifest(repository="get/never", reference=reference, transport=transport)
+        assert isinstance(info.value, RegistryError)
+        assert info.value.hint and "--rebuild" in info.value.hint
+
+
+def test_changed_manifest_bytes_are_detected(registry: Registry) -> None:
+    pushed = push_tiny_image(registry.url, "get/corrupt", "v1")
+    transport = Corrupt(HttpTransport(registry.url))
+    for reference in ("v1", pushed):  # the header, then also the digest asked for, disagree
+        with pytest.raises(RegistryError, match="hash to") as info:
+            get_manifest(repository="get/corrupt", reference=reference, transport=transport)
+        assert not isinstance(info.value, ManifestUnknown)
+        assert info.value.hint and PROXY_HINT in info.value.hint
+
+
+def test_a_digest_reference_is_checked_without_the_digest_header(
+    serve: Callable[..., FakeServer],
+) -> None:
+    body = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST}).encode()
+    fake = serve(lambda m, p: (200, {**DISTRIBUTION, "Content-Type": DOCKER_MANIFEST}, body))
     transport = HttpTransport(fake.url)
-    err = _timed(lambda: upload_blob(repository="a/b", data=b"x", transport=transport))[0]
-    assert (
-        isinstance(err, RegistryError) and f"POST {fake.url}/v2/a/b/blobs/uploads/" in err.message
-    )
-    assert err.hint is not None and "credentials" in err.hint
-    assert [m for m, _, _ in fake.received] == ["HEAD", "POST"]
+    assert get_manifest(repository="a/b", reference="v1", transport=transport)[2] == digest_of(body)
+    with pytest.raises(RegistryError, match=f"not to {DIGEST}"):
+        get_manifest(repository="a/b", reference=DIGEST, transport=transport)
 
 
-def test_upload_to_a_registry_that_is_down_names_the_address(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    err = _timed(lambda: upload_blob(repository="a/b", data=b"x", transport=HttpTransport(url)))[0]
-    assert isinstance(err, RegistryError) and url in err.message
+def test_get_blob_checks_the_digest_and_the_limit(registry: Registry) -> None:
+    image = tiny_image(labels={"a": "b"})
+    push_tiny_image(registry.url, "get/blob", "v1", labels={"a": "b"})
+    config = digest_of(image.config)
+    transport = HttpTransport(registry.url)
+    assert get_blob(repository="get/blob", digest=config, transport=transport) == image.config
+    with pytest.raises(RegistryError, match="hash to"):
+        get_blob(repository="get/blob", digest=config, transport=Corrupt(transport))
+    with pytest.raises(RegistryError, match=f"over the {len(image.config) - 1} bytes"):
+        get_blob(
+            repository="get/blob", digest=config, transport=transport, limit=len(image.config) - 1
+        )
+    with pytest.raises(BlobUnknown, match="no such blob"):
+        get_blob(repository="get/blob", digest=DIGEST, transport=transport)
 
 
-def test_blob_exists_refuses_bad_names() -> None:
-    transport = HttpTransport("http://127.0.0.1:9")
-    with pytest.raises(ValueError):
-        blob_exists(repository="Bad/Name", digest=DIGEST, transport=transport)
-    with pytest.raises(ValueError):
-        blob_exists(repository="a/b", digest="latest", transport=transport)
-    assert transport.requests == []
-
-
-# --- the test helper itself -----------------------------------------------------------------------
+def test_image_config_and_labels_pick_the_platform_of_an_index(registry: Registry) -> None:
+    index_digest, _ = push_index(registry.url, "get/platforms", "multi", oci=True)
+    transport = HttpTransport(registry.url)
+    for platform, arch in (("linux/amd64", "amd64"), ("linux/arm64", "arm64"), ("os/x", "amd64")):
+        config = image_config(
+            repository="get/platforms", digest=index_digest, transport=transport, platform=platform
+        )
+        assert config["architecture"] == arch
+    digest = push_tiny_image(registry.url, "get/labels", "v1", labels={"org.x/rev": "abc"})
+    assert image_labels(repository="get/labels", digest=digest, transport=transport) == {
+        "org.x/rev": "abc"
+    }
+    assert image_labels(repository="get/platforms", digest=index_digest, transport=transport) == {}
 
 
 def test_running_registry_skips_without_the_binary(

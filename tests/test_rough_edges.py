@@ -21,6 +21,7 @@ from launch.cli import admin
 from launch.cli import results as cli_results
 from launch.errors import ExitCode, UsageError
 from launch.spec import LaunchSpec
+from tests.compose_lab import quickstart_files
 from tests.test_cli import invoke, quickstart, runner
 from tests.test_local import LAUNCH, SEARCH_RANDOM, _wait_for, experiment, project
 
@@ -238,9 +239,8 @@ def test_config_fits_an_80_column_terminal_without_cutting_values() -> None:
 def local_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The quickstart, clean and pushed to a bare repository at a local path (no URL)."""
     from tests.gitrepo import make_repo
-    from tests.test_cli import EXAMPLE
 
-    files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+    files = quickstart_files()
     repo = make_repo(tmp_path, "lab-project", files=files)
     monkeypatch.chdir(repo.path)
     for key in ("LAUNCH_BACKEND", "LAUNCH_NAMESPACE", "LAUNCH_HOME", "LAUNCH_CONTEXT"):

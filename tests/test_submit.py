@@ -21,8 +21,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from launch import cli, git, registry
+from launch import cli, git, registry, registry_push
 from launch.errors import ExitCode
+from tests.compose_lab import quickstart_files
 from tests.gitrepo import make_repo
 from tests.kube_emulator import Denied, KanikoController, KatibController, KubeEmulator, running
 from tests.registry_server import Registry, push_tiny_image, running_registry
@@ -47,7 +48,7 @@ class Lab:
 
 @pytest.fixture
 def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+    files = quickstart_files()
     files["Dockerfile"] = files.get("Dockerfile", "FROM python:3.12-slim\n")
     repo = make_repo(tmp_path, "lab-project", files=files, remote=False)
     repo.git("remote", "add", "origin", "https://git.example.com/lab/lab-project.git")
@@ -70,6 +71,9 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
         env = {
             "KUBECONFIG": str(kubeconfig),
             "LAUNCH_BACKEND": "katib",
+            # The Kaniko path, whole images built by a Job; tests/test_compose.py has the
+            # default one (composed in the registry), whose labs push realistic dependency images.
+            "LAUNCH_BUILD": "kaniko",
             "LAUNCH_KATIB_URL": "http://katib.lab",
             "LAUNCH_HOME": str(tmp_path / "state"),
             "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
@@ -238,7 +242,7 @@ def test_allow_dirty_builds_the_uploaded_working_tree_then_reuses_it(lab: Lab) -
     env = {e["name"]: e["value"] for e in fetch["env"]}
     assert env["CONTEXT_URL"].endswith(f"/v2/lab-project/context/blobs/{env['CONTEXT_DIGEST']}")
     transport = registry.HttpTransport(lab.registry.url, timeout_s=5)
-    assert registry.blob_exists(
+    assert registry_push.blob_exists(
         repository="lab-project/context", digest=env["CONTEXT_DIGEST"], transport=transport
     )  # the bytes the build pod fetches are in the real registry
     destination = next(a for a in pod["containers"][0]["args"] if a.startswith("--destination="))

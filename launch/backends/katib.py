@@ -94,19 +94,39 @@ def _uncloneable_remote(snap: Any) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Source:
+    """What a cluster launch builds from: the git facts of the plan, the experiment name, for a
+    tree Kaniko cannot clone the bytes of its archive (the upload Kaniko builds), a note when
+    the plan is shown but cannot be launched as it is, and how the image is made."""
+
+    facts: Any
+    name: str
+    context_data: bytes | None
+    note: str | None
+    choice: Any  # compose.Choice
+
+
 def git_facts(
-    snap: Any, *, name: str | None, allow_dirty: bool, preview: bool = False
-) -> tuple[Any, str, bytes | None, str | None]:
-    """The git facts a plan needs, the experiment name (given, or generated), for a dirty
-    tree the bytes of its archive (the `--allow-dirty` build context, tagged by tree hash), and
-    a note when the plan is shown but cannot be launched as it is.
+    snap: Any,
+    *,
+    name: str | None,
+    allow_dirty: bool,
+    preview: bool = False,
+    build: str = "auto",
+    dockerfile: str = "Dockerfile",
+    context_dir: str | None = None,
+    platform: str = "linux/amd64",
+) -> Source:
+    """The source of a cluster launch (see `Source`): the commit, or with `--allow-dirty` the
+    working tree tagged by its tree hash.
 
     A clean, pushed commit whose remote the cluster cannot clone (a local path) is built from
     an upload with `--allow-dirty`, as an unpushed one is; without it a launch is refused with
     that hint, and `preview` (render, --dry-run) shows the upload plan marked not launchable."""
     import secrets
 
-    from launch import names
+    from launch import compose, git, git_files, names
     from launch.plan import GitFacts
 
     tag, data, digest, note = snap.commit, None, None, None
@@ -121,16 +141,23 @@ def git_facts(
         note = f"{NOT_LAUNCHABLE}: {uncloneable}; {hint} (shown: that upload's plan)"
     # Kaniko can fetch only a clean, pushed commit from a remote it can clone; anything else is
     # built from an upload.
-    if uncloneable or (allow_dirty and not (snap.clean and snap.pushed)):
+    from_upload = bool(uncloneable or (allow_dirty and not (snap.clean and snap.pushed)))
+    if from_upload:
         import tempfile
 
-        from launch import git, registry
+        from launch import registry
 
         with tempfile.TemporaryDirectory(prefix="launch-context-") as tmp:
             path = Path(tmp) / "context.tar.gz"
             tag = git.archive_worktree(snap.root, path)
             data = path.read_bytes()
         digest = registry.digest_of(data)
+    # A working tree's files carry no time worth keeping: its layer's files get time 0.
+    mtime = 0 if tag != snap.commit else git_files.commit_time(snap.root, snap.commit)
+    choice = compose.choose(
+        Path(snap.root), tag, context_dir=context_dir, dockerfile=dockerfile, mode=build,
+        platform=platform, mtime=mtime,
+    )  # fmt: skip
     facts = GitFacts(
         commit=tag,
         branch=snap.remote_branch or snap.branch,
@@ -143,7 +170,7 @@ def git_facts(
         name = names.experiment_name(stem=snap.repo_name, commit=tag, suffix=secrets.token_hex(2))
     else:
         names.validate_experiment_name(name)
-    return facts, name, data, note
+    return Source(facts, name, data, note, choice)
 
 
 def upload_listing(data: bytes) -> tuple[dict[str, Any], str]:
@@ -165,8 +192,27 @@ def upload_listing(data: bytes) -> tuple[dict[str, Any], str]:
     return {"bytes": len(data), "files": files}, text
 
 
-def plan_preview(plan: Any) -> Preview:
-    """The Kaniko build Job, the Katib Experiment and the trial command lines of a plan."""
+def _source(request: LaunchRequest, *, preview: bool = False) -> Source:
+    settings = request.settings
+    return git_facts(
+        request.snap, name=request.name, allow_dirty=request.allow_dirty, preview=preview,
+        build=settings.build, dockerfile=request.dockerfile, context_dir=request.context_dir,
+        platform=settings.platform,
+    )  # fmt: skip
+
+
+def _dependency(choice: Any) -> tuple[str, str] | None:
+    """The fast path's dependency image (tag, uploaded context digest), for `make_plan`."""
+    if choice.path != "compose":
+        return None
+    from launch import registry
+
+    return choice.dependency_tag, registry.digest_of(choice.context)
+
+
+def plan_preview(plan: Any, choice: Any = None) -> Preview:
+    """The Kaniko build Job, the Katib Experiment and the trial command lines of a plan, and
+    how its image is made (`choice`, a `compose.Choice`)."""
     from launch import yamltext
 
     blocked = [n for n in plan.notes if n.startswith(NOT_LAUNCHABLE)]
@@ -184,6 +230,14 @@ def plan_preview(plan: Any) -> Preview:
         doc["notes"] = list(plan.notes)
     docs = [d for d in (plan.build_job, plan.experiment) if d is not None]
     text = "".join(f"# {line}\n" for line in blocked)
+    if choice is not None:
+        doc["build"] = choice.as_doc()
+        text += f"# image: {choice.describe()}\n"
+        if choice.path == "compose":
+            text += (
+                "# the build Job below runs only when the registry lacks that dependency image;"
+                " a code change uploads one layer and runs no Job\n"
+            )
     text += "---\n".join(yamltext.to_yaml(d) for d in docs)
     text += "".join(f"# {line}\n" for line in plan.notes)
     what = "every trial" if plan.complete else f"a sample of {len(plan.trial_lines)} trials"
@@ -208,18 +262,22 @@ class KatibBackend:
 
         from launch.plan import make_plan
 
-        facts, name, context_data, note = git_facts(
-            request.snap, name=request.name, allow_dirty=request.allow_dirty, preview=True
+        source = _source(request, preview=True)
+        facts, name, context_data, note = (
+            source.facts,
+            source.name,
+            source.context_data,
+            source.note,
         )
         plan = make_plan(
             spec=request.spec, command=list(request.command), git=facts,
             settings=request.settings, name=name, user=getpass.getuser(),
             resources=request.resources, dockerfile=request.dockerfile,
-            context_dir=request.context_dir,
+            context_dir=request.context_dir, dependency=_dependency(source.choice),
         )  # fmt: skip
         if note is not None:
             plan = dataclasses.replace(plan, notes=(note, *plan.notes))
-        shown = plan_preview(plan)
+        shown = plan_preview(plan, source.choice)
         from launch import preflight
         from launch.contract import TFEVENT_DIR
 
@@ -244,9 +302,8 @@ class KatibBackend:
         from launch import spec, submit
 
         settings = request.settings
-        facts, name, context_data, _ = git_facts(
-            request.snap, name=request.name, allow_dirty=request.allow_dirty
-        )
+        source = _source(request)
+        facts, name = source.facts, source.name
         home = state.home_dir(settings.home)
         if (state.experiments_dir(home) / name).exists():
             # Refused before the cluster sees anything (the record is written after the create).
@@ -268,8 +325,8 @@ class KatibBackend:
             cluster=cluster, settings=settings, spec=request.spec, command=list(request.command),
             snap=request.snap, git_facts=facts, name=name, user=getpass.getuser(),
             resources=request.resources, rebuild=request.rebuild, dockerfile=request.dockerfile,
-            context_dir=request.context_dir,
-            context_data=context_data, report=narration_sink(sink or ignore),
+            context_dir=request.context_dir, choice=source.choice,
+            context_data=source.context_data, report=narration_sink(sink or ignore),
             preflight=request.preflight,
         )  # fmt: skip
         record = ClusterRecord(

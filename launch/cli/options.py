@@ -46,6 +46,17 @@ BackendOpt = Annotated[
     str | None,
     typer.Option("--backend", help="katib, local, or auto (katib when a cluster is configured)."),
 ]
+BuildOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--build",
+        help="Cluster: how the image is made. auto (default): composed in the registry from a "
+        "dependency image (the Dockerfile up to `COPY . <dir>`, rebuilt only when it or the files "
+        "it copies change) plus a layer of the commit, when the Dockerfile allows; else a full "
+        "Kaniko build, saying why. compose: refuse what cannot be composed. kaniko: always build.",
+        metavar="auto|compose|kaniko",
+    ),
+]
 AllowDirtyOpt = Annotated[
     bool,
     typer.Option(

@@ -13,6 +13,7 @@ from launch.cli.follow import follow_and_finish
 from launch.cli.options import (
     AllowDirtyOpt,
     BackendOpt,
+    BuildOpt,
     CommandArg,
     CpusOpt,
     EnvOpt,
@@ -87,10 +88,10 @@ def _print_preview(preview: Any, *, as_json: bool) -> None:
     sys.stdout.write(json.dumps(preview.doc, indent=2) + "\n" if as_json else preview.text)
 
 
-def _settings(*, namespace: str | None, backend: str | None) -> Any:
+def _settings(*, namespace: str | None, backend: str | None, build: str | None = None) -> Any:
     from launch import config
 
-    return config.load_settings({"namespace": namespace, "backend": backend})
+    return config.load_settings({"namespace": namespace, "backend": backend, "build": build})
 
 
 @app.command(
@@ -121,10 +122,11 @@ def render(
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
     no_preflight: NoPreflightOpt = False,
+    build: BuildOpt = None,
 ) -> None:
     from launch import backends
 
-    settings = _settings(namespace=namespace, backend="katib")
+    settings = _settings(namespace=namespace, backend="katib", build=build)
     request = _request(
         spec_path, command, seeds=seeds, settings=settings, allow_dirty=allow_dirty, local=False,
         name=name, gpus=gpus, preflight=not no_preflight,
@@ -208,6 +210,7 @@ def run(
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
     no_preflight: NoPreflightOpt = False,
+    build: BuildOpt = None,
 ) -> None:
     from launch import backends
 
@@ -217,7 +220,7 @@ def run(
             f"--wait {wait}: expected first or all", hint="pass --wait first or --wait all"
         )
     timeout_s = duration(timeout, "--timeout") if timeout else None
-    settings = _settings(namespace=namespace, backend=backend)
+    settings = _settings(namespace=namespace, backend=backend, build=build)
     chosen, why = settings.backend()
     chosen_backend = backends.named(chosen)
     request = _request(

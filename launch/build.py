@@ -1,0 +1,324 @@
+"""The image of a launch: reused when the registry has it (and it is what it says), composed in
+the registry from a dependency image (`launch.compose`, no Job), or built in-cluster by a Kaniko
+Job. The only module that creates build Jobs; narrates with `report(level, text)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launch import compose, diagnosis, image_config, kaniko, registry, registry_push
+from launch.errors import BuildError, LaunchError, TimedOutError, UsageError
+from launch.kube_api import ClusterAPI
+from launch.settings import Settings
+
+Report = Callable[[str, str], None]
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+BUILD_LOG_LINES = 50
+
+
+def _quiet(level: str, text: str) -> None:
+    """The default reporter says nothing."""
+
+
+# --------------------------------------------------------------------------- registry access
+
+
+def registry_service(push_host: str) -> tuple[str, str, int]:
+    """(service, namespace, port) of an in-cluster registry name like
+    `registry.launch-system.svc.cluster.local:5000`, for the API server's service proxy."""
+    host, _, port = push_host.rpartition(":")
+    parts = host.split(".")
+    if not port.isdigit() or len(parts) < 3 or parts[2] != "svc":
+        raise UsageError(
+            f"cannot reach the registry `{push_host}` from here: it is not an in-cluster Service "
+            "name (<service>.<namespace>.svc...:<port>) and no registry_url is set",
+            hint="set registry_url (e.g. LAUNCH_REGISTRY_URL=http://127.0.0.1:30500) or the "
+            "`registry` setting to the in-cluster Service name (`launch config`)",
+        )
+    return parts[0], parts[1], int(port)
+
+
+def registry_transport(cluster: ClusterAPI, settings: Settings) -> registry.Transport:
+    """Direct when `registry_url` is configured, else through the API server's service proxy,
+    so a kubeconfig is all a user needs."""
+    if settings.registry_url:
+        return registry.HttpTransport(settings.registry_url)
+    service, namespace, port = registry_service(settings.registry)
+    proxy: registry.Transport = cluster.service_proxy(namespace, service, port)
+    return proxy
+
+
+# --------------------------------------------------------------------------- the image
+
+
+@dataclass
+class BuildResult:
+    digest: str
+    built: bool  # False: the registry already had the image
+    job_name: str | None = None  # the Kaniko Job that ran, if one did
+    path: str = "reused"  # reused | composed | kaniko
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a build may need besides the registry: the repository (to compose from), how the
+    image would be made (`compose.Choice`), and the Kaniko Jobs of each path."""
+
+    root: Path
+    choice: compose.Choice
+    job: Mapping[str, Any] | None  # the full Kaniko build (None: it cannot run from here)
+    dependency_job: Mapping[str, Any] | None = None  # compose: builds the dependency image
+    context: tuple[str, bytes] | None = None  # --allow-dirty Kaniko build: (repository, tar.gz)
+    dependency_context_repository: str = ""
+    platform: str = "linux/amd64"
+
+
+def find_or_build(
+    *,
+    cluster: ClusterAPI,
+    transport: registry.Transport,
+    repository: str,
+    tag: str,
+    sources: Sources,
+    rebuild: bool = False,
+    timeout_s: float = 3600.0,
+    report: Report = _quiet,
+    now: Callable[[], float] = time.monotonic,
+) -> BuildResult:
+    """The digest of `<repository>:<tag>`: a registry HEAD (and the image's config, to check it
+    is what `tag` names), then, only if needed, the image composed in the registry or a Kaniko
+    Job. Never returns a digest the registry does not hold."""
+    choice = sources.choice
+    if not rebuild:
+        digest = registry.manifest_digest(repository=repository, tag=tag, transport=transport)
+        if digest is not None and reusable(
+            sources, repository=repository, tag=tag, digest=digest, transport=transport,
+            report=report,
+        ):  # fmt: skip
+            report("info", f"image {repository}:{tag[:12]} already built ({digest[:19]}): no build")
+            return BuildResult(digest, built=False)
+    if choice.path == "compose":
+        try:
+            return _compose(
+                cluster, transport, repository, tag, sources, rebuild=rebuild,
+                timeout_s=timeout_s, report=report, now=now,
+            )  # fmt: skip
+        except image_config.ManifestError as err:
+            if sources.job is None:
+                raise
+            report("warn", f"cannot compose onto the dependency image ({err.message}): "
+                   "building the whole image with Kaniko")  # fmt: skip
+    job = sources.job
+    if job is None:
+        raise BuildError(
+            f"image {repository}:{tag[:12]} is not in the registry and cannot be built",
+            hint="push the commit (so Kaniko can fetch it) or pass --allow-dirty",
+        )
+    if choice.why:
+        report("warn", f"building with Kaniko: {choice.why}")
+    if sources.context is not None:
+        context_repo, data = sources.context
+        size_mb = len(data) / 1e6
+        if size_mb > 100:
+            report(
+                "warn",
+                f"the build context is {size_mb:.0f} MB: check .gitignore for data or outputs",
+            )
+        registry_push.upload_blob(repository=context_repo, data=data, transport=transport)
+        report("info", f"uploaded the working tree ({size_mb:.1f} MB) as the build context")
+    return BuildResult(
+        run_build(cluster=cluster, job=job, timeout_s=timeout_s, report=report, now=now),
+        built=True,
+        job_name=job["metadata"]["name"],
+        path="kaniko",
+    )
+
+
+def _compose(
+    cluster: ClusterAPI,
+    transport: registry.Transport,
+    repository: str,
+    tag: str,
+    sources: Sources,
+    *,
+    rebuild: bool,
+    timeout_s: float,
+    report: Report,
+    now: Callable[[], float],
+) -> BuildResult:
+    """The fast path: the dependency image (built by a Kaniko Job only when the registry lacks
+    it), then the commit's image composed on top of it."""
+    choice = sources.choice
+    deps_tag = choice.dependency_tag
+    deps = None
+    if not rebuild:
+        deps = registry.manifest_digest(repository=repository, tag=deps_tag, transport=transport)
+        if deps is not None and not registry.built_from_tag(
+            repository=repository, tag=deps_tag, digest=deps, transport=transport,
+            label=kaniko.REVISION_LABEL, warn=lambda text: report("warn", text),
+        ):  # fmt: skip
+            deps = None
+    job_name = None
+    if deps is None:
+        job = sources.dependency_job
+        assert job is not None and choice.context is not None
+        report("info", f"building the dependency image {deps_tag[:17]} (its inputs changed, or "
+               "it is the first build)")  # fmt: skip
+        registry_push.upload_blob(
+            repository=sources.dependency_context_repository, data=choice.context,
+            transport=transport,
+        )  # fmt: skip
+        deps = run_build(cluster=cluster, job=job, timeout_s=timeout_s, report=report, now=now)
+        job_name = str(job["metadata"]["name"])
+    else:
+        report("info", f"dependency image {deps_tag[:17]} is in the registry: no build")
+    composed = compose.compose_image(
+        root=sources.root, choice=choice, transport=transport, repository=repository, tag=tag,
+        dependency_digest=deps, platform=sources.platform, report=report, now=now,
+    )  # fmt: skip
+    return BuildResult(composed.digest, built=True, job_name=job_name, path="composed")
+
+
+def reusable(
+    sources: Sources,
+    *,
+    repository: str,
+    tag: str,
+    digest: str,
+    transport: registry.Transport,
+    report: Report,
+) -> bool:
+    """Whether the image under `repository:tag` may be reused: it says (its revision label) it
+    was made from `tag`, and, when launch composed it, its source layer is what composing this
+    commit gives (recomputed here). No label: made again (said). Another revision or other
+    files: an error naming the tag, never a silent reuse."""
+    config = registry.image_config(repository=repository, digest=digest, transport=transport)
+    revision = image_config.labels_of(config).get(kaniko.REVISION_LABEL)
+    if revision is None:
+        report("warn", f"image {repository}:{tag[:12]} does not say what it was built from (no "
+               f"{kaniko.REVISION_LABEL} label): building it again")  # fmt: skip
+        return False
+    why = (
+        f"says it was built from {revision[:40]}, not {tag[:12]}"
+        if revision != tag
+        else compose.matches_image(sources.root, sources.choice, config)
+    )
+    if why is None:
+        return True
+    if revision == tag and why.startswith("its dependency image"):
+        report("info", f"image {repository}:{tag[:12]}: {why}: composing it again")
+        return False
+    raise UsageError(
+        f"image {repository}:{tag[:12]} ({digest[:19]}) {why}: the tag was overwritten by "
+        "something other than launch",
+        hint="`--rebuild` makes this commit's image again and replaces the tag; ask who can "
+        "push to the registry (docs/cluster-setup.md)",
+    )
+
+
+# --------------------------------------------------------------------------- Kaniko Jobs
+
+
+def run_build(
+    *,
+    cluster: ClusterAPI,
+    job: Mapping[str, Any],
+    timeout_s: float,
+    report: Report = _quiet,
+    now: Callable[[], float] = time.monotonic,
+) -> str:
+    """Create the build Job, follow it, and return the digest Kaniko reported.
+
+    The digest is trusted only from a container that exited 0 (Kaniko writes the digest file
+    before pushing). Failure: the last log lines and BuildError. Ctrl-C or a timeout: the Job is
+    deleted (nothing half-built is left running) and the interruption propagates.
+    """
+    namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+    # The Job is the side effect itself: a dry-run right before it would tell nothing new.
+    cluster.create(job, dry_run_first=False)
+    report("info", f"building the image in-cluster (Job {namespace}/{name})")
+    start = now()
+    done = False
+    try:
+        for event in cluster.watch("Job", namespace, name=name, timeout_s=timeout_s):
+            if event.type == "DELETED":
+                raise BuildError(f"build Job {name} was deleted", hint="run launch again")
+            state = _job_state(event.object)
+            report("progress", f"build {name}: {state} ({int(now() - start)}s)")
+            if state == "Complete":
+                done = True
+                return _build_digest(cluster, namespace, name)
+            if state == "Failed":
+                done = True
+                raise BuildError(
+                    f"the image build failed (Job {namespace}/{name}):\n"
+                    + _tail(cluster, namespace, name, BUILD_LOG_LINES),
+                    hint=f"fix the Dockerfile or the build context; full log: kubectl logs -n {namespace} job/{name}",
+                )
+        raise TimedOutError(
+            f"the image build did not finish within {int(timeout_s)}s",
+            hint="raise --timeout, or check the build pod: kubectl describe job -n "
+            + f"{namespace} {name}",
+        )
+    finally:
+        if not done:
+            with contextlib.suppress(LaunchError):
+                cluster.delete("Job", namespace, name)
+                report("warn", f"build Job {name} deleted")
+
+
+def _job_state(job: Mapping[str, Any]) -> str:
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
+            return str(condition["type"])
+    if status.get("active"):
+        return "Running"
+    return "Pending"
+
+
+def _job_pod(cluster: ClusterAPI, namespace: str, job_name: str) -> Mapping[str, Any] | None:
+    """The Job's pod that counts: the one that succeeded, else the current one (a build Job
+    whose pod was preempted has had several)."""
+    pods = cluster.list("Pod", namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}")
+    done = [p for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"]
+    return done[-1] if done else diagnosis.live_pod(pods)
+
+
+def _build_digest(cluster: ClusterAPI, namespace: str, job_name: str) -> str:
+    pod = _job_pod(cluster, namespace, job_name)
+    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        if terminated.get("exitCode") == 0:
+            digest = kaniko.digest_from_termination_message(terminated.get("message"))
+            if digest:
+                return digest
+    raise BuildError(
+        f"the build Job {job_name} succeeded but reported no image digest",
+        hint="check that Kaniko runs with --digest-file=/dev/termination-log",
+    )
+
+
+def _tail(cluster: ClusterAPI, namespace: str, job_name: str, lines: int) -> str:
+    pod = _job_pod(cluster, namespace, job_name)
+    if pod is None:
+        return "  (no pod: the Job never started one)"
+    # A failed init container (fetching an --allow-dirty context) has the log that explains.
+    container = None
+    for status in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        if ((status.get("state") or {}).get("terminated") or {}).get("exitCode", 0) != 0:
+            container = status.get("name")
+    try:
+        text = cluster.pod_logs(
+            namespace, pod["metadata"]["name"], container=container, tail_lines=lines
+        )
+    except LaunchError as exc:
+        return f"  (no log: {exc.message})"
+    return "\n".join(f"  | {line}" for line in text.rstrip("\n").splitlines()[-lines:])
