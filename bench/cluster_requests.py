@@ -41,10 +41,10 @@ from launch import spec as spec_module  # noqa: E402
 from launch import submit  # noqa: E402
 from launch.cluster import Cluster  # noqa: E402
 from launch.errors import TimedOutError  # noqa: E402
-from tests.compose_lab import quickstart_files  # noqa: E402
+from tests.compose_lab import kaniko_push, quickstart_files  # noqa: E402
 from tests.gitrepo import make_repo  # noqa: E402
 from tests.kube_emulator import KanikoController, KatibController, KubeEmulator, running  # noqa: E402
-from tests.registry_server import push_tiny_image, running_registry  # noqa: E402
+from tests.registry_server import running_registry  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "quickstart"
 LAUNCH = str(Path(sys.executable).with_name("launch"))
@@ -267,14 +267,8 @@ def main() -> None:
             kube.register_proxy("launch-system", "registry", 5000, ("127.0.0.1", reg.port))
             kubeconfig = kube.write_kubeconfig(tmp / "kubeconfig")
 
-            def push(job: dict[str, Any], _digest: str) -> str:
-                # What Kaniko does: push the image for the destination's tag to the registry.
-                job_args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-                destination = next(a for a in job_args if a.startswith("--destination="))
-                repository, tag = destination.split("/", 1)[1].rsplit(":", 1)
-                return push_tiny_image(reg.url, repository, tag)
-
-            KanikoController(kube, on_success=push).auto("succeed")
+            # What Kaniko does: push the image for the destination's tag, labelled as asked.
+            KanikoController(kube, on_success=kaniko_push(reg, [])).auto("succeed")
             env = {k: v for k, v in os.environ.items() if not k.startswith(("LAUNCH_", "KUBE"))}
             env.update(
                 KUBECONFIG=str(kubeconfig),

@@ -97,13 +97,18 @@ def find_or_build(
     Job. Never returns a digest the registry does not hold."""
     choice = sources.choice
     if not rebuild:
-        digest = registry.manifest_digest(repository=repository, tag=tag, transport=transport)
-        if digest is not None and reusable(
-            sources, repository=repository, tag=tag, digest=digest, transport=transport,
-            report=report,
-        ):  # fmt: skip
-            report("info", f"image {repository}:{tag[:12]} already built ({digest[:19]}): no build")
-            return BuildResult(digest, built=False)
+        found = _manifest(transport, repository, tag)
+        if found is not None:
+            media_type, body, digest = found
+            config = registry.config_of(
+                repository=repository, reference=tag, media_type=media_type, body=body,
+                transport=transport, platform=sources.platform,
+            )  # fmt: skip
+            if reusable(sources, config, repository=repository, tag=tag, digest=digest,
+                        report=report):  # fmt: skip
+                report("info", f"image {repository}:{tag[:12]} already built ({digest[:19]}): "
+                       "no build")  # fmt: skip
+                return BuildResult(digest, built=False)
     if choice.path == "compose":
         try:
             return _compose(
@@ -186,20 +191,30 @@ def _compose(
     return BuildResult(composed.digest, built=True, job_name=job_name, path="composed")
 
 
+def _manifest(
+    transport: registry.Transport, repository: str, tag: str
+) -> tuple[str, bytes, str] | None:
+    """(media type, bytes, digest) of `repository:tag`, or None when the registry lacks it: one
+    GET, whose body the reuse check reads next (a HEAD first would cost a request more)."""
+    try:
+        return registry.get_manifest(repository=repository, reference=tag, transport=transport)
+    except registry.ManifestUnknown:
+        return None
+
+
 def reusable(
     sources: Sources,
+    config: Mapping[str, Any],
     *,
     repository: str,
     tag: str,
     digest: str,
-    transport: registry.Transport,
     report: Report,
 ) -> bool:
-    """Whether the image under `repository:tag` may be reused: it says (its revision label) it
-    was made from `tag`, and, when launch composed it, its source layer is what composing this
-    commit gives (recomputed here). No label: made again (said). Another revision or other
-    files: an error naming the tag, never a silent reuse."""
-    config = registry.image_config(repository=repository, digest=digest, transport=transport)
+    """Whether the image under `repository:tag` (its `config`) may be reused: it says (its
+    revision label) it was made from `tag`, and, when launch composed it, its source layer is
+    what composing this commit gives (recomputed here). No label: made again (said). Another
+    revision or other files: an error naming the tag, never a silent reuse."""
     revision = image_config.labels_of(config).get(kaniko.REVISION_LABEL)
     if revision is None:
         report("warn", f"image {repository}:{tag[:12]} does not say what it was built from (no "

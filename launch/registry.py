@@ -595,6 +595,24 @@ def image_config(
     blob, each checked against its digest. `RegistryError` when one fails or is not an image
     (`ManifestUnknown` / `BlobUnknown` when it is gone)."""
     media_type, body, _ = get_manifest(repository=repository, reference=digest, transport=transport)
+    return config_of(
+        repository=repository, reference=digest, media_type=media_type, body=body,
+        transport=transport, platform=platform,
+    )  # fmt: skip
+
+
+def config_of(
+    *,
+    repository: str,
+    reference: str,
+    media_type: str,
+    body: bytes,
+    transport: Transport,
+    platform: str = "linux/amd64",
+) -> dict[str, Any]:
+    """`image_config` of a manifest already read (`get_manifest` of `reference`): one GET for
+    an image manifest, two for an index."""
+    digest = reference
     manifest = _json(body, media_type, f"{_describe(transport)}/v2/{repository}/manifests/{digest}")
     entries = manifest.get("manifests")
     if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST) or isinstance(entries, list):

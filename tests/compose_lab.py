@@ -62,7 +62,12 @@ def build_args(job: dict[str, Any]) -> tuple[str, str, dict[str, str], list[str]
 
 
 def kaniko_push(
-    reg: Registry, builds: list[dict[str, Any]], layers: int = 12, layer_bytes: int = 2000
+    reg: Registry,
+    builds: list[dict[str, Any]],
+    layers: int = 12,
+    layer_bytes: int = 2000,
+    *,
+    oci: bool = False,
 ) -> Callable[[dict[str, Any], str], str]:
     """An `on_success` for `KanikoController` that records each build in `builds`."""
 
@@ -78,8 +83,9 @@ def kaniko_push(
             "Labels": labels,
         }
         return push_image(
-            reg.url, repository, tag, layers=base_layers(layers, layer_bytes), config=config
-        )
+            reg.url, repository, tag, layers=base_layers(layers, layer_bytes), config=config,
+            oci=oci,
+        )  # fmt: skip
 
     return push
 

@@ -244,6 +244,7 @@ class Request:
     namespace: str | None = None
     name: str | None = None
     authorization: str | None = None  # the Authorization header, to check credentials flow
+    body_bytes: int = 0  # the request body's length (bench/rebuild.py sums uploads)
 
 
 @dataclass
@@ -981,6 +982,8 @@ class _Handler(BaseHTTPRequestHandler):
         resource: str,
         ns: str | None = None,
         name: str | None = None,
+        *,
+        body_bytes: int = 0,
     ) -> Request:
         request = Request(
             self.command,
@@ -991,6 +994,7 @@ class _Handler(BaseHTTPRequestHandler):
             ns,
             name,
             self.headers.get("Authorization"),
+            body_bytes,
         )
         with self.kube._lock:
             self.kube.requests.append(request)
@@ -1044,7 +1048,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "PATCH": "patch",
                 "DELETE": "delete",
             }.get(method, method.lower())
-            self._record(query, "proxy", "services/proxy", ns, name)
+            self._record(query, "proxy", "services/proxy", ns, name, body_bytes=len(body))
             kube._check_rbac(verb, "services/proxy", ns, name)
             self._fault_or_pass("proxy", "services/proxy")
             self._proxy(

@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 import requests
-from typer.testing import CliRunner
 
-from launch import cli, compose, registry
+from launch import compose, registry
 from launch.errors import ExitCode
 from tests.compose_lab import (
     BUSYBOX,
@@ -33,7 +32,8 @@ from tests.compose_lab import (
 )
 from tests.gitrepo import GitRepo, make_repo
 from tests.kube_emulator import KanikoController, KubeEmulator, running
-from tests.registry_server import Registry, push_tiny_image, running_registry
+from tests.registry_server import Registry, push_image, push_tiny_image, running_registry
+from tests.test_submit import creates, invoke
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -78,18 +78,6 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
         kaniko = KanikoController(kube, on_success=kaniko_push(reg, builds))
         kaniko.auto("succeed")
         yield Lab(repo, kube, reg, kaniko, builds)
-
-
-def invoke(*args: str) -> Any:
-    return CliRunner().invoke(cli.app, cli.with_default_command(list(args)), prog_name="launch")
-
-
-def creates(kube: KubeEmulator, resource: str) -> int:
-    return sum(
-        1
-        for r in kube.requests
-        if r.verb == "create" and r.resource == resource and "dryRun" not in r.query
-    )
 
 
 def trial_image(kube: KubeEmulator, name: str) -> str:
@@ -353,3 +341,35 @@ def test_the_composed_image_runs_a_command_that_reads_the_commit(lab: Lab, tmp_p
     assert done.returncode == 0, done.stderr
     assert "VALUE = 42" in done.stdout and "/workspace" in done.stdout
     assert "-rwxr-xr-x" in done.stdout
+
+
+def test_an_oci_dependency_image_gives_an_oci_image(lab: Lab, tmp_path: Path) -> None:
+    lab.kaniko.on_success = kaniko_push(lab.registry, lab.builds, oci=True)
+    result = invoke("--name", "oci", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    manifest = skopeo_copy(lab.registry, "lab-project", lab.repo.head(), tmp_path / "oci")
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+    assert manifest["layers"][-1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def test_a_composed_image_with_other_files_under_the_tag_is_refused(lab: Lab) -> None:
+    assert invoke("--name", "one", "--detach", *RUN).exit_code == 0
+    commit = lab.repo.head()
+    key = lab.builds[0]["tag"].removeprefix("deps-")
+    # Someone pushes other files under the commit's tag, with launch's labels copied over.
+    labels = {
+        "org.opencontainers.image.revision": commit,
+        compose.DEPENDENCY_LABEL: key,
+        compose.SOURCE_DIR_LABEL: "/workspace",
+    }
+    push_image(
+        lab.registry.url, "lab-project", commit, config={"Labels": labels},
+        layers=[*base_layers(), {"workspace/train.py": (b"import os; os.system('curl evil')", 0o644)}],
+    )  # fmt: skip
+    lab.kube.reset_requests()
+    result = invoke("--name", "two", "--detach", *RUN)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "source layer is not this commit's files" in result.stderr
+    assert "--rebuild" in result.stderr
+    assert creates(lab.kube, "experiments") == 0 and creates(lab.kube, "jobs") == 0
