@@ -67,15 +67,24 @@ class BuildResult:
 
 
 @dataclass(frozen=True)
+class KanikoBuild:
+    """The Job that builds the whole image, and the upload it builds from: (repository,
+    tar.gz), or None when Kaniko clones the commit (`git_context`)."""
+
+    job: Mapping[str, Any]
+    context: tuple[str, bytes] | None = None
+
+
+@dataclass(frozen=True)
 class Sources:
     """What a build may need besides the registry: the repository (to compose from), how the
-    image would be made (`compose.Choice`), and the Kaniko Jobs of each path."""
+    image would be made (`compose.Choice`), and the Kaniko builds of each path (the whole
+    image's made only when it is needed: its upload may be large)."""
 
     root: Path
     choice: compose.Choice
-    job: Mapping[str, Any] | None  # the full Kaniko build (None: it cannot run from here)
+    kaniko: Callable[[], KanikoBuild] | None  # None: the whole image cannot be built from here
     dependency_job: Mapping[str, Any] | None = None  # compose: builds the dependency image
-    context: tuple[str, bytes] | None = None  # --allow-dirty Kaniko build: (repository, tar.gz)
     dependency_context_repository: str = ""
     platform: str = "linux/amd64"
 
@@ -116,20 +125,20 @@ def find_or_build(
                 timeout_s=timeout_s, report=report, now=now,
             )  # fmt: skip
         except image_config.ManifestError as err:
-            if sources.job is None:
+            if sources.kaniko is None:
                 raise
             report("warn", f"cannot compose onto the dependency image ({err.message}): "
                    "building the whole image with Kaniko")  # fmt: skip
-    job = sources.job
-    if job is None:
+    if sources.kaniko is None:
         raise BuildError(
             f"image {repository}:{tag[:12]} is not in the registry and cannot be built",
             hint="push the commit (so Kaniko can fetch it) or pass --allow-dirty",
         )
     if choice.why:
         report("warn", f"building with Kaniko: {choice.why}")
-    if sources.context is not None:
-        context_repo, data = sources.context
+    whole = sources.kaniko()
+    if whole.context is not None:
+        context_repo, data = whole.context
         size_mb = len(data) / 1e6
         if size_mb > 100:
             report(
@@ -137,11 +146,11 @@ def find_or_build(
                 f"the build context is {size_mb:.0f} MB: check .gitignore for data or outputs",
             )
         registry_push.upload_blob(repository=context_repo, data=data, transport=transport)
-        report("info", f"uploaded the working tree ({size_mb:.1f} MB) as the build context")
+        report("info", f"uploaded the build context ({size_mb:.1f} MB)")
     return BuildResult(
-        run_build(cluster=cluster, job=job, timeout_s=timeout_s, report=report, now=now),
+        run_build(cluster=cluster, job=whole.job, timeout_s=timeout_s, report=report, now=now),
         built=True,
-        job_name=job["metadata"]["name"],
+        job_name=whole.job["metadata"]["name"],
         path="kaniko",
     )
 

@@ -620,16 +620,23 @@ def archive_worktree(
 ) -> str:
     """Archive the working tree as `worktree_tree` sees it; returns that tree hash."""
     tree = worktree_tree(root, allow_secrets=allow_secrets)
-    # `git archive` of a tree stamps files with the current time; a commit of that tree with a
-    # fixed date makes the archive byte-stable, so the same tree is the same blob (uploaded once).
+    archive_tree(root, tree, dest_tar_gz, subdir)
+    return tree
+
+
+def archive_tree(root: Path, tree: str, dest_tar_gz: Path, subdir: str | None = None) -> Path:
+    """`archive` of a tree (not a commit), byte-stable: `git archive` of a tree stamps files
+    with the current time, so it archives a commit of that tree with a fixed date instead (the
+    same tree is then the same blob, uploaded once)."""
     fixed = {
         "GIT_AUTHOR_NAME": "launch", "GIT_AUTHOR_EMAIL": "launch@localhost",
         "GIT_COMMITTER_NAME": "launch", "GIT_COMMITTER_EMAIL": "launch@localhost",
         "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
     }  # fmt: skip
-    commit = _run(["commit-tree", tree, "-m", "launch build context"], Path(root), env=fixed)
-    archive(root, commit.stdout.strip(), dest_tar_gz, subdir)
-    return tree
+    commit = _run(
+        ["commit-tree", _check_rev(tree), "-m", "launch build context"], Path(root), env=fixed
+    )
+    return archive(root, commit.stdout.strip(), dest_tar_gz, subdir)
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,6 +48,12 @@ KEYS: dict[str, Key] = {
         "how cluster images are made: auto (composed in the registry when the Dockerfile "
         "allows, else Kaniko) | compose | kaniko",
     ),
+    "git_context": Key(
+        False,
+        "Kaniko clones the commit from its git remote (needs git_secret in the cluster, which "
+        "every user who can create Jobs there can read) instead of building an upload of it",
+        bool,
+    ),
     "git_secret": Key(
         "git-credentials", "Secret with GIT_USERNAME/GIT_PASSWORD for Kaniko's git context"
     ),
@@ -90,6 +96,7 @@ class Settings:
     kaniko_image: str = KANIKO_IMAGE
     platform: str = "linux/amd64"
     build: str = "auto"
+    git_context: bool = False
     git_secret: str = "git-credentials"
     build_service_account: str = "launch-builder"
     seed_flag: str = "seed"

@@ -432,6 +432,7 @@ def launch(
     report: Report = _quiet,
     preflight: bool = True,
     choice: Any = None,
+    archive: Callable[[], bytes] | None = None,
 ) -> Launched:
     """Every check that can run before a side effect, then the build (if needed), then the
     Experiment. Order: namespace label, Katib installed, Dockerfile at the commit, the
@@ -444,48 +445,59 @@ def launch(
     check_namespace(cluster, namespace)
     check_katib(cluster)
     path = f"{context_dir}/{dockerfile}" if context_dir else dockerfile
-    if context_data is not None:
-        if not (Path(snap.root) / path).is_file():
-            raise UsageError(
-                f"{path} does not exist in the working tree (--allow-dirty builds the working "
-                "tree, uploaded as it is)",
-                hint="create it, or pass --dockerfile PATH (relative to --context)",
-            )
-    elif git_facts.remote_url and not git.file_exists_at(snap.root, snap.commit, path):
+    tag = git_facts.commit  # the commit, or for --allow-dirty the working tree's tree hash
+    if not git.file_exists_at(snap.root, tag, path):
+        what = f"at commit {tag[:12]}" if tag == snap.commit else "in the working tree"
         raise UsageError(
-            f"{path} does not exist at commit {snap.commit[:12]} (Kaniko builds the commit, "
-            "not the working tree)",
-            hint="commit and push it, or pass --dockerfile PATH (relative to --context)",
+            f"{path} does not exist {what} (the image is built from it, not from what is on disk)",
+            hint="commit it (and push), or pass --dockerfile PATH (relative to --context)",
         )
 
-    def plan(digest: str | None, dependency: tuple[str, str] | None = None) -> Any:
+    def plan(
+        digest: str | None, dependency: tuple[str, str] | None = None, facts: Any = git_facts
+    ) -> Any:
         return make_plan(
-            spec=spec, command=command, git=git_facts, settings=settings, name=name, user=user,
+            spec=spec, command=command, git=facts, settings=settings, name=name, user=user,
             image_digest=digest, dockerfile=dockerfile, context_dir=context_dir,
             resources=resources, dependency=dependency,
         )  # fmt: skip
 
-    if choice is None:
-        choice = compose.Choice("kaniko", treeish=git_facts.commit)
-    first = plan(None)
-    cluster.dry_run_create(first.experiment)
-    transport = build.registry_transport(cluster, settings)
     context_repo = kaniko.context_repository(
         registry=settings.registry, repo_name=git_facts.repo_name
     )
+
+    def kaniko_plan() -> tuple[Any, tuple[str, bytes] | None]:
+        """The plan whose Job builds the whole image by Kaniko, and the upload it builds (none
+        when Kaniko clones the commit)."""
+        data = context_data
+        if data is None and git_facts.remote_url is None and archive is not None:
+            data = archive()
+        if data is None:
+            return plan(None), None
+        facts = replace(git_facts, context_digest=registry.digest_of(data))
+        return plan(None, facts=facts), (context_repo, data)
+
+    def whole_image() -> build.KanikoBuild:
+        kaniko_build, upload = kaniko_plan()
+        return build.KanikoBuild(kaniko_build.build_job, upload)
+
+    if choice is None:
+        choice = compose.Choice("kaniko", treeish=tag)
     dependency_job = None
     if choice.path == "compose":
-        deps = (choice.dependency_tag, registry.digest_of(choice.context))
-        dependency_job = plan(None, deps).build_job
+        first = plan(None, (choice.dependency_tag, registry.digest_of(choice.context)))
+        dependency_job = first.build_job
+    else:
+        first, _ = kaniko_plan()  # the upload is already made (`context_data`): no cost
+    cluster.dry_run_create(first.experiment)
+    transport = build.registry_transport(cluster, settings)
     sources = build.Sources(
-        root=Path(snap.root), choice=choice, job=first.build_job, dependency_job=dependency_job,
-        context=None if context_data is None else (context_repo, context_data),
+        root=Path(snap.root), choice=choice, kaniko=whole_image, dependency_job=dependency_job,
         dependency_context_repository=context_repo, platform=settings.platform,
     )  # fmt: skip
     result = build.find_or_build(
         cluster=cluster, transport=transport, repository=kaniko.repository_name(git_facts.repo_name),
-        tag=git_facts.commit, sources=sources, rebuild=rebuild, timeout_s=build_timeout_s,
-        report=report,
+        tag=tag, sources=sources, rebuild=rebuild, timeout_s=build_timeout_s, report=report,
     )  # fmt: skip
     final = plan(result.digest)
     if preflight:

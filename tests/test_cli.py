@@ -70,7 +70,9 @@ def test_default_command_is_run() -> None:
     assert cli.with_default_command(["--help"]) == ["--help"]
 
 
-def test_render_prints_job_experiment_and_trials(runner: CliRunner, quickstart: Path) -> None:
+def test_render_prints_job_experiment_and_trials(
+    runner: CliRunner, quickstart: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = invoke(
         runner,
         ["render", "search.yaml", "--name", "qs-1", "--gpus", "2", "--", "python", "train.py"],
@@ -86,8 +88,16 @@ def test_render_prints_job_experiment_and_trials(runner: CliRunner, quickstart: 
     assert "--context=tar:///kaniko/launch-context/context.tar.gz" in args
     assert any(a.startswith("--destination=") and ":deps-" in a for a in args)
     assert "# image: composed in the registry" in result.stdout
+    # A whole-image build uploads the commit too; Kaniko clones it only with git_context.
     kaniko = invoke(runner, ["render", "--build", "kaniko", "search.yaml", "--", "python", "t.py"])
     job = next(yaml.safe_load_all(kaniko.stdout))
+    assert (
+        "--context=tar:///kaniko/launch-context/context.tar.gz"
+        in (job["spec"]["template"]["spec"]["containers"][0]["args"])
+    )
+    monkeypatch.setenv("LAUNCH_GIT_CONTEXT", "true")
+    cloned = invoke(runner, ["render", "--build", "kaniko", "search.yaml", "--", "t.py"])
+    job = next(yaml.safe_load_all(cloned.stdout))
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--context=git://git.example.com/lab/lab-project.git#refs/heads/main#{sha}" in args
     assert experiment["metadata"]["name"] == "qs-1"

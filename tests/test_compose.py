@@ -373,3 +373,18 @@ def test_a_composed_image_with_other_files_under_the_tag_is_refused(lab: Lab) ->
     assert "source layer is not this commit's files" in result.stderr
     assert "--rebuild" in result.stderr
     assert creates(lab.kube, "experiments") == 0 and creates(lab.kube, "jobs") == 0
+
+
+def test_render_allow_dirty_lists_the_source_layer_it_would_upload(lab: Lab) -> None:
+    (lab.repo.path / "extra.py").write_text("print('new')\n")
+    (lab.repo.path / "data").mkdir(exist_ok=True)
+    (lab.repo.path / "data" / "fresh.bin").write_bytes(b"\1" * 100)  # .dockerignore: data/
+    result = invoke("render", "--allow-dirty", "--json", "--no-preflight", *RUN[1:])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["build"]["path"] == "compose"
+    files = doc["upload"]["files"]
+    assert "extra.py" in files and "train.py" in files
+    assert not any(f.startswith("data/") for f in files) and "model.ckpt" not in files
+    text = invoke("render", "--allow-dirty", "--no-preflight", *RUN[1:]).stdout
+    assert "# the source layer is uploaded:" in text and "#   extra.py" in text

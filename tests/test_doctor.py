@@ -166,8 +166,8 @@ def test_all_checks_pass_on_a_healthy_cluster(setup: Setup) -> None:
     assert "v1.33.0-emulator" in named["api"].detail
     assert "dry-run" in named["katib"].detail
     assert "launch-system/registry:5000" in named["registry"].detail
-    # deploy's RBAC hides Secrets: doctor says it did not check, and does not fail for it
-    assert "not checked" in named["builds"].detail
+    # Builds upload their context: no git Secret is looked for.
+    assert "no git Secret needed" in named["builds"].detail
     assert mlflow.uri in named["mlflow"].detail
     assert "LocalQueue `launch`" in named["queue"].detail
     # the webhook really judged an Experiment, and RBAC a build Job, as dry-runs only
@@ -196,11 +196,25 @@ def test_registry_through_a_direct_url(setup: Setup) -> None:
     assert setup.registry.url in named["registry"].detail
 
 
+def test_with_git_context_a_hidden_secret_is_not_checked_and_not_failed(setup: Setup) -> None:
+    # deploy's RBAC hides Secrets: doctor says it did not check, and does not fail for it.
+    named = run(setup, git_context=True)
+    assert "not checked" in named["builds"].detail and named["builds"].ok is True
+
+
 def test_readable_secret_is_checked(setup: Setup) -> None:
     setup.kube._forbidden.clear()  # an admin's kubeconfig
-    named = run(setup)
+    named = run(setup, git_context=True)
     assert named["builds"].ok is True
     assert "git Secret `git-credentials` exists" in named["builds"].detail
+
+
+def test_without_git_context_no_secret_is_needed(setup: Setup) -> None:
+    setup.kube._forbidden.clear()
+    setup.kube.remove("secrets", "default", "git-credentials")
+    named = run(setup)
+    assert named["builds"].ok is True
+    assert "builds upload the commit (no git Secret needed)" in named["builds"].detail
 
 
 # --------------------------------------------------------------------------- 1. kubeconfig
@@ -450,7 +464,7 @@ def test_build_jobs_not_creatable(setup: Setup) -> None:
 def test_git_secret_missing_when_readable(setup: Setup) -> None:
     setup.kube._forbidden.clear()
     setup.kube.remove("secrets", "default", "git-credentials")
-    check = assert_only_failure(run(setup), "builds")
+    check = assert_only_failure(run(setup, git_context=True), "builds")
     assert "`git-credentials` does not exist" in check.detail
     assert "kubectl -n default create secret generic git-credentials" in (check.fix or "")
 

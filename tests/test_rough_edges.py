@@ -249,11 +249,27 @@ def local_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return repo.path
 
 
-def test_render_with_a_local_path_remote_shows_the_plan_marked_not_launchable(
+def test_a_local_path_remote_needs_nothing_since_builds_upload_the_commit(
     runner: CliRunner, local_remote: Path
+) -> None:
+    shown = invoke(runner, ["render", "search.yaml", "--json", "--", "python", "train.py"])
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.stdout)
+    assert doc["launchable"] is True and doc["build"]["path"] == "compose"
+    whole = invoke(runner, ["render", "--build", "kaniko", "--json", "search.yaml", "--", "x"])
+    job = json.loads(whole.stdout)["buildJob"]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--context=tar:///kaniko/launch-context/context.tar.gz" in args  # no clone
+    assert "env" not in job["spec"]["template"]["spec"]["containers"][0]  # no git credentials
+
+
+def test_with_git_context_a_local_path_remote_shows_the_plan_marked_not_launchable(
+    runner: CliRunner, local_remote: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import yaml
 
+    monkeypatch.setenv("LAUNCH_GIT_CONTEXT", "true")
+    monkeypatch.setenv("LAUNCH_BUILD", "kaniko")
     shown = invoke(runner, ["render", "search.yaml", "--", "python", "train.py"])
     assert shown.exit_code == 0, shown.output
     assert shown.stdout.startswith("# NOT LAUNCHABLE as is: git remote")

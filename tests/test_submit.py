@@ -235,7 +235,7 @@ def test_allow_dirty_builds_the_uploaded_working_tree_then_reuses_it(lab: Lab) -
     lab.kaniko.auto("succeed")
     result = invoke("--allow-dirty", "--name", "dirty1", "--detach", *RUN)
     assert result.exit_code == 0, result.output
-    assert "uploaded the working tree" in result.stderr
+    assert "uploaded the build context" in result.stderr
     (job,) = lab.kube.objects("jobs", NS)
     pod = job["spec"]["template"]["spec"]
     (fetch,) = pod["initContainers"]  # fetches the uploaded context and checks its sha256
@@ -268,7 +268,7 @@ def test_render_allow_dirty_lists_what_would_be_uploaded(lab: Lab) -> None:
     assert "notes.txt" in files and "train.py" in files and ".dockerignore" in files
     assert ".env" not in files
     text = invoke("render", "--allow-dirty", *RUN).stdout
-    assert "# --allow-dirty uploads the working tree as the build context:" in text
+    assert "# the build context Kaniko builds is uploaded:" in text
     assert "#   notes.txt\n" in text and ".env\n" not in text
     assert creates(lab.kube, "jobs") == 0
     assert not [r for r in lab.kube.requests if r.verb == "proxy"]  # nothing uploaded

@@ -96,15 +96,17 @@ def _uncloneable_remote(snap: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Source:
-    """What a cluster launch builds from: the git facts of the plan, the experiment name, for a
-    tree Kaniko cannot clone the bytes of its archive (the upload Kaniko builds), a note when
-    the plan is shown but cannot be launched as it is, and how the image is made."""
+    """What a cluster launch builds from: the git facts of the plan, the experiment name, a
+    note when the plan is shown but cannot be launched as it is, how the image is made, and
+    for a Kaniko build of an upload the bytes it uploads (`context_data`, read when Kaniko is the
+    path; `archive` makes them when a composed launch falls back to Kaniko)."""
 
     facts: Any
     name: str
     context_data: bytes | None
     note: str | None
     choice: Any  # compose.Choice
+    archive: Callable[[], bytes] | None = None  # None: Kaniko clones the commit (git_context)
 
 
 def git_facts(
@@ -117,20 +119,23 @@ def git_facts(
     dockerfile: str = "Dockerfile",
     context_dir: str | None = None,
     platform: str = "linux/amd64",
+    git_context: bool = False,
 ) -> Source:
     """The source of a cluster launch (see `Source`): the commit, or with `--allow-dirty` the
     working tree tagged by its tree hash.
 
-    A clean, pushed commit whose remote the cluster cannot clone (a local path) is built from
-    an upload with `--allow-dirty`, as an unpushed one is; without it a launch is refused with
-    that hint, and `preview` (render, --dry-run) shows the upload plan marked not launchable."""
+    Kaniko builds an upload of the commit's files (or of the working tree), so no git
+    credentials live in the cluster. With `git_context` it clones a clean, pushed commit
+    instead; one whose remote the cluster cannot clone (a local path) then needs
+    `--allow-dirty` (an upload), and without it a launch is refused with that hint while
+    `preview` (render, --dry-run) shows the upload plan marked not launchable."""
     import secrets
 
     from launch import compose, git, git_files, names
     from launch.plan import GitFacts
 
-    tag, data, digest, note = snap.commit, None, None, None
-    uncloneable = _uncloneable_remote(snap)
+    tag, note = snap.commit, None
+    uncloneable = _uncloneable_remote(snap) if git_context else None
     if uncloneable and not allow_dirty:
         hint = (
             "push the branch to an https or ssh remote (`git remote -v`), or pass --allow-dirty "
@@ -139,57 +144,81 @@ def git_facts(
         if not preview:
             raise UsageError(uncloneable, hint=hint)
         note = f"{NOT_LAUNCHABLE}: {uncloneable}; {hint} (shown: that upload's plan)"
-    # Kaniko can fetch only a clean, pushed commit from a remote it can clone; anything else is
-    # built from an upload.
-    from_upload = bool(uncloneable or (allow_dirty and not (snap.clean and snap.pushed)))
-    if from_upload:
-        import tempfile
+    clean = snap.clean and snap.pushed
+    clone = git_context and clean and not uncloneable
+    if uncloneable or (allow_dirty and not clean):
+        tag = git.worktree_tree(snap.root)  # untracked credentials refused here
 
-        from launch import registry
+    def archive() -> bytes:
+        import tempfile
 
         with tempfile.TemporaryDirectory(prefix="launch-context-") as tmp:
             path = Path(tmp) / "context.tar.gz"
-            tag = git.archive_worktree(snap.root, path)
-            data = path.read_bytes()
-        digest = registry.digest_of(data)
+            if tag == snap.commit:
+                git.archive(snap.root, tag, path)
+            else:
+                git.archive_tree(snap.root, tag, path)
+            return path.read_bytes()
+
     # A working tree's files carry no time worth keeping: its layer's files get time 0.
     mtime = 0 if tag != snap.commit else git_files.commit_time(snap.root, snap.commit)
     choice = compose.choose(
         Path(snap.root), tag, context_dir=context_dir, dockerfile=dockerfile, mode=build,
         platform=platform, mtime=mtime,
     )  # fmt: skip
+    data = None if clone or choice.path == "compose" else archive()
     facts = GitFacts(
         commit=tag,
         branch=snap.remote_branch or snap.branch,
-        remote_url=snap.remote_url if snap.clean and snap.pushed and not uncloneable else None,
+        remote_url=snap.remote_url if clone else None,
         repo_name=snap.repo_name,
         subdir=snap.subdir,
-        context_digest=digest,
+        context_digest=None if data is None else _digest(data),
     )
     if name is None:
         name = names.experiment_name(stem=snap.repo_name, commit=tag, suffix=secrets.token_hex(2))
     else:
         names.validate_experiment_name(name)
-    return Source(facts, name, data, note, choice)
+    return Source(facts, name, data, note, choice, None if clone else archive)
+
+
+def _digest(data: bytes) -> str:
+    from launch import registry
+
+    return registry.digest_of(data)
 
 
 def upload_listing(data: bytes) -> tuple[dict[str, Any], str]:
-    """What an `--allow-dirty` build uploads (a blob anyone who can read the registry can
+    """What a Kaniko build of an upload sends (a blob anyone who can read the registry can
     fetch by its digest): its files, for `render`/`--dry-run` (JSON, and `#` comment lines)."""
     import io
     import tarfile
 
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         files = [m.name for m in tar.getmembers() if m.isfile() or m.issym()]
+    what = f"the build context Kaniko builds is uploaded: {len(files)} files, {len(data) / 1e6:.2f} MB compressed"
+    return {"bytes": len(data), "files": files}, _listing(what, files)
+
+
+def layer_listing(choice: Any) -> tuple[dict[str, Any], str]:
+    """What a composed launch uploads: the files of its source layer (`.dockerignore` applied)."""
+    files = [e.path for e in choice.source]
+    size = sum(e.size for e in choice.source)
+    what = (
+        f"the source layer is uploaded: {len(files)} files, {size / 1e6:.2f} MB before compression"
+    )
+    return {"bytes": size, "files": files}, _listing(what, files)
+
+
+def _listing(what: str, files: list[str]) -> str:
     text = (
-        f"# --allow-dirty uploads the working tree as the build context: {len(files)} files, "
-        f"{len(data) / 1e6:.2f} MB compressed (untracked files that .gitignore or .dockerignore "
-        "exclude are left out):\n"
+        f"# {what} (with --allow-dirty, untracked files that .gitignore or .dockerignore exclude "
+        "are left out):\n"
     )
     text += "".join(f"#   {name}\n" for name in files[:SHOWN_TRIALS])
     if len(files) > SHOWN_TRIALS:
         text += f"#   ... and {len(files) - SHOWN_TRIALS:,} more files (--json lists every one)\n"
-    return {"bytes": len(data), "files": files}, text
+    return text
 
 
 def _source(request: LaunchRequest, *, preview: bool = False) -> Source:
@@ -197,7 +226,7 @@ def _source(request: LaunchRequest, *, preview: bool = False) -> Source:
     return git_facts(
         request.snap, name=request.name, allow_dirty=request.allow_dirty, preview=preview,
         build=settings.build, dockerfile=request.dockerfile, context_dir=request.context_dir,
-        platform=settings.platform,
+        platform=settings.platform, git_context=settings.git_context,
     )  # fmt: skip
 
 
@@ -292,6 +321,9 @@ class KatibBackend:
         if context_data is not None:
             extra["upload"], listed = upload_listing(context_data)
             said = listed + said
+        elif source.choice.path == "compose" and request.allow_dirty:
+            extra["upload"], listed = layer_listing(source.choice)
+            said = listed + said
         return dataclasses.replace(shown, doc={**shown.doc, **extra}, text=shown.text + said)
 
     def create(
@@ -325,7 +357,7 @@ class KatibBackend:
             cluster=cluster, settings=settings, spec=request.spec, command=list(request.command),
             snap=request.snap, git_facts=facts, name=name, user=getpass.getuser(),
             resources=request.resources, rebuild=request.rebuild, dockerfile=request.dockerfile,
-            context_dir=request.context_dir, choice=source.choice,
+            context_dir=request.context_dir, choice=source.choice, archive=source.archive,
             context_data=source.context_data, report=narration_sink(sink or ignore),
             preflight=request.preflight,
         )  # fmt: skip
