@@ -69,10 +69,11 @@ class Choice:
             return "a full Kaniko build" + (f" ({self.why})" if self.why else "")
         assert self.split is not None and self.key is not None
         size = sum(e.size for e in self.source)
+        copy = self.split.copy
         return (
-            f"composed in the registry: dependency image {self.dependency_tag[:17]} (Dockerfile "
-            f"up to line {self.split.copy.line}) + a layer of {len(self.source)} files "
-            f"({size / 1e6:.1f} MB) at `{self.split.copy.dest}`"
+            f"composed in the registry: dependency image {self.dependency_tag[:17]} (the "
+            f"Dockerfile before line {copy.line}) + one layer of {len(self.source)} files "
+            f"({size / 1e6:.1f} MB) for `{copy.keyword} . {copy.dest}`"
         )
 
     def as_doc(self) -> dict[str, Any]:
