@@ -223,9 +223,10 @@ def test_split_quickstart() -> None:
     assert result.inputs == ("examples/quickstart/requirements.lock",)
     assert result.after == ()
     assert text.startswith(result.dependency_dockerfile)
-    assert result.dependency_dockerfile.endswith(
-        "# 2. Source: the only layer a code change rebuilds.\n"
-    )
+    # Everything up to the line of `COPY . .`, exactly as written.
+    lines = text.splitlines(keepends=True)
+    assert lines[result.copy.line - 1].startswith("COPY . .")
+    assert result.dependency_dockerfile == "".join(lines[: result.copy.line - 1])
 
 
 def test_split_multistage_with_lock_file_only() -> None:
