@@ -101,9 +101,9 @@ def find_or_build(
     report: Report = _quiet,
     now: Callable[[], float] = time.monotonic,
 ) -> BuildResult:
-    """The digest of `<repository>:<tag>`: a registry HEAD (and the image's config, to check it
-    is what `tag` names), then, only if needed, the image composed in the registry or a Kaniko
-    Job. Never returns a digest the registry does not hold."""
+    """The digest of `<repository>:<tag>`: the tag's manifest and the image's config (two
+    GETs, to check it is what `tag` names), then, only if needed, the image composed in the
+    registry or a Kaniko Job. Never returns a digest the registry does not hold."""
     choice = sources.choice
     if not rebuild:
         found = _manifest(transport, repository, tag)

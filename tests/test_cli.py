@@ -113,6 +113,22 @@ def test_render_prints_job_experiment_and_trials(
     assert all("--tensorboard_dir=/var/log/katib/tfevent/" in line for line in trial_lines)
 
 
+def test_render_without_a_dockerfile_still_shows_the_plan(
+    runner: CliRunner, quickstart: Path
+) -> None:
+    import subprocess
+
+    subprocess.run(["git", "rm", "-q", "Dockerfile"], cwd=quickstart, check=True)
+    subprocess.run(["git", "commit", "-qm", "no Dockerfile"], cwd=quickstart, check=True)
+    subprocess.run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=quickstart,
+                   check=True)  # fmt: skip
+    result = invoke(runner, ["render", "search.yaml", "--", "python", "train.py"])
+    assert result.exit_code == 0, result.output
+    assert "# image: a full Kaniko build (Dockerfile does not exist in" in result.stdout
+    strict = invoke(runner, ["render", "--build", "compose", "search.yaml", "--", "x"])
+    assert strict.exit_code == 2 and "hint:" in strict.stderr
+
+
 def test_render_json(runner: CliRunner, quickstart: Path) -> None:
     result = invoke(runner, ["render", "search.yaml", "--json", "--", "python", "train.py"])
     assert result.exit_code == 0, result.output
