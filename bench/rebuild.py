@@ -13,9 +13,9 @@ code-only commit, as the real console script (`launch --detach`, a subprocess). 
   (`python -c "import kubernetes, git, pydantic, yaml"`, without `git` where GitPython is not
   installed), medians of interleaved repeats (goal <= 2).
 
-The Kaniko path (a clean pushed commit: Kaniko clones it, so nothing is uploaded) has no build
-in its time here (the emulated Job completes at once); on a cluster
-it adds Kaniko's pull and unpack of the base and every cached layer (minutes for an ML image).
+The Kaniko path (`--build kaniko`: an upload of the commit, one Job per change) has no build in
+its time here (the emulated Job completes at once); on a cluster it adds Kaniko's pull and
+unpack of the base and every cached layer (minutes for an ML image).
 
 Run: `uv run python bench/rebuild.py [--repeat N]`.
 """
