@@ -114,13 +114,13 @@ def choose(
     path = f"{base}/{dockerfile}" if base else dockerfile
     text = git_files.read_file(root, treeish, path)
     if text is None:
-        missing = f"{path} does not exist in {treeish[:12]}"
+        absent = f"{path} does not exist in {treeish[:12]}"
         if mode == "compose":
             raise UsageError(
-                missing, hint="commit it, or pass --dockerfile PATH (relative to --context)"
+                absent, hint="commit it, or pass --dockerfile PATH (relative to --context)"
             )
         # `render` still shows the plan; a launch refuses it before anything is created.
-        return Choice("kaniko", why=missing, treeish=treeish)
+        return Choice("kaniko", why=absent, treeish=treeish)
     try:
         split = df.split(text.decode(errors="replace"), path=path)
     except df.DockerfileError as err:
