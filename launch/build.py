@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launch import compose, diagnosis, image_config, kaniko, registry, registry_push
+from launch import compose, diagnosis, image_config, image_trust, kaniko, registry, registry_push
 from launch.errors import BuildError, LaunchError, TimedOutError, UsageError
 from launch.kube_api import ClusterAPI
 from launch.settings import Settings
@@ -20,6 +20,7 @@ from launch.settings import Settings
 Report = Callable[[str, str], None]
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 BUILD_LOG_LINES = 50
 
 
@@ -87,6 +88,19 @@ class Sources:
     dependency_job: Mapping[str, Any] | None = None  # compose: builds the dependency image
     dependency_context_repository: str = ""
     platform: str = "linux/amd64"
+    # `image_trust = local`: reuse only digests recorded here (`launch.image_trust`), under
+    # refs named after `registry`; None: trust a tag whose labels say it is the commit.
+    trust: image_trust.TrustStore | None = None
+    registry: str = ""
+
+    def ref(self, repository: str, tag: str) -> str:
+        return image_trust.ref(self.registry, repository, tag)
+
+    def record(self, repository: str, tag: str, digest: str, *, key: str) -> None:
+        if self.trust is not None:
+            self.trust.put(
+                self.ref(repository, tag), image_trust.Record(digest, key, self.platform)
+            )
 
 
 def find_or_build(
@@ -101,23 +115,19 @@ def find_or_build(
     report: Report = _quiet,
     now: Callable[[], float] = time.monotonic,
 ) -> BuildResult:
-    """The digest of `<repository>:<tag>`: the tag's manifest and the image's config (two
-    GETs, to check it is what `tag` names), then, only if needed, the image composed in the
-    registry or a Kaniko Job. Never returns a digest the registry does not hold."""
+    """The digest of `<repository>:<tag>`: one this clone recorded (`sources.trust`, one HEAD)
+    or, with `image_trust = labels`, the tag's when its labels say it is this commit (two GETs);
+    else the image composed in the registry or built by a Kaniko Job. Never returns a digest the
+    registry does not hold."""
     choice = sources.choice
     if not rebuild:
-        found = _manifest(transport, repository, tag)
-        if found is not None:
-            media_type, body, digest = found
-            config = registry.config_of(
-                repository=repository, reference=tag, media_type=media_type, body=body,
-                transport=transport, platform=sources.platform,
-            )  # fmt: skip
-            if reusable(sources, config, repository=repository, tag=tag, digest=digest,
-                        report=report):  # fmt: skip
-                report("info", f"image {repository}:{tag[:12]} already built ({digest[:19]}): "
-                       "no build")  # fmt: skip
-                return BuildResult(digest, built=False)
+        digest = (
+            _recorded(transport, repository, tag, sources, report=report)
+            if sources.trust is not None
+            else _labelled(transport, repository, tag, sources, report=report)
+        )
+        if digest is not None:
+            return BuildResult(digest, built=False)
     if choice.path == "compose":
         try:
             return _compose(
@@ -147,12 +157,69 @@ def find_or_build(
             )
         registry_push.upload_blob(repository=context_repo, data=data, transport=transport)
         report("info", f"uploaded the build context ({size_mb:.1f} MB)")
-    return BuildResult(
-        run_build(cluster=cluster, job=whole.job, timeout_s=timeout_s, report=report, now=now),
-        built=True,
-        job_name=whole.job["metadata"]["name"],
-        path="kaniko",
-    )
+    digest = run_build(cluster=cluster, job=whole.job, timeout_s=timeout_s, report=report, now=now)
+    sources.record(repository, tag, digest, key="")
+    return BuildResult(digest, built=True, job_name=whole.job["metadata"]["name"], path="kaniko")
+
+
+def _recorded(
+    transport: registry.Transport, repository: str, tag: str, sources: Sources, *, report: Report
+) -> str | None:
+    """`image_trust = local`: the digest this clone recorded for `repository:tag`, when the
+    registry still holds it (one HEAD, by digest: what it names cannot have changed). The tag
+    itself is not read: whoever moved it last is not trusted."""
+    keys = ("", sources.choice.key) if sources.choice.path == "compose" else ("",)
+    return _still_there(transport, repository, tag, sources, keys=keys, report=report)
+
+
+def _still_there(
+    transport: registry.Transport,
+    repository: str,
+    tag: str,
+    sources: Sources,
+    *,
+    keys: tuple[str | None, ...],
+    report: Report,
+) -> str | None:
+    assert sources.trust is not None
+    ref = sources.ref(repository, tag)
+    for key in keys:
+        if key is None:
+            continue
+        digest = sources.trust.get(ref, key=key, platform=sources.platform)
+        if digest is None:
+            continue
+        if registry.manifest_digest(repository=repository, tag=digest, transport=transport):
+            report("info", f"image {repository}:{_short(tag)} already built by this clone "
+                   f"({digest[:19]}): no build")  # fmt: skip
+            return digest
+        report("info", f"image {repository}:{_short(tag)} ({digest[:19]}) is gone from the "
+               "registry: making it again")  # fmt: skip
+        sources.trust.forget(ref)
+    return None
+
+
+def _short(tag: str) -> str:
+    return tag[:17] if tag.startswith("deps-") else tag[:12]
+
+
+def _labelled(
+    transport: registry.Transport, repository: str, tag: str, sources: Sources, *, report: Report
+) -> str | None:
+    """`image_trust = labels`: the image under the tag, when it says it is this commit
+    (`reusable`): one GET of the manifest and one of the config."""
+    found = _manifest(transport, repository, tag)
+    if found is None:
+        return None
+    media_type, body, digest = found
+    config = registry.config_of(
+        repository=repository, reference=tag, media_type=media_type, body=body,
+        transport=transport, platform=sources.platform,
+    )  # fmt: skip
+    if not reusable(sources, config, repository=repository, tag=tag, digest=digest, report=report):
+        return None
+    report("info", f"image {repository}:{tag[:12]} already built ({digest[:19]}): no build")
+    return digest
 
 
 def _compose(
@@ -172,7 +239,13 @@ def _compose(
     choice = sources.choice
     deps_tag = choice.dependency_tag
     deps = None
-    if not rebuild:
+    if rebuild:
+        pass
+    elif sources.trust is not None:
+        deps = _still_there(
+            transport, repository, deps_tag, sources, keys=(choice.key,), report=lambda *_: None
+        )
+    else:
         deps = registry.manifest_digest(repository=repository, tag=deps_tag, transport=transport)
         if deps is not None and not registry.built_from_tag(
             repository=repository, tag=deps_tag, digest=deps, transport=transport,
@@ -183,20 +256,25 @@ def _compose(
     if deps is None:
         job = sources.dependency_job
         assert job is not None and choice.context is not None
+        why = (
+            "this clone has not built it" if sources.trust is not None else "it is the first build"
+        )
         report("info", f"building the dependency image {deps_tag[:17]} (its inputs changed, or "
-               "it is the first build)")  # fmt: skip
+               f"{why})")  # fmt: skip
         registry_push.upload_blob(
             repository=sources.dependency_context_repository, data=choice.context,
             transport=transport,
         )  # fmt: skip
         deps = run_build(cluster=cluster, job=job, timeout_s=timeout_s, report=report, now=now)
         job_name = str(job["metadata"]["name"])
+        sources.record(repository, deps_tag, deps, key=choice.key or "")
     else:
         report("info", f"dependency image {deps_tag[:17]} is in the registry: no build")
     composed = compose.compose_image(
         root=sources.root, choice=choice, transport=transport, repository=repository, tag=tag,
         dependency_digest=deps, platform=sources.platform, report=report, now=now,
     )  # fmt: skip
+    sources.record(repository, tag, composed.digest, key=choice.key or "")
     return BuildResult(composed.digest, built=True, job_name=job_name, path="composed")
 
 
@@ -266,19 +344,22 @@ def run_build(
     """
     namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
     # The Job is the side effect itself: a dry-run right before it would tell nothing new.
-    cluster.create(job, dry_run_first=False)
+    created = cluster.create(job, dry_run_first=False)
+    # The digest is read from this Job's pod only: another user may delete the Job and create
+    # one of the same name whose pod reports an image of their choosing.
+    uid = str((created.get("metadata") or {}).get("uid") or "")
     report("info", f"building the image in-cluster (Job {namespace}/{name})")
     start = now()
     done = False
     try:
         for event in cluster.watch("Job", namespace, name=name, timeout_s=timeout_s):
-            if event.type == "DELETED":
+            if event.type == "DELETED" or _uid(event.object) not in ("", uid):
                 raise BuildError(f"build Job {name} was deleted", hint="run launch again")
             state = _job_state(event.object)
             report("progress", f"build {name}: {state} ({int(now() - start)}s)")
             if state == "Complete":
                 done = True
-                return _build_digest(cluster, namespace, name)
+                return _build_digest(cluster, namespace, name, uid=uid)
             if state == "Failed":
                 done = True
                 raise BuildError(
@@ -308,16 +389,24 @@ def _job_state(job: Mapping[str, Any]) -> str:
     return "Pending"
 
 
-def _job_pod(cluster: ClusterAPI, namespace: str, job_name: str) -> Mapping[str, Any] | None:
+def _uid(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
+def _job_pod(
+    cluster: ClusterAPI, namespace: str, job_name: str, *, uid: str = ""
+) -> Mapping[str, Any] | None:
     """The Job's pod that counts: the one that succeeded, else the current one (a build Job
-    whose pod was preempted has had several)."""
-    pods = cluster.list("Pod", namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}")
+    whose pod was preempted has had several). With `uid`, only pods of that Job (the Job
+    controller's label), not of a namesake."""
+    selector = f"{CONTROLLER_UID_LABEL}={uid}" if uid else f"{JOB_NAME_LABEL}={job_name}"
+    pods = cluster.list("Pod", namespace, label_selector=selector)
     done = [p for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"]
     return done[-1] if done else diagnosis.live_pod(pods)
 
 
-def _build_digest(cluster: ClusterAPI, namespace: str, job_name: str) -> str:
-    pod = _job_pod(cluster, namespace, job_name)
+def _build_digest(cluster: ClusterAPI, namespace: str, job_name: str, *, uid: str) -> str:
+    pod = _job_pod(cluster, namespace, job_name, uid=uid)
     for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
         terminated = (status.get("state") or {}).get("terminated") or {}
         if terminated.get("exitCode") == 0:

@@ -10,11 +10,17 @@ Checks (each a `Check`; `ok` is None when skipped):
 5. registry    - push and pull names agree and nodes can resolve the pull name; a manifest
                  HEAD (launch's image-reuse request) gets a registry's answer through
                  `registry_url` or the API server's service proxy
-6. builds      - the build ServiceAccount exists; the git Secret exists (when readable: users
+6. nodeports   - kube-proxy (its DaemonSet's flags, or its config file) serves NodePorts on
+                 loopback only and in iptables mode: nodes pull 127.0.0.1:30500, and no node
+                 address exposes the registry (skipped where RBAC hides kube-proxy)
+7. netpolicy   - a NetworkPolicy selects the registry's pods, admits the namespace's pods and not
+                 everyone (skipped where RBAC hides NetworkPolicies; whether the CNI enforces it
+                 is not visible through the API)
+8. builds      - the build ServiceAccount exists; the git Secret exists (when readable: users
                  normally may not read Secrets, and then doctor says it did not check)
-7. mlflow      - a real MLflow API path answers for the tracking URI's host name (`/health`
+9. mlflow      - a real MLflow API path answers for the tracking URI's host name (`/health`
                  skips MLflow's Host-header check, so it proves nothing)
-8. queue       - the Kueue LocalQueue named by the `queue` setting exists and is active
+10. queue      - the Kueue LocalQueue named by the `queue` setting exists and is active
 
 A failed early check skips the checks that depend on it. Nothing is created on the cluster:
 the only write is a dry-run. Every request has a short timeout, so doctor ends in seconds
@@ -42,7 +48,12 @@ from launch.doctor_checks import (
     check_queue,
     read_namespace,
 )
-from launch.doctor_services import check_mlflow, check_registry
+from launch.doctor_services import (
+    check_mlflow,
+    check_netpolicy,
+    check_nodeports,
+    check_registry,
+)
 from launch.errors import LaunchError
 from launch.settings import Settings
 
@@ -139,6 +150,8 @@ def run_checks(
         checks.append(_guard("katib", lambda: check_katib(state, namespace)))
         checks.append(_guard("namespace", lambda: check_namespace(state, namespace)))
         checks.append(_guard("registry", lambda: check_registry(settings, state, timeout_s)))
+        checks.append(_guard("nodeports", lambda: check_nodeports(state)))
+        checks.append(_guard("netpolicy", lambda: check_netpolicy(settings, state, namespace)))
         checks.append(_guard("builds", lambda: check_builds(settings, state, namespace)))
         checks.append(_guard("mlflow", lambda: check_mlflow(settings, timeout_s)))
         checks.append(_guard("queue", lambda: check_queue(settings, state, namespace)))

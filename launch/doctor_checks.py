@@ -1,7 +1,8 @@
 """`launch doctor`'s checks of the cluster itself (see `launch.doctor` for the order): kubeconfig,
 api, katib, namespace, builds, queue; and the `Check` each returns and the `State` earlier checks
 leave for later ones. Kubernetes goes through `launch.cluster` (its kubeconfig loader included);
-this module never imports `kubernetes`. The registry and MLflow checks are in `doctor_services`.
+this module never imports `kubernetes`. The registry (and who can reach it) and MLflow checks are
+in `doctor_services`.
 """
 
 from __future__ import annotations
@@ -286,7 +287,7 @@ def check_namespace(state: State, namespace: str) -> Check:
     )
 
 
-# --------------------------------------------------------------------------- 6. builds
+# --------------------------------------------------------------------------- 8. builds
 
 
 def check_builds(settings: Settings, state: State, namespace: str) -> Check:
@@ -369,7 +370,7 @@ def _tiny_build_job(settings: Settings, namespace: str, account: str) -> dict[st
     )
 
 
-# --------------------------------------------------------------------------- 8. queue
+# --------------------------------------------------------------------------- 10. queue
 
 
 def check_queue(settings: Settings, state: State, namespace: str) -> Check:

@@ -1,12 +1,15 @@
 """`launch doctor`'s checks of the services trials and builds use: the registry (push and pull
-names, a manifest HEAD through `registry_url` or the API server's service proxy) and MLflow (a real
-API path for the tracking URI's host name; `/health` skips MLflow's Host-header check). HTTP goes
-through `launch.registry` and `requests`.
+names, a manifest HEAD through `registry_url` or the API server's service proxy), who can reach it
+(kube-proxy's NodePort addresses; the NetworkPolicy in front of it) and MLflow (a real API path for
+the tracking URI's host name; `/health` skips MLflow's Host-header check). HTTP goes through
+`launch.registry` and `requests`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from launch import cluster as kube
@@ -18,6 +21,13 @@ from launch.settings import Settings
 PROBE_REPOSITORY = "launch-doctor/probe"  # a manifest HEAD for it proves a registry answers
 _MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search"
 _INVALID_HOST = "Invalid Host header"
+KUBE_PROXY = ("kube-system", "kube-proxy")  # Talos' DaemonSet (k8stemplates/kube-proxy.go)
+_KUBE_PROXY_PATCH = "deploy/talos/patches/kube-proxy.yaml"
+_RESYNC = "talosctl -n <control-plane> upgrade-k8s --to <its Kubernetes version>"
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+_LOCALHOST = ipaddress.ip_address("127.0.0.1")
+_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+_NOT_ENFORCED = "effective only with a CNI that enforces NetworkPolicy (Flannel does not)"
 
 
 # --------------------------------------------------------------------------- 5. registry
@@ -124,7 +134,316 @@ def check_registry(settings: Settings, state: State, timeout_s: float) -> Check:
     return Check("registry", True, f"a manifest HEAD answers through {where}; {names}")
 
 
-# --------------------------------------------------------------------------- 7. mlflow
+# --------------------------------------------------------------------------- 6. nodeports
+
+
+def _flags(argv: list[str]) -> dict[str, list[str]]:
+    """The `--name=value` / `--name value` flags of a command line, each name's values in order."""
+    found: dict[str, list[str]] = {}
+    i = 0
+    while i < len(argv):
+        if argv[i].startswith("--"):
+            name, eq, value = argv[i][2:].partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                i += 1
+                value = argv[i]
+            found.setdefault(name, []).append(value)
+        i += 1
+    return found
+
+
+def _config_file(
+    c: kube.Cluster, namespace: str, pod: Mapping[str, Any], container: Mapping[str, Any], path: str
+) -> dict[str, Any] | None:
+    """kube-proxy's --config file when it comes from a ConfigMap volume (kubeadm's layout);
+    None when it does not. Talos passes flags and no file."""
+    import yaml
+
+    for mount in container.get("volumeMounts") or []:
+        root = str(mount.get("mountPath", "")).rstrip("/") + "/"
+        if not path.startswith(root):
+            continue
+        volumes = [v for v in pod.get("volumes") or [] if v.get("name") == mount.get("name")]
+        volume: Mapping[str, Any] = volumes[0] if volumes else {}
+        name = (volume.get("configMap") or {}).get("name")
+        found = c.find("ConfigMap", namespace, name) if name else None
+        text = ((found or {}).get("data") or {}).get(path[len(root) :])
+        doc = yaml.safe_load(text) if text else None
+        return doc if isinstance(doc, dict) else None
+    return None
+
+
+def _network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A --nodeport-addresses entry as a network; None for a keyword ("primary")."""
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return None
+
+
+def _in_loopback(entry: str) -> bool:
+    net = _network(entry)
+    return net is not None and any(
+        net.version == lo.version and net.subnet_of(lo)  # type: ignore[arg-type]
+        for lo in _LOOPBACK
+    )
+
+
+def check_nodeports(state: State) -> Check:
+    """kube-proxy serves NodePorts on loopback only (nodes pull 127.0.0.1:30500), in iptables
+    mode (the only one that serves them on 127.0.0.1). Reads the DaemonSet kube-system/kube-proxy:
+    Talos puts kube-proxy's flags in its command; a --config file is read from its ConfigMap."""
+    if not state.api_ok or state.cluster is None:
+        return Check("nodeports", None, state.skip_reason)
+    c = state.cluster
+    ns, name = KUBE_PROXY
+    try:
+        ds = c.find("DaemonSet", ns, name)
+        if ds is None:
+            return Check(
+                "nodeports",
+                None,
+                f"skipped: no DaemonSet {ns}/{name} (kube-proxy is disabled or replaced by the "
+                "CNI): NodePort addresses not checked",
+                "limit NodePorts to loopback in the CNI's own settings (nodes pull from "
+                "127.0.0.1:30500); docs/cluster-setup.md, threat model",
+            )
+        pod = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
+        containers = pod.get("containers") or [{}]
+        container = next((x for x in containers if x.get("name") == name), containers[0])
+        flags = _flags([*(container.get("command") or []), *(container.get("args") or [])])
+        config = (
+            _config_file(c, ns, pod, container, flags["config"][-1]) if "config" in flags else None
+        )
+    except kube.ClusterError as err:
+        if err.status == 403:
+            return Check(
+                "nodeports",
+                None,
+                f"skipped: cannot read kube-proxy config (needs get on daemonsets in {ns}"
+                + (
+                    ", and configmaps for its --config file)"
+                    if "configmaps" in err.message
+                    else ")"
+                ),
+                f"{err.hint}; deploy/registry/launch-user.yaml grants the DaemonSet to launch-users, "
+                "or an admin runs `launch doctor`",
+            )
+        return Check(
+            "nodeports", False, f"cannot read kube-proxy's DaemonSet: {err.message}", err.hint
+        )
+    if config is not None:  # kube-proxy ignores these flags when it reads a config file
+        where = f"kube-proxy's config file {flags['config'][-1]}"
+        mode = str(config.get("mode") or "iptables")
+        entries = [str(x) for x in config.get("nodePortAddresses") or []]
+        localhost = (config.get("iptables") or {}).get("localhostNodePorts") is not False
+    else:
+        where = f"the command of DaemonSet {ns}/{name}"
+        mode = (flags.get("proxy-mode") or ["iptables"])[-1] or "iptables"
+        entries = [x.strip() for v in flags.get("nodeport-addresses", []) for x in v.split(",")]
+        entries = [x for x in entries if x]
+        localhost = (flags.get("iptables-localhost-nodeports") or ["true"])[-1] != "false"
+    problems: list[str] = []
+    fixes: list[str] = []
+    limit = f"cluster.proxy.extraArgs nodeport-addresses: 127.0.0.0/8 ({_KUBE_PROXY_PATCH})"
+    if mode != "iptables":
+        problems.append(
+            f"kube-proxy runs in `{mode}` mode: only iptables mode serves NodePorts on 127.0.0.1, "
+            "so nodes cannot pull from the registry's NodePort"
+        )
+        fixes.append(f"cluster.proxy.mode: iptables ({_KUBE_PROXY_PATCH})")
+    outside = [x for x in entries if not _in_loopback(x)]
+    if not entries:
+        problems.append(
+            "kube-proxy serves NodePorts on every address of every node (no "
+            "--nodeport-addresses): anyone who reaches a node on the registry's NodePort can "
+            "push and pull any image"
+        )
+        fixes.append(f"limit them to loopback: {limit}")
+    elif outside:
+        problems.append(
+            f"kube-proxy serves NodePorts on {', '.join(outside)} besides loopback "
+            f"(--nodeport-addresses={','.join(entries)}): whoever reaches those addresses on the "
+            "registry's NodePort can push and pull any image"
+        )
+        fixes.append(f"limit them to loopback: {limit}")
+    elif mode == "iptables" and not (
+        localhost and any(_LOCALHOST in n for x in entries if (n := _network(x)) is not None)
+    ):
+        why = "--iptables-localhost-nodeports=false" if not localhost else "no range holds it"
+        problems.append(
+            f"kube-proxy does not serve NodePorts on 127.0.0.1 ({why}): nodes cannot pull from "
+            "127.0.0.1:30500"
+        )
+        fixes.append(f"{limit}, and iptables-localhost-nodeports left at its default (true)")
+    if problems:
+        fixes.append(
+            f"then `talosctl patch mc` the control-plane nodes and {_RESYNC} (Talos re-applies "
+            "kube-proxy's DaemonSet only then)"
+        )
+        return Check(
+            "nodeports", False, f"{'; '.join(problems)} (read from {where})", "; ".join(fixes)
+        )
+    return Check(
+        "nodeports",
+        True,
+        f"kube-proxy (iptables mode) serves NodePorts on {', '.join(entries)} only: nodes pull "
+        "from 127.0.0.1, no node address exposes the registry's NodePort",
+    )
+
+
+# --------------------------------------------------------------------------- 7. netpolicy
+
+
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether a LabelSelector (matchLabels, matchExpressions) matches `labels`; {} matches all."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        has = key in labels
+        if (
+            (op == "In" and not (has and labels[key] in values))
+            or (op == "NotIn" and has and labels[key] in values)
+            or (op == "Exists" and not has)
+            or (op == "DoesNotExist" and has)
+        ):
+            return False
+    return True
+
+
+def _admits_all(peer: Mapping[str, Any]) -> bool:
+    """A peer every pod of every namespace (or every address) matches."""
+    block = peer.get("ipBlock")
+    if block is not None:
+        net = _network(str(block.get("cidr", "")))
+        return net is not None and net.prefixlen == 0
+    return peer.get("namespaceSelector") == {} and not (peer.get("podSelector") or {})
+
+
+def _sources(rule: Mapping[str, Any], policy_ns: str) -> str:
+    peers = rule.get("from") or []
+    if not peers:
+        return "every source"
+    shown = []
+    for peer in peers:
+        if "ipBlock" in peer:
+            shown.append(str(peer["ipBlock"].get("cidr")))
+            continue
+        ns_sel = peer.get("namespaceSelector")
+        names = [
+            v
+            for e in (ns_sel or {}).get("matchExpressions") or []
+            if e.get("key") == _NAME_LABEL and e.get("operator") == "In"
+            for v in e.get("values") or []
+        ] + [v for k, v in ((ns_sel or {}).get("matchLabels") or {}).items() if k == _NAME_LABEL]
+        where = (
+            f"namespace `{policy_ns}`"
+            if ns_sel is None
+            else (f"namespace{'s' if len(names) > 1 else ''} " + ", ".join(f"`{n}`" for n in names))
+            if names
+            else "selected namespaces"
+        )
+        shown.append(("some pods" if peer.get("podSelector") else "pods") + f" of {where}")
+    return ", ".join(shown)
+
+
+def check_netpolicy(settings: Settings, state: State, namespace: str) -> Check:
+    """A NetworkPolicy selects the registry's pods (by its Service's selector), admits the user
+    namespace's pods (builds push) and does not admit everyone. Whether the CNI enforces it is
+    not visible through the API: the detail says so."""
+    if not state.api_ok or state.cluster is None:
+        return Check("netpolicy", None, state.skip_reason)
+    if isinstance(state.namespace_error, kube.NotFoundError):
+        return Check("netpolicy", None, f"skipped: namespace `{namespace}` does not exist")
+    service = registry_service(_split_name(str(settings.registry))[0])
+    if service is None:
+        return Check(
+            "netpolicy",
+            None,
+            f"skipped: the registry `{settings.registry}` is not an in-cluster Service",
+        )
+    svc, ns, _ = service
+    c = state.cluster
+    try:
+        found = c.find("Service", ns, svc)
+        if found is None:
+            return Check("netpolicy", None, f"skipped: no Service {ns}/{svc} (see registry)")
+        labels = dict((found.get("spec") or {}).get("selector") or {})
+        if not labels:
+            return Check("netpolicy", None, f"skipped: Service {ns}/{svc} selects no pods")
+        policies = c.list("NetworkPolicy", ns)
+    except kube.ClusterError as err:
+        if err.status == 403:
+            return Check(
+                "netpolicy",
+                None,
+                f"skipped: cannot read NetworkPolicies (needs list on networkpolicies in {ns})",
+                f"{err.hint}; deploy/registry/launch-user.yaml grants it to launch-users, or an "
+                "admin runs `launch doctor`",
+            )
+        return Check("netpolicy", False, f"cannot list NetworkPolicies: {err.message}", err.hint)
+    pods = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    guarding = [
+        p
+        for p in policies
+        if selects((p.get("spec") or {}).get("podSelector"), labels)
+        and "Ingress" in ((p.get("spec") or {}).get("policyTypes") or ["Ingress"])
+    ]
+    if not guarding:
+        return Check(
+            "netpolicy",
+            False,
+            f"no NetworkPolicy in `{ns}` selects the registry's pods ({pods}): any pod of any "
+            "namespace can push to the registry",
+            "kubectl apply -k deploy/registry (deploy/registry/networkpolicy.yaml); it needs a CNI "
+            "that enforces NetworkPolicy (docs/cluster-setup.md, threat model)",
+        )
+    rules = [
+        (str(p["metadata"]["name"]), rule)
+        for p in guarding
+        for rule in (p.get("spec") or {}).get("ingress") or []
+    ]
+    shown = "; ".join(f"`{name}` admits {_sources(rule, ns)}" for name, rule in rules) or (
+        "they admit nothing"
+    )
+    names = ", ".join(f"`{p['metadata']['name']}`" for p in guarding)
+    wide = [n for n, rule in rules if not rule.get("from") or any(map(_admits_all, rule["from"]))]
+    if wide:
+        return Check(
+            "netpolicy",
+            False,
+            f"NetworkPolicy `{wide[0]}` admits every source to the registry's pods ({shown}): "
+            "policies add up, so any pod can push to the registry",
+            f"narrow it to the user namespace's pods (deploy/registry/networkpolicy.yaml): "
+            f"kubectl -n {ns} edit networkpolicy {wide[0]}",
+        )
+    user = {**(state.namespace_labels or {}), _NAME_LABEL: namespace}
+    if not any(
+        any(
+            "ipBlock" not in peer and selects(peer.get("namespaceSelector"), user)
+            for peer in rule.get("from") or []
+            if peer.get("namespaceSelector") is not None or ns == namespace
+        )
+        for _, rule in rules
+    ):
+        return Check(
+            "netpolicy",
+            False,
+            f"NetworkPolicies {names} select the registry's pods but do not admit pods of "
+            f"`{namespace}` ({shown}): with an enforcing CNI, build Jobs there cannot push",
+            f"add `{namespace}` to the namespaces in deploy/registry/networkpolicy.yaml, then "
+            "kubectl apply -k deploy/registry",
+        )
+    return Check(
+        "netpolicy",
+        True,
+        f"NetworkPolicy {names} selects the registry's pods ({pods}): {shown}; {_NOT_ENFORCED}",
+    )
+
+
+# --------------------------------------------------------------------------- 9. mlflow
 
 
 def check_mlflow(settings: Settings, timeout_s: float) -> Check:

@@ -192,7 +192,7 @@ def render_build_job(
     context: str | None = None,
     context_blob_url: str | None = None,
     destination: str,
-    cache_repo: str,
+    cache_repo: str | None,
     dockerfile: str = "Dockerfile",
     context_sub_path: str | None = None,
     kaniko_image: str = DEFAULT_KANIKO_IMAGE,
@@ -251,8 +251,9 @@ def render_build_job(
         # What the image was built from (the tag: a commit, or an uploaded tree's hash): a later
         # launch reuses the tag only when the image says the same (`submit.find_or_build`).
         f"--label={REVISION_LABEL}={destination.rsplit(':', 1)[1]}",
-        "--cache=true",
-        f"--cache-repo={cache_repo}",
+        # No layer cache without a cache_repo: its tags are as writable as any other, and a
+        # cached layer is pulled without a check (`image_trust = local`, launch.image_trust).
+        *(["--cache=true", f"--cache-repo={cache_repo}"] if cache_repo else ["--cache=false"]),
         f"--digest-file={TERMINATION_LOG}",
         f"--custom-platform={platform}",
     ]

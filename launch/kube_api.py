@@ -64,6 +64,8 @@ KINDS: dict[str, Kind] = {
     "Workload": Kind("kueue.x-k8s.io", "v1beta2", "workloads"),
     "LocalQueue": Kind("kueue.x-k8s.io", "v1beta2", "localqueues"),
     "ServiceAccount": Kind("", "v1", "serviceaccounts"),
+    "DaemonSet": Kind("apps", "v1", "daemonsets"),  # doctor: kube-proxy's flags
+    "NetworkPolicy": Kind("networking.k8s.io", "v1", "networkpolicies"),  # doctor
     "CustomResourceDefinition": Kind(
         "apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False
     ),

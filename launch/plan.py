@@ -148,7 +148,10 @@ def _build_job(
         destination=destination,
         dockerfile=dockerfile,
         context_sub_path=context_dir,
-        cache_repo=kaniko.cache_repo(registry=settings.registry, repo_name=git.repo_name),
+        # The shared layer cache only where images are trusted by their labels anyway.
+        cache_repo=kaniko.cache_repo(registry=settings.registry, repo_name=git.repo_name)
+        if settings.image_trust == "labels"
+        else None,
         kaniko_image=settings.kaniko_image,
         insecure_registry=settings.registry if settings.registry_insecure else None,
         platform=settings.platform,

@@ -48,6 +48,12 @@ KEYS: dict[str, Key] = {
         "how cluster images are made: auto (composed in the registry when the Dockerfile "
         "allows, else Kaniko) | compose | kaniko",
     ),
+    "image_trust": Key(
+        "local",
+        "which registry images launch reuses: local (only digests this clone built or composed, "
+        "recorded in <home>/images.json; the Kaniko layer cache is off) | labels (any image whose "
+        "labels say it is the commit, and the shared Kaniko cache: trusts everyone who can push)",
+    ),
     "git_context": Key(
         False,
         "Kaniko clones the commit from its git remote (needs git_secret in the cluster, which "
@@ -96,6 +102,7 @@ class Settings:
     kaniko_image: str = KANIKO_IMAGE
     platform: str = "linux/amd64"
     build: str = "auto"
+    image_trust: str = "local"
     git_context: bool = False
     git_secret: str = "git-credentials"
     build_service_account: str = "launch-builder"
@@ -189,6 +196,10 @@ def _parse(key: str, raw: Any, source: str) -> Any:
     if key == "build" and raw not in ("auto", "compose", "kaniko"):
         raise UsageError(
             f"{source}: build: unknown build mode {raw!r}", hint="use auto, compose or kaniko"
+        )
+    if key == "image_trust" and raw not in ("local", "labels"):
+        raise UsageError(
+            f"{source}: image_trust: unknown value {raw!r}", hint="use local or labels"
         )
     return raw
 

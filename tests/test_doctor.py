@@ -20,7 +20,10 @@ from tests.kube_emulator import Denied, KubeEmulator, Resource, free_port
 from tests.registry_server import Registry, running_registry
 
 LABEL_KEY, LABEL_VALUE = names.NAMESPACE_LABEL
-ORDER = ["kubeconfig", "api", "katib", "namespace", "registry", "builds", "mlflow", "queue"]
+ORDER = [
+    "kubeconfig", "api", "katib", "namespace", "registry", "nodeports", "netpolicy", "builds",
+    "mlflow", "queue",
+]  # fmt: skip
 LABEL_FIX = f"kubectl label namespace default {LABEL_KEY}={LABEL_VALUE}"
 # For the tests that need real servers to answer (a healthy setup, MLflow's 403): on a loaded
 # machine `mlflow server` (Python) can take longer than doctor's 3 s default to answer, which is
@@ -31,14 +34,20 @@ PATIENT_TIMEOUT_S = 30.0
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 SECRETS = Resource("", "v1", "secrets", "Secret")
 LOCAL_QUEUES = Resource("kueue.x-k8s.io", "v1beta2", "localqueues", "LocalQueue")
+DAEMON_SETS = Resource("apps", "v1", "daemonsets", "DaemonSet")
+NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
+CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
 
 class Kube(KubeEmulator):
-    """The emulator plus ServiceAccounts, Secrets and (with Kueue) LocalQueues."""
+    """The emulator plus ServiceAccounts, Secrets, ConfigMaps, DaemonSets, NetworkPolicies and
+    (with Kueue) LocalQueues."""
 
     @property
     def resources(self) -> list[Resource]:
-        extra = [SERVICE_ACCOUNTS, SECRETS] + ([LOCAL_QUEUES] if self.kueue else [])
+        extra = [SERVICE_ACCOUNTS, SECRETS, CONFIG_MAPS, DAEMON_SETS, NETWORK_POLICIES]
+        extra += [LOCAL_QUEUES] if self.kueue else []
         return super().resources + extra
 
     def real_creates(self) -> list[Any]:
@@ -71,8 +80,43 @@ def by_name(checks: list[Check]) -> dict[str, Check]:
     return {c.name: c for c in checks}
 
 
+def deploy_doc(path: str, kind: str) -> dict[str, Any]:
+    import yaml
+
+    docs = yaml.safe_load_all((DEPLOY / path).read_text())
+    (doc,) = [d for d in docs if d and d.get("kind", "v1alpha1.Config") == kind]
+    return dict(doc)
+
+
+def talos_kube_proxy(**flags: str | None) -> dict[str, Any]:
+    """kube-proxy's DaemonSet as Talos 1.13 renders it from deploy/talos/patches/kube-proxy.yaml
+    (getProxyArgs: its own flags, the patch's mode and extraArgs over them, sorted, `--k=v`, in
+    the container's command); `flags` change it (None: drop the flag)."""
+    proxy = deploy_doc("talos/patches/kube-proxy.yaml", "v1alpha1.Config")["cluster"]["proxy"]
+    args = {
+        "cluster-cidr": "10.244.0.0/16",
+        "conntrack-max-per-core": "0",
+        "hostname-override": "$(NODE_NAME)",
+        "kubeconfig": "/etc/kubernetes/kubeconfig",
+        "proxy-mode": proxy.get("mode", "nftables"),
+        **proxy.get("extraArgs", {}),
+        **flags,
+    }
+    command = ["/usr/local/bin/kube-proxy"]
+    command += [f"--{k}={v}" for k, v in sorted(args.items()) if v is not None]
+    container = {"name": "kube-proxy", "image": "registry.k8s.io/kube-proxy:v1.36.3"}
+    return {
+        "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+        "spec": {"template": {"spec": {"containers": [{**container, "command": command}]}}},
+    }
+
+
 def healthy_cluster(kube: Kube, registry: Registry) -> None:
     """Everything deploy/ sets up, as a launch-users member sees it."""
+    service = deploy_doc("registry/service.yaml", "Service")
+    kube.put("services", {"metadata": service["metadata"], "spec": service["spec"]})
+    kube.put("networkpolicies", deploy_doc("registry/networkpolicy.yaml", "NetworkPolicy"))
+    kube.put("daemonsets", talos_kube_proxy())
     kube.register_proxy("launch-system", "registry", 5000, ("127.0.0.1", registry.port))
     kube.put("serviceaccounts", {"metadata": {"name": "launch-builder", "namespace": "default"}})
     kube.put(
@@ -170,6 +214,12 @@ def test_all_checks_pass_on_a_healthy_cluster(setup: Setup) -> None:
     assert "no git Secret needed" in named["builds"].detail
     assert mlflow.uri in named["mlflow"].detail
     assert "LocalQueue `launch`" in named["queue"].detail
+    assert "NodePorts on 127.0.0.0/8 only" in named["nodeports"].detail
+    assert named["netpolicy"].detail == (
+        "NetworkPolicy `registry` selects the registry's pods (app.kubernetes.io/name=registry): "
+        "`registry` admits pods of namespace `default`; effective only with a CNI that enforces "
+        "NetworkPolicy (Flannel does not)"
+    )
     # the webhook really judged an Experiment, and RBAC a build Job, as dry-runs only
     dry = [r for r in setup.kube.requests if r.verb == "create"]
     assert [(r.resource, r.query.get("dryRun")) for r in dry] == [
@@ -178,9 +228,9 @@ def test_all_checks_pass_on_a_healthy_cluster(setup: Setup) -> None:
     assert "a build Job is admitted (dry-run)" in named["builds"].detail
     text = doctor.render(checks)
     assert text.splitlines()[0].startswith("PASS  kubeconfig")
-    assert "8 passed, 0 failed, 0 skipped" in text
+    assert "10 passed, 0 failed, 0 skipped" in text
     doc = doctor.to_json(checks)
-    assert doc["ok"] is True and [c["status"] for c in doc["checks"]] == ["pass"] * 8
+    assert doc["ok"] is True and [c["status"] for c in doc["checks"]] == ["pass"] * 10
 
 
 def test_unconfigured_optional_checks_are_skipped_not_failed(setup: Setup) -> None:
@@ -311,7 +361,7 @@ def test_unreachable_api_skips_what_depends_on_it(tmp_path: Path, registry: Regi
     api = assert_only_failure(named, "api")
     assert "cannot reach the Kubernetes API server" in api.detail
     assert "kubectl cluster-info" in (api.fix or "")
-    for name in ("katib", "namespace", "registry", "builds", "queue"):
+    for name in ("katib", "namespace", "registry", "nodeports", "netpolicy", "builds", "queue"):
         assert named[name].ok is None
         assert named[name].detail == "skipped: API unreachable"
     assert kube.real_creates() == []
@@ -443,7 +493,7 @@ def test_push_and_pull_name_different_repositories(setup: Setup) -> None:
     assert "registry_pull = 127.0.0.1:30500/team" in (check.fix or "")
 
 
-# --------------------------------------------------------------------------- 6. builds
+# --------------------------------------------------------------------------- 8. builds
 
 
 def test_build_service_account_missing(setup: Setup) -> None:
@@ -476,7 +526,7 @@ def test_service_account_not_readable(setup: Setup) -> None:
     assert "kubectl auth can-i get serviceaccounts" in (check.fix or "")
 
 
-# --------------------------------------------------------------------------- 7. mlflow
+# --------------------------------------------------------------------------- 9. mlflow
 
 
 @pytest.mark.timeout(300)
@@ -546,7 +596,7 @@ def test_mlflow_local_store_is_useless_to_trials(setup: Setup) -> None:
     assert "local store" in check.detail
 
 
-# --------------------------------------------------------------------------- 8. queue
+# --------------------------------------------------------------------------- 10. queue
 
 
 def test_queue_missing(setup: Setup) -> None:
@@ -601,7 +651,7 @@ def test_render_and_json_of_a_failure(setup: Setup) -> None:
     fail = next(i for i, line in enumerate(lines) if line.startswith("FAIL  builds"))
     assert lines[fail + 1].strip().startswith("fix: kubectl apply -k deploy/registry")
     assert "SKIP  mlflow" in text
-    assert lines[-1] == "5 passed, 1 failed, 2 skipped"
+    assert lines[-1] == "7 passed, 1 failed, 2 skipped"
     doc = doctor.to_json(checks)
     assert doc["ok"] is False
     builds = next(c for c in doc["checks"] if c["name"] == "builds")

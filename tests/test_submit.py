@@ -274,8 +274,32 @@ def test_render_allow_dirty_lists_what_would_be_uploaded(lab: Lab) -> None:
     assert not [r for r in lab.kube.requests if r.verb == "proxy"]  # nothing uploaded
 
 
-def test_a_swapped_image_is_refused_not_reused(lab: Lab) -> None:
-    """Someone pushed another image under this commit's tag: launch names it and stops."""
+def test_a_tag_this_clone_did_not_make_is_built_not_run(lab: Lab) -> None:
+    """image_trust = local (the default): an image under the commit's tag that this clone never
+    recorded is not run, whatever its labels; Kaniko builds the commit (without the shared
+    layer cache) and the relaunch reuses that build by its digest."""
+    swapped = push_tiny_image(lab.registry.url, "lab-project", lab.commit, payload=b"not ours\n",
+                              labels={"org.opencontainers.image.revision": lab.commit})  # fmt: skip
+    lab.kaniko.auto("succeed")
+    result = invoke("--name", "fresh", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    (job,) = lab.kube.objects("jobs", NS)
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--cache=false" in args and not any(a.startswith("--cache-repo") for a in args)
+    (exp,) = lab.kube.objects("experiments", NS)
+    assert swapped not in json.dumps(exp)
+    again = invoke("--name", "again", "--detach", *RUN)
+    assert again.exit_code == 0, again.output
+    assert "already built by this clone" in again.stderr and creates(lab.kube, "jobs") == 1
+    stored = json.loads((Path(lab.env["LAUNCH_HOME"]) / "images.json").read_text())
+    assert [r["digest"] for r in stored["images"].values()] != [swapped]
+    assert oct((Path(lab.env["LAUNCH_HOME"]) / "images.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_labels_trust_refuses_a_swapped_image(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """image_trust = labels: someone pushed another image under this commit's tag: launch names
+    it and stops."""
+    monkeypatch.setenv("LAUNCH_IMAGE_TRUST", "labels")
     other = "f" * 40
     push_tiny_image(lab.registry.url, "lab-project", lab.commit, payload=b"not ours\n",
                     labels={"org.opencontainers.image.revision": other})  # fmt: skip
@@ -288,14 +312,19 @@ def test_a_swapped_image_is_refused_not_reused(lab: Lab) -> None:
     assert creates(lab.kube, "pods") == 0  # not even the preflight ran in it
 
 
-def test_an_unlabelled_image_is_built_again(lab: Lab) -> None:
+def test_labels_trust_builds_an_unlabelled_image_again(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An image from before launch labelled its builds (or not from launch): rebuilt, said."""
+    monkeypatch.setenv("LAUNCH_IMAGE_TRUST", "labels")
     push_tiny_image(lab.registry.url, "lab-project", lab.commit)
     lab.kaniko.auto("succeed")
     result = invoke("--name", "unlabelled", "--detach", *RUN)
     assert result.exit_code == 0, result.output
     assert "does not say what it was built from" in result.stderr
     assert creates(lab.kube, "jobs") == 1 and creates(lab.kube, "experiments") == 1
+    (job,) = lab.kube.objects("jobs", NS)
+    assert "--cache=true" in job["spec"]["template"]["spec"]["containers"][0]["args"]
     # Rebuilt with the label: the next launch of the commit reuses it.
     again = invoke("--name", "relabelled", "--detach", *RUN)
     assert again.exit_code == 0, again.output
@@ -690,3 +719,24 @@ def test_watch_json_reports_the_cluster_trials_as_events(lab: Lab) -> None:
     notes = [e["text"] for e in events if e["event"] == "note"]
     assert any("ValueError: bad lr" in text for text in notes)
     assert all(e["t"] > 0 for e in events)
+
+
+def test_the_build_digest_comes_from_this_launchs_job_only(lab: Lab) -> None:
+    """A pod of another Job of the same name (left over, or made by someone who deleted and
+    recreated the build Job) that reports an image of its choosing is not read: only pods with
+    this Job's controller-uid are."""
+    evil = "sha256:" + "e" * 64
+    lab.kube.put("pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "zz-build-namesake", "namespace": NS,
+                     "labels": {"batch.kubernetes.io/job-name": "build-namesake",
+                                "batch.kubernetes.io/controller-uid": "another-job"}},
+        "spec": {"containers": [{"name": "kaniko", "image": "kaniko"}]},
+        "status": {"phase": "Succeeded", "containerStatuses": [{
+            "name": "kaniko", "state": {"terminated": {"exitCode": 0, "message": evil}}}]},
+    })  # fmt: skip
+    lab.kaniko.auto("succeed")
+    result = invoke("--name", "namesake", "--detach", *RUN)
+    assert result.exit_code == 0, result.output
+    (exp,) = lab.kube.objects("experiments", NS)
+    assert evil not in json.dumps(exp) and "@sha256:" in json.dumps(exp)
