@@ -53,7 +53,7 @@ _SCRUBBED_ENV = (
     "GIT_NAMESPACE",
     "GIT_PREFIX",
 )
-_GIT = ("git", "--no-pager", "-c", "core.quotepath=off")
+GIT_ARGS = ("git", "--no-pager", "-c", "core.quotepath=off")
 
 
 class GitCommandError(LaunchError):
@@ -104,7 +104,7 @@ def _shorten(text: str) -> str:
     return "... " + text[-_STDERR_MAX_CHARS:]
 
 
-def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
     env.update(
         LC_ALL="C",
@@ -119,7 +119,7 @@ def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _git_missing() -> UsageError:
+def git_missing() -> UsageError:
     return UsageError(
         "git is not installed (no `git` command on PATH)",
         hint="install git (e.g. `apt install git` or `brew install git`) and run launch again",
@@ -131,9 +131,9 @@ def _spawn(
 ) -> subprocess.Popen[str]:
     try:
         return subprocess.Popen(
-            [*_GIT, *args],
+            [*GIT_ARGS, *args],
             cwd=cwd,
-            env=_env(env),
+            env=git_env(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -142,21 +142,22 @@ def _spawn(
             errors="surrogateescape",
         )
     except FileNotFoundError:
-        raise _git_missing() from None
+        raise git_missing() from None
 
 
-def _run(
+def run(
     args: Sequence[str],
     cwd: Path,
     *,
     env: Mapping[str, str] | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
+    """`git ARGS` in `cwd` with launch's environment; GitCommandError when it fails (`check`)."""
     try:
         done = subprocess.run(
-            [*_GIT, *args],
+            [*GIT_ARGS, *args],
             cwd=cwd,
-            env=_env(env),
+            env=git_env(env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -165,42 +166,21 @@ def _run(
             check=check,
         )
     except FileNotFoundError:
-        raise _git_missing() from None
+        raise git_missing() from None
     except subprocess.CalledProcessError as exc:
         raise GitCommandError(args, exc.returncode, exc.stderr or "") from None
     return done
 
 
 # The helpers `launch.git_files` (the other half of the git edge) shares.
-def run(
-    args: Sequence[str], cwd: Path, *, env: Mapping[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """`git ARGS` in `cwd` with launch's environment; GitCommandError when it fails (`check`)."""
-    return _run(args, cwd, env=env, check=check)
-
-
-GIT_ARGS = _GIT
-git_env = _env
-git_missing = _git_missing
-
-
 def check_rev(rev: str) -> str:
     """`rev` when it is a plausible revision (no option, no whitespace), else UsageError."""
-    return _check_rev(rev)
-
-
-def rel_path(root: Path, path: str | os.PathLike[str]) -> str:
-    """A path inside the repository as git wants it in `<rev>:<path>` (see `_rel_path`)."""
-    return _rel_path(root, path)
-
-
-def _check_rev(rev: str) -> str:
     if not rev or rev.startswith("-") or any(c.isspace() for c in rev):
         raise UsageError(f"not a git revision: {rev!r}")
     return rev
 
 
-def _rel_path(root: Path, path: str | os.PathLike[str]) -> str:
+def rel_path(root: Path, path: str | os.PathLike[str]) -> str:
     """A path inside the repository as git wants it in `<rev>:<path>`: relative to root, posix."""
     p = Path(path)
     if p.is_absolute():
@@ -408,7 +388,7 @@ def _containing_remote_branch(
     branch: str | None,
 ) -> tuple[str, str] | None:
     """(remote, branch) of a remote-tracking branch that contains `commit`, or None."""
-    out = _run(
+    out = run(
         ["for-each-ref", "--contains", commit, "--format=%(refname)", "refs/remotes/"], root
     ).stdout
     by_length = sorted(remotes, key=len, reverse=True)  # remote names may contain "/"
@@ -521,7 +501,7 @@ def tree_hash(root: Path, *, leave_out: Sequence[str] = ()) -> str:
     import tempfile
 
     root = Path(root)
-    index = Path(_run(["rev-parse", "--git-path", "index"], root).stdout.strip())
+    index = Path(run(["rev-parse", "--git-path", "index"], root).stdout.strip())
     if not index.is_absolute():
         index = root / index
     with tempfile.TemporaryDirectory(prefix="launch-index-") as tmp:
@@ -529,29 +509,29 @@ def tree_hash(root: Path, *, leave_out: Sequence[str] = ()) -> str:
         if index.is_file():
             shutil.copyfile(index, tmp_index)  # its stat cache spares re-hashing unchanged files
         env = {"GIT_INDEX_FILE": str(tmp_index)}
-        _run(["add", "--all", "--", ":/"], root, env=env)
+        run(["add", "--all", "--", ":/"], root, env=env)
         if leave_out:
             # From a file, NUL-separated, literal: any number of paths, any characters.
             specs = Path(tmp) / "leave-out"
             specs.write_bytes(b"".join(f":(top,literal){p}".encode() + b"\0" for p in leave_out))
-            _run(["rm", "--cached", "-q", "--ignore-unmatch", f"--pathspec-from-file={specs}",
+            run(["rm", "--cached", "-q", "--ignore-unmatch", f"--pathspec-from-file={specs}",
                   "--pathspec-file-nul"], root, env=env)  # fmt: skip
-        return _run(["write-tree"], root, env=env).stdout.strip()
+        return run(["write-tree"], root, env=env).stdout.strip()
 
 
 def untracked(root: Path) -> list[str]:
     """Untracked files that .gitignore does not exclude, relative to the repository root."""
-    done = _run(["ls-files", "--others", "--exclude-standard", "-z", "--", ":/"], Path(root))
+    done = run(["ls-files", "--others", "--exclude-standard", "-z", "--", ":/"], Path(root))
     return [p for p in done.stdout.split("\0") if p]
 
 
 def file_exists_at(root: Path, commit: str, path: str | os.PathLike[str]) -> bool:
     """Whether `path` (relative to the repository root) is a file in `commit`."""
-    rel = _rel_path(root, path)
+    rel = rel_path(root, path)
     if not rel:
         return False
-    spec = f"{_check_rev(commit)}:{rel}"
-    done = _run(["cat-file", "-t", spec], Path(root), check=False)
+    spec = f"{check_rev(commit)}:{rel}"
+    done = run(["cat-file", "-t", spec], Path(root), check=False)
     if done.returncode == 0:
         return done.stdout.strip() == "blob"
     if "does not exist in" in done.stderr or "exists on disk, but not in" in done.stderr:
@@ -567,14 +547,14 @@ def archive(root: Path, commit_or_tree: str, dest_tar_gz: Path, subdir: str | No
     apply, as with any `git archive`. Written to a temporary name, then renamed.
     """
     root = Path(root)
-    rev = _check_rev(commit_or_tree)
-    sub = _rel_path(root, subdir) if subdir else ""
+    rev = check_rev(commit_or_tree)
+    sub = rel_path(root, subdir) if subdir else ""
     treeish = f"{rev}:{sub}" if sub else rev
     dest = Path(dest_tar_gz).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     args = ["archive", "--format=tar.gz", "-o", str(part), treeish]
-    done = _run(args, root, check=False)
+    done = run(args, root, check=False)
     if done.returncode != 0:
         part.unlink(missing_ok=True)
         if sub and (
@@ -633,8 +613,8 @@ def archive_tree(root: Path, tree: str, dest_tar_gz: Path, subdir: str | None = 
         "GIT_COMMITTER_NAME": "launch", "GIT_COMMITTER_EMAIL": "launch@localhost",
         "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
     }  # fmt: skip
-    commit = _run(
-        ["commit-tree", _check_rev(tree), "-m", "launch build context"], Path(root), env=fixed
+    commit = run(
+        ["commit-tree", check_rev(tree), "-m", "launch build context"], Path(root), env=fixed
     )
     return archive(root, commit.stdout.strip(), dest_tar_gz, subdir)
 
@@ -649,8 +629,8 @@ def add_worktree(root: Path, commit: str, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     # A worktree whose directory was deleted (`rm -rf .launch`) stays registered and blocks a new
     # one at the same path: forget such stale entries first (prune touches only missing ones).
-    _run(["worktree", "prune"], Path(root))
-    _run(["worktree", "add", "--detach", "--quiet", str(dest), _check_rev(commit)], Path(root))
+    run(["worktree", "prune"], Path(root))
+    run(["worktree", "add", "--detach", "--quiet", str(dest), check_rev(commit)], Path(root))
     return dest
 
 
@@ -662,7 +642,7 @@ def remove_worktree(root: Path, dest: Path) -> None:
     """
     dest = Path(dest).absolute()
     args = ["worktree", "remove", "--force", "--force", str(dest)]
-    done = _run(args, Path(root), check=False)
+    done = run(args, Path(root), check=False)
     if done.returncode != 0 and dest.exists():
         raise GitCommandError(args, done.returncode, done.stderr)
-    _run(["worktree", "prune"], Path(root))
+    run(["worktree", "prune"], Path(root))

@@ -184,13 +184,9 @@ def _start_upload(repository: str, transport: Transport) -> str:
     status, headers, body = transport.request("POST", start, {})
     if status != 202:
         raise _push_error(transport, "POST", where, status, headers, body)
-    location = _header(headers, "Location")
-    if not location:
-        raise RegistryError(
-            f"POST {where}: the registry started an upload but sent no Location",
-            hint=_HINT_REGISTRY + _hint(transport),
-        )
-    return _upload_path(location, where, _hint(transport))
+    return _next_location(
+        transport, headers, f"POST {where}: the registry started an upload", where
+    )
 
 
 def _patch(transport: Transport, target: str, data: bytes, offset: int) -> str:
@@ -210,12 +206,14 @@ def _patch(transport: Transport, target: str, data: bytes, offset: int) -> str:
                 "launch again. " + _hint(transport),
             )
         raise _push_error(transport, "PATCH", where, status, answer, body)
-    location = _header(answer, "Location")
+    return _next_location(transport, answer, f"PATCH {where}: the registry took the chunk", where)
+
+
+def _next_location(transport: Transport, headers: Mapping[str, str], what: str, where: str) -> str:
+    """The upload's next `Location` from an answer's headers, as a path for the transport."""
+    location = _header(headers, "Location")
     if not location:
-        raise RegistryError(
-            f"PATCH {where}: the registry took the chunk but sent no Location",
-            hint=_HINT_REGISTRY + _hint(transport),
-        )
+        raise RegistryError(f"{what} but sent no Location", hint=_HINT_REGISTRY + _hint(transport))
     return _upload_path(location, where, _hint(transport))
 
 
