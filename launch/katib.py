@@ -137,6 +137,7 @@ def _trial_args(
     fixed: Mapping[str, Scalar],
     parameters: Sequence[Parameter],
     workdir: str = "",
+    configs: Sequence[Mapping[str, Scalar]] | None = None,
 ) -> str:
     """The one `sh -c` string: quoted user text, `${trialParameters.X}` for the swept flags.
 
@@ -145,19 +146,43 @@ def _trial_args(
     so the program must run in the foreground (no `exec`) and every user token is shlex-quoted.
     Katib substitutes the placeholder text before Kubernetes expands `$(...)`; numbers need no
     quotes, categorical values are single-quoted.
+
+    A seed study (`configs`): the config number (`spec.CONFIG_PARAM`) is not passed on; a shell
+    `case` on it sets the config's flags (quoted like `fixed`) as `"$@"`, in the config's place.
     """
     words = [escape_dollar(shlex.quote(word)) for word in command]
     words += [
         escape_dollar(shlex.quote(f"--{name}={format_value(value)}"))
         for name, value in fixed.items()
     ]
+    prefix = ""
     for param in parameters:
+        if configs is not None and param.name == spec_module.CONFIG_PARAM:
+            prefix = _config_case(configs, _placeholder(param))
+            words.append('"$$@"')  # escape_dollar'ed: Kubernetes reads `$$` as `$`
+            continue
         flag = f"--{param.name}={_placeholder(param)}"
         words.append(f"'{flag}'" if param.parameterType == "categorical" else flag)
     words.append(shlex.quote(f"--tensorboard_dir={TFEVENT_DIR}"))
     # Run from the same subdirectory of the repo as the user did (the image's WORKDIR is its root).
-    prefix = f"cd {escape_dollar(shlex.quote(workdir))} && " if workdir else ""
+    if workdir:
+        prefix += f"cd {escape_dollar(shlex.quote(workdir))} && "
     return prefix + " ".join(words)
+
+
+def _config_case(configs: Sequence[Mapping[str, Scalar]], placeholder: str) -> str:
+    """`case <number> in 1) set -- '--lr=0.1' ...;; ... esac && `: config N's flags as the
+    positional parameters; an unknown number fails the trial (exit 2) before the program runs."""
+    arms = []
+    for number, config in enumerate(configs, 1):
+        flags = " ".join(
+            escape_dollar(shlex.quote(f"--{name}={format_value(value)}"))
+            for name, value in config.items()
+        )
+        arms.append(f"{number}) set -- {flags};;")
+    unknown = shlex.quote(f"launch: no config number {placeholder} in this seed study")
+    arms.append(f"*) echo {unknown} >&2; exit 2;;")
+    return f"case {placeholder} in {' '.join(arms)} esac && "
 
 
 def _container(
@@ -301,8 +326,11 @@ def render_experiment(
     if resources is not None and pod_options:
         raise TypeError(f"pass resources or pod options, not both: {sorted(pod_options)}")
     user_env = dict(resources.env) if resources is not None else pod_options.get("extra_env") or {}
-    _refuse_placeholders(command, spec.fixed, user_env)
-    spec = spec_module.apply_seeds(spec, seed_flag=seed_flag)
+    _refuse_placeholders(command, spec.fixed, user_env, spec.configs)
+    if spec.configs is not None:
+        spec = spec_module.katib_form(spec, seed_flag)  # a grid over config number x seed
+    else:
+        spec = spec_module.apply_seeds(spec, seed_flag=seed_flag)
     counts = spec_module.resolve_counts(spec)
     _check_trial_parameter_names(spec.parameters)
     if resources is None:
@@ -320,7 +348,7 @@ def render_experiment(
     pod_volumes, mounts = podspec.pod_volumes(resources)
     container = _container(
         image=image,
-        args=_trial_args(command, spec.fixed, spec.parameters, workdir),
+        args=_trial_args(command, spec.fixed, spec.parameters, workdir, spec.configs),
         env=env,
         resources=resources,
         mounts=mounts,
@@ -362,11 +390,15 @@ def render_experiment(
 
 
 def _refuse_placeholders(
-    command: Sequence[str], fixed: Mapping[str, Scalar], env: Mapping[str, str]
+    command: Sequence[str],
+    fixed: Mapping[str, Scalar],
+    env: Mapping[str, str],
+    configs: Sequence[Mapping[str, Scalar]] | None = None,
 ) -> None:
     """Katib substitutes `${trialParameters.X}` anywhere in the template, even in user text (and
     refuses unknown ones: validator.go), so user text may not contain one."""
     texts = [*command, *(str(v) for v in fixed.values()), *env.values()]
+    texts += [str(v) for config in configs or () for v in config.values()]
     for text in texts:
         if "${trialParameters." in text:
             raise UsageError(
@@ -428,6 +460,11 @@ def trial_command_lines(
     service picks. Other algorithms: a deterministic sample of `sample_size` (at most
     maxTrialCount) uniform draws, to show the shape of the command, not Katib's choices.
     """
+    if spec.configs is not None:  # a seed study: every config x seed, config slowest
+        return [
+            trial_argv(command, merge_params(spec.fixed, params), TFEVENT_DIR)
+            for params in spec_module.study_points(spec, seed_flag)
+        ]
     # A spec that still carries seeds is a local search x seeds: each sampled config once per seed.
     searched = spec.parameters and spec.algorithm.algorithmName != "grid"
     seeds = spec.seed_values if spec.seeds and searched else ()

@@ -335,6 +335,7 @@ def create(
     extra_env: Mapping[str, str] | None = None,
     trial_timeout_s: float | None = None,
     retries: int = DEFAULT_RETRIES,
+    extra_meta: Mapping[str, Any] | None = None,
 ) -> state.Experiment:
     """Create the experiment directory, its worktree of the commit (or run in place) and metadata.
 
@@ -371,6 +372,7 @@ def create(
             "branch": snap.branch,
             "created": time.time(),
             "trial_timeout_s": trial_timeout_s,
+            **(extra_meta or {}),
         },
     )
     exp = state.Experiment.create(home, name, job.to_meta())

@@ -200,23 +200,56 @@ def json_lines_array(items: Iterable[Any]) -> str:
     return f"[\n{body}\n]" if body else "[]"
 
 
-def to_json(trials: Sequence[Trial]) -> str:
+_OPTIONAL = ("resource", "restarts", "gpu_hours")  # only when set, so old readers see no change
+_NAMES = [f.name for f in fields(Trial) if f.name not in _OPTIONAL]
+
+
+def trial_dict(t: Trial) -> dict[str, Any]:
+    """One row as JSON data (`to_json`'s items)."""
     # Field by field: dataclasses.asdict deep-copies recursively and dominates at 10k trials.
-    optional = ("resource", "restarts", "gpu_hours")  # only when set, so old readers see no change
-    names = [f.name for f in fields(Trial) if f.name not in optional]
-    return json_lines_array(
-        {
-            **{n: getattr(t, n) for n in names},
-            "params": dict(t.params),
-            "metrics": dict(t.metrics),
-            **({"resource": t.resource} if t.resource else {}),  # hyperband only
-            # cluster rows (GPU-hours known) say their restarts even when 0
-            **({"restarts": t.restarts} if t.restarts or t.gpu_hours is not None else {}),
-            **({"gpu_hours": t.gpu_hours} if t.gpu_hours is not None else {}),
-        }
-        for t in trials
-    )
+    return {
+        **{n: getattr(t, n) for n in _NAMES},
+        "params": dict(t.params),
+        "metrics": dict(t.metrics),
+        **({"resource": t.resource} if t.resource else {}),  # hyperband only
+        # cluster rows (GPU-hours known) say their restarts even when 0
+        **({"restarts": t.restarts} if t.restarts or t.gpu_hours is not None else {}),
+        **({"gpu_hours": t.gpu_hours} if t.gpu_hours is not None else {}),
+    }
+
+
+def to_json(trials: Sequence[Trial]) -> str:
+    return json_lines_array(trial_dict(t) for t in trials)
 
 
 def from_json(text: str) -> list[Trial]:
     return [Trial(**item) for item in json.loads(text)]
+
+
+# --------------------------------------------------------------------------- export / import
+
+EXPORT_FORMAT = "launch-results/1"  # `launch results EXP --format export`; `launch import FILE`
+# What an export keeps of the experiment's record, besides its trials.
+EXPORT_KEYS = ("name", "backend", "spec", "seed_flag", "command", "commit", "study", "created")
+
+
+def to_export(meta: Mapping[str, Any], spec: Mapping[str, Any], trials: Sequence[Trial]) -> str:
+    """One self-contained JSON document: the experiment's spec and record, and every trial row,
+    so results, compare and `launch seeds` work from it without the cluster (`from_export`)."""
+    doc = {k: meta.get(k) for k in EXPORT_KEYS if meta.get(k) is not None}
+    doc.update({"format": EXPORT_FORMAT, "spec": dict(spec)})
+    doc["backend"] = meta.get("ran_on") or meta.get("backend") or "local"
+    head = json.dumps(doc)[:-1]
+    return head + ', "trials": ' + json_lines_array(trial_dict(t) for t in trials) + "}"
+
+
+def from_export(text: str) -> tuple[dict[str, Any], list[Trial]]:
+    """(the record, the rows) of a `to_export` document; ValueError (with what is wrong) for
+    anything else."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"not a `launch results --format export` document ({EXPORT_FORMAT})")
+    if not isinstance(doc.get("spec"), dict) or not isinstance(doc.get("trials"), list):
+        raise ValueError("the document lacks `spec` or `trials`")
+    rows = [Trial(**item) for item in doc.pop("trials")]
+    return doc, rows

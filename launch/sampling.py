@@ -28,6 +28,7 @@ from launch.spec import (
     grid_overflow,
     grid_values,
     numeric_value,
+    study_points,
 )
 
 # Runs on the cluster only: Katib's hyperband service sets each trial's resource parameter itself,
@@ -225,12 +226,17 @@ def _finished(records: Sequence[Any]) -> list[Any]:
 
 
 class GridSuggester(Suggester):
-    """Every grid point not yet finished, in order; Killed points run again (linked)."""
+    """Every grid point not yet finished, in order; Killed points run again (linked).
 
-    def __init__(self, spec: LaunchSpec, records: Sequence[Any]) -> None:
+    A seed study (`spec.configs`) is the grid of its configs x seeds, config slowest."""
+
+    def __init__(self, spec: LaunchSpec, records: Sequence[Any], seed_flag: str = "seed") -> None:
         self.done = {_key(r.params) for r in _finished(records)}
         self.retry = {_key(r.params): r.name for r in _killed_unretried(records)}
-        self.points = grid_points(spec)  # lazy: a resumed sweep skips what is done
+        # lazy: a resumed sweep skips what is done
+        self.points: Iterator[dict[str, ParamValue]] = (
+            iter(study_points(spec, seed_flag)) if spec.configs is not None else grid_points(spec)
+        )
 
     def ask(self) -> tuple[int, dict[str, ParamValue], str | None] | None:
         for params in self.points:
@@ -364,7 +370,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def make_suggester(spec: LaunchSpec, records: Sequence[Any], *, seed_flag: str) -> Suggester:
     """The suggester for a (possibly resumed) local experiment; `records` are its journal's trials."""
     if spec.algorithm.algorithmName == "grid":
-        return GridSuggester(spec, records)
+        return GridSuggester(spec, records, seed_flag)
     if spec.seeds:
         return SeededSuggester(spec, records, seed_flag)
     objective = spec.objective.objectiveMetricName

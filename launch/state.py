@@ -311,6 +311,8 @@ class Experiment:
         created = meta.get("created")
         created = float(created) if is_time(created) else None
         try:
+            if meta.get("backend") == "archive":  # `launch import`: saved results, read-only
+                return Summary(self.name, "archive", "imported", {}, created)
             if meta.get("backend") == "katib":
                 # Offline: where it runs; `launch status NAME` asks the cluster.
                 where = "deleted" if meta.get("deleted") else f"on cluster ({meta['namespace']})"

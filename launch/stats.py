@@ -240,13 +240,22 @@ def _summary_dict(s: ConfigSummary) -> dict[str, Any]:
     }
 
 
-def to_json(summaries: Sequence[ConfigSummary]) -> str:
-    return json_lines_array(_summary_dict(s) for s in summaries)
+def to_json(
+    summaries: Sequence[ConfigSummary], extra: Sequence[Mapping[str, Any]] | None = None
+) -> str:
+    """The summaries as a JSON array; `extra[i]` adds keys to item i (a study's `config`)."""
+    if extra is None:
+        return json_lines_array(_summary_dict(s) for s in summaries)
+    return json_lines_array(
+        {**_summary_dict(s), **more} for s, more in zip(summaries, extra, strict=True)
+    )
 
 
 def from_json(text: str) -> list[ConfigSummary]:
     out = []
+    names = {f.name for f in fields(ConfigSummary)}
     for item in json.loads(text):
+        item = {k: v for k, v in item.items() if k in names}  # keys `to_json(extra=)` added
         for name in ("seeds", "values", "trials", "failed_trials"):
             item[name] = tuple(item.get(name, ()))
         out.append(ConfigSummary(**item))

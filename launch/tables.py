@@ -198,7 +198,11 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, gap: str
 
 
 def to_csv(summaries: Sequence[ConfigSummary]) -> str:
-    header, rows = to_rows(summaries)
+    return rows_csv(*to_rows(summaries))
+
+
+def rows_csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A header and rows as CSV text."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)

@@ -83,7 +83,6 @@ def test_sweep_is_frozen() -> None:
     ("text", "seeds", "local"),
     [
         (OBJ + LR + "seeds: 3\n", None, False),  # random x seeds on Katib
-        (OBJ + LR, 3, False),  # the same from --seeds
         (OBJ, None, False),  # nothing to search
         (OBJ + LR + "maxTrialCount: 0\n", None, True),  # a field rule
         (OBJ + "seeds: 2\nfixed: {seed: 1}\n", None, False),  # the seed flag clashes
@@ -99,6 +98,23 @@ def test_load_sweep_fails_as_load_and_apply_seeds_do(
         spec.load_sweep(path, seeds=seeds, seed_flag="seed", local=local)
     assert (caught.value.message, caught.value.hint) == (by_hand.value.message, by_hand.value.hint)
     assert caught.value.message.startswith((path, "--seeds: "))
+
+
+def test_katib_search_times_cli_seeds_is_the_search_then_a_seed_study(tmp_path: Path) -> None:
+    """`--seeds` with a non-grid search on Katib: the search without seeds now, and the seeds for
+    `launch seeds` afterwards (no longer refused); the same on the local backend keeps them."""
+    path = _write(tmp_path, OBJ + LR)
+    sweep = spec.load_sweep(path, seeds=3, seed_flag="seed", local=False)
+    assert sweep.then_seeds == 3 and sweep.spec.seeds is None
+    assert [p.name for p in sweep.spec.parameters] == ["lr"]
+    assert sweep.counts == spec.resolve_counts(sweep.spec)
+    local = spec.load_sweep(path, seeds=3, seed_flag="seed", local=True)
+    assert local.then_seeds is None and local.spec.seeds == (0, 1, 2)
+    # apply_seeds itself still refuses it: one Katib Experiment cannot run it.
+    with pytest.raises(SpecError, match="cannot be one Katib Experiment"):
+        spec.apply_seeds(spec.load(path), seeds=3, seed_flag="seed")
+    with pytest.raises(SpecError, match="clashes"):
+        spec.load_sweep(path, seeds=3, seed_flag="lr", local=False)
 
 
 def test_load_sweep_of_a_missing_file() -> None:

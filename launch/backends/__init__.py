@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 BACKENDS = {
     "local": ("launch.backends.local", "LocalBackend"),
     "katib": ("launch.backends.katib", "KatibBackend"),
+    "archive": ("launch.backends.archive", "ArchiveBackend"),  # `launch import`: read-only
 }
 
 

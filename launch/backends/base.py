@@ -53,6 +53,9 @@ class LaunchRequest:
     dockerfile: str = "Dockerfile"
     context_dir: str | None = None
     preflight: bool = True  # ask the program to parse every flag set before any trial
+    # A seed study (`launch seeds`): where its configs came from (`seed_study.Selection.as_meta`),
+    # kept in the experiment's record as `study`.
+    study: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

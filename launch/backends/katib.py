@@ -59,6 +59,7 @@ class ClusterRecord:
     queue: str | None
     gpus: int
     backend: str = "katib"
+    study: Mapping[str, Any] | None = None  # a seed study: where its configs came from
 
     def as_meta(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,6 +277,15 @@ def plan_preview(plan: Any, choice: Any = None) -> Preview:
     return Preview(doc=doc, text=text, warning=blocked[0] if blocked else None)
 
 
+def _expanded(spec: LaunchSpec, rows: list[Trial], meta: Mapping[str, Any]) -> list[Trial]:
+    """A seed study's trials with their config's flags in place of the config number."""
+    if spec.configs is None:
+        return rows
+    from launch import seed_study
+
+    return seed_study.expand_rows(rows, spec.configs, str(meta.get("seed_flag") or "seed"))
+
+
 class KatibBackend:
     name = "katib"
     runs_here = False
@@ -367,6 +377,7 @@ class KatibBackend:
             katib_url=launched.katib_url, mlflow_url=settings.mlflow_url, created=time.time(),
             seed_flag=settings.seed_flag, command=list(request.command),
             subdir=request.snap.subdir, queue=request.resources.queue, gpus=request.gpus,
+            study=dict(request.study) if request.study else None,
         )  # fmt: skip
         exp = state.Experiment.create(home, name, record.as_meta())
         links = [f"experiment {launched.namespace}/{name} created ({launched.image})"]
@@ -445,6 +456,7 @@ class KatibBackend:
                         "its trials went with it (deleted outside launch, so nothing was saved)",
                         hint=f"`launch cancel {exp.name}` saves results.csv before it deletes",
                     )
+        rows = _expanded(spec, rows, meta)
         return spec, results.rank(rows, minimize=spec.objective.type == "minimize")
 
     def links(self, exp: state.Experiment, rows: list[Trial]) -> tuple[list[Trial], str | None]:
@@ -469,7 +481,7 @@ class KatibBackend:
                 states={r.name: r.status for r in rows}, kueue=bool(meta.get("queue")),
             )  # fmt: skip
         status, reason = katib_status.experiment_status(obj)
-        rows = results.rank(rows, minimize=spec.objective.type == "minimize")
+        rows = results.rank(_expanded(spec, rows, meta), minimize=spec.objective.type == "minimize")
         counts = count_statuses(rows)
         best = next((r for r in rows if r.objective is not None), None)
         doc = {

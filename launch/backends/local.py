@@ -128,6 +128,7 @@ class LocalBackend:
             max_trials=counts.max_trials, max_failed=counts.max_failed, env=os.environ,
             seed_flag=request.settings.seed_flag, extra_env=dict(request.resources.env),
             trial_timeout_s=request.resources.trial_timeout_s, retries=request.resources.retries,
+            extra_meta={"study": dict(request.study)} if request.study else None,
         )  # fmt: skip
         if request.preflight:
             try:

@@ -4,7 +4,7 @@
 Importing this package registers every command on `app`.
 """
 
-from launch.cli import admin, experiments, results, run  # noqa: F401  (registers the commands)
+from launch.cli import admin, experiments, results, run, seeds  # noqa: F401  (registers the commands)
 from launch.cli.root import app, fail, main, with_default_command
 
 __all__ = ["app", "fail", "main", "with_default_command"]

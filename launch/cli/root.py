@@ -44,7 +44,7 @@ app = typer.Typer(
 # Subcommands; anything else as the first word means `run` (see `main`).
 COMMANDS = (
     "run", "render", "config", "list", "status", "watch", "logs", "results", "cancel", "compare",
-    "doctor", "completion", "ui",
+    "doctor", "completion", "ui", "seeds", "import",
 )  # fmt: skip
 
 _debug = False

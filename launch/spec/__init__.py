@@ -13,7 +13,7 @@ Submodules, by concern (everything public is re-exported here, as `launch.spec.<
 - `rules`: `check_rules`, the objective and fixed-value rules; beside it `names` (flag names),
   `space` (feasibleSpace, per-algorithm parameter rules), `algorithms` (names, settings),
   `counts` (`resolve_counts` and the count rules), `hyperband_rules`.
-- `grid`: grid arithmetic; `seeds`: `apply_seeds`; `coercion`: `coercion_warnings`.
+- `grid`: grid arithmetic; `seeds`: `apply_seeds`; `study`: seed studies (`configs` x seeds); `coercion`: `coercion_warnings`.
 - `values`: Katib's value strings; `limits`: defaults and input limits.
 - `sweep`: `Sweep` and `load_sweep` (a spec with seeds applied and its counts resolved).
 """
@@ -62,8 +62,9 @@ from launch.spec.models import (
 )
 from launch.spec.names import RESERVED_FLAGS
 from launch.spec.rules import check_rules
-from launch.spec.seeds import apply_seeds
+from launch.spec.seeds import apply_seeds, deferred_seeds
 from launch.spec.source import Path, SpecSource, source_of
+from launch.spec.study import CONFIG_PARAM, check_study, katib_form, study_points, study_spec
 from launch.spec.sweep import Sweep, load_sweep
 from launch.spec.values import CATEGORICAL_VALUE_CHARS, CATEGORICAL_VALUE_RE, numeric_value
 
@@ -71,6 +72,7 @@ __all__ = [
     "ALGORITHM_SETTINGS",
     "CATEGORICAL_VALUE_CHARS",
     "CATEGORICAL_VALUE_RE",
+    "CONFIG_PARAM",
     "DEFAULT_MAX_FAILED_TRIALS",
     "DEFAULT_MAX_TRIALS",
     "DEFAULT_PARALLEL_TRIALS",
@@ -107,17 +109,22 @@ __all__ = [
     "Sweep",
     "apply_seeds",
     "check_rules",
+    "check_study",
     "coercion_warnings",
+    "deferred_seeds",
     "grid_combinations",
     "grid_overflow",
     "grid_size",
     "grid_values",
     "hyperband_of",
+    "katib_form",
     "load",
     "load_sweep",
     "numeric_value",
     "parse",
     "resolve_counts",
     "source_of",
+    "study_points",
+    "study_spec",
     "validate",
 ]

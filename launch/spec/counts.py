@@ -30,6 +30,10 @@ class Counts:
 def _max_trials(spec: LaunchSpec) -> tuple[int, str]:
     """(maxTrialCount, where it comes from); the same before and after apply_seeds."""
     seeds = _seed_count(spec)
+    if spec.configs is not None:  # a seed study; `study.katib_form` sets maxTrialCount itself
+        if spec.maxTrialCount is not None:
+            return spec.maxTrialCount, "maxTrialCount"
+        return len(spec.configs) * max(seeds, 1), f"{len(spec.configs)} configs x {seeds} seeds"
     if not spec.parameters and seeds:
         return spec.maxTrialCount or seeds, "the number of seeds"
     hb = hyperband_of(spec)

@@ -30,6 +30,7 @@ _GENERATED = {
     ),
     "nasConfig": "neural architecture search (enas, darts) is not supported by launch",
     "resumePolicy": "launch sets the resume policy itself",
+    "configs": "launch sets it for a seed study (`launch seeds EXP --top K --seeds N`)",
 }
 
 # Keys of a whole Experiment document; `metadata` is ignored (launch names the Experiment).

@@ -159,6 +159,10 @@ class LaunchSpec(_Strict):
     maxFailedTrialCount: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
     seeds: Seeds | None = None
     fixed: Mapping[str, Scalar] = Field(default_factory=dict)
+    # A seed study (`launch seeds`, `launch.spec.study`): the configs to run, each once per seed,
+    # numbered 1.. in this order. Set by launch, never read from search.yaml (`loading` refuses
+    # it); `parameters` then holds each flag's values across the configs, for the preflight.
+    configs: tuple[Mapping[str, Scalar], ...] | None = None
 
     # Where the spec was read from (`source_of`; None for a spec built in code). Not a field: not
     # validated, dumped or compared (`__eq__`); `model_copy` carries it over to the copy.
@@ -211,6 +215,19 @@ class LaunchSpec(_Strict):
                         "quote it to pass text such as a list"
                     )
         return value
+
+    @field_validator("configs", mode="before")
+    @classmethod
+    def _configs(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, list | tuple) or not value:
+            raise ValueError("expected a non-empty list of configs")
+        for config in value:
+            if not isinstance(config, Mapping):
+                raise ValueError(f"a config must map flags to values, got {type(config).__name__}")
+            cls._fixed(config)
+        return tuple(dict(config) for config in value)
 
     @property
     def seed_values(self) -> tuple[int, ...]:

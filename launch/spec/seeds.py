@@ -64,6 +64,12 @@ def apply_seeds(
     from_cli = seeds is not None
     if seeds is not None:
         spec = spec.model_copy(update={"seeds": _cli_seeds(seeds)})  # keeps the source
+    if spec.configs is not None:
+        # A seed study: both backends run configs x seeds (Katib: `study.katib_form`).
+        from launch.spec.study import check_study
+
+        check_study(spec, seed_flag)
+        return spec
     if spec.seeds is None:
         if not spec.parameters:
             raise source.error(
@@ -132,6 +138,33 @@ def apply_seeds(
             "seeds": None,
         }
     )
+
+
+def deferred_seeds(
+    spec: LaunchSpec,
+    *,
+    seeds: int | None = None,
+    seed_flag: str = "seed",
+) -> tuple[LaunchSpec, int | tuple[int, ...]] | None:
+    """A search x seeds that one Katib Experiment cannot run (an algorithm other than grid or
+    hyperband, with parameters): the search without seeds, and the seeds for the seed study of
+    its best configs afterwards (`launch seeds`). None for every other spec (`apply_seeds`
+    decides)."""
+    wanted = _cli_seeds(seeds) if seeds is not None else spec.seeds
+    name = spec.algorithm.algorithmName
+    if wanted is None or not spec.parameters or name in ("grid", hyperband.NAME):
+        return None
+    if spec.configs is not None:
+        return None
+    source = source_of(spec) or SpecSource("search.yaml", {})
+
+    def fail(message: str, hint: str) -> SpecError:
+        if seeds is not None:
+            return SpecError(f"--seeds: {message}", hint=hint)
+        return source.error(("seeds",), message, hint=hint)
+
+    _check_seed_flag(spec, seed_flag, fail)
+    return spec.model_copy(update={"seeds": None}), wanted
 
 
 def _check_seed_flag(
