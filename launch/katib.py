@@ -348,7 +348,9 @@ def render_experiment(
     pod_volumes, mounts = podspec.pod_volumes(resources)
     container = _container(
         image=image,
-        args=_trial_args(command, spec.fixed, spec.parameters, workdir, spec.configs),
+        # With a checkpoint_dir, the trial's restart count and checkpoint directory first.
+        args=podspec.restart_prelude(resources, name)
+        + _trial_args(command, spec.fixed, spec.parameters, workdir, spec.configs),
         env=env,
         resources=resources,
         mounts=mounts,

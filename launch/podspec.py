@@ -12,7 +12,9 @@ Pure: standard library, `launch.errors`, `launch.names` and `launch.contract`.
 
 from __future__ import annotations
 
+import posixpath
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +80,7 @@ FLAGS = {
     "image_pull_policy": "--image-pull-policy",
     "trial_timeout_s": "--trial-timeout",
     "retries": "--retries",
+    "checkpoint_dir": "--checkpoint-dir",
 }
 # Settings keys (launch.config) that feed a TrialResources field.
 SETTING_FIELDS = {
@@ -92,6 +95,7 @@ SETTING_FIELDS = {
     "queue": "queue",
     "priority": "priority",
     "retries": "retries",
+    "checkpoint_dir": "checkpoint_dir",
 }
 
 
@@ -354,6 +358,7 @@ class TrialResources:
     image_pull_policy: str | None = None
     trial_timeout_s: int | None = None
     retries: int = DEFAULT_RETRIES
+    checkpoint_dir: str | None = None  # inside a writable `volumes` mount (`restart_prelude`)
 
 
 Origins = Mapping[str, str | Sequence[str]]
@@ -393,6 +398,7 @@ def trial_resources(
     image_pull_policy: str | None = None,
     trial_timeout_s: int | None = None,
     retries: int = DEFAULT_RETRIES,
+    checkpoint_dir: str | None = None,
     origins: Origins | None = None,
 ) -> TrialResources:
     """Check every trial pod option once and return them typed; a bad one is a UsageError.
@@ -485,6 +491,10 @@ def trial_resources(
             "infrastructure; preemption and eviction never count, the trial's own errors "
             "fail it at once)",
         )
+    if checkpoint_dir is not None:
+        checkpoint_dir = _check_checkpoint_dir(
+            checkpoint_dir, mounts, _origin(origins, "checkpoint_dir")
+        )
     return TrialResources(
         gpus=gpus,
         cpus=cpus_text,
@@ -501,7 +511,51 @@ def trial_resources(
         image_pull_policy=image_pull_policy,
         trial_timeout_s=trial_timeout_s,
         retries=retries,
+        checkpoint_dir=checkpoint_dir,
     )
+
+
+def _check_checkpoint_dir(path: str, mounts: Sequence[VolumeMount], origin: str) -> str:
+    """`path` normalised, when it lies inside a writable `--volume` mount: only a volume keeps a
+    checkpoint when the trial's pod is replaced."""
+    clean = posixpath.normpath(path) if path.startswith("/") else ""
+    writable = [m for m in mounts if not m.read_only and _is_within(clean, m.path)]
+    if not clean or ".." in clean.split("/") or not writable:
+        where = ", ".join(f"{m.path}{' (ro)' if m.read_only else ''}" for m in mounts) or "none"
+        raise UsageError(
+            f"{origin} {path!r}: not an absolute path inside a writable --volume mount "
+            f"(mounts: {where})",
+            hint="mount a ReadWriteMany PVC, e.g. --volume checkpoints:/checkpoints, and pass "
+            "--checkpoint-dir /checkpoints",
+        )
+    return clean
+
+
+# --------------------------------------------------------------------------- restarts
+
+STARTS_FILE = ".launch-starts"  # in the trial's checkpoint directory: how often it started
+
+
+def restart_prelude(resources: TrialResources, experiment: str) -> str:
+    """Shell text (ending in `&& `, `$` escaped for Kubernetes) that a cluster trial's command
+    starts with when `checkpoint_dir` is set: `LAUNCH_CHECKPOINT_DIR` becomes
+    `<checkpoint_dir>/<experiment>/<trial>` (made if missing) and `LAUNCH_RESTART_COUNT` the
+    number of earlier starts recorded there (0 on the first; a pod replaced after a preemption
+    sees 1). Kubernetes tells a pod nothing of its Job's earlier pods, so the count lives on the
+    volume beside the checkpoints it is about. "" without `checkpoint_dir`."""
+    if resources.checkpoint_dir is None:
+        return ""
+    base = shlex.quote(f"{resources.checkpoint_dir.rstrip('/')}/{experiment}")
+    starts = f'"$LAUNCH_CHECKPOINT_DIR/{STARTS_FILE}"'
+    text = (
+        f'LAUNCH_CHECKPOINT_DIR={base}/"${{KATIB_TRIAL_NAME:?}}" && '
+        'mkdir -p "$LAUNCH_CHECKPOINT_DIR" && '
+        f"LAUNCH_RESTART_COUNT=$(cat {starts} 2>/dev/null || :) && "
+        'case "$LAUNCH_RESTART_COUNT" in ""|*[!0-9]*) LAUNCH_RESTART_COUNT=0;; esac && '
+        f"echo $((LAUNCH_RESTART_COUNT + 1)) > {starts} && "
+        "export LAUNCH_CHECKPOINT_DIR LAUNCH_RESTART_COUNT && "
+    )
+    return escape_dollar(text)
 
 
 # --------------------------------------------------------------------------- pod spec parts

@@ -80,6 +80,11 @@ KEYS: dict[str, Key] = {
     "retries": Key(
         3, "restarts of a trial lost to the infrastructure (not to its own errors)", int
     ),
+    "checkpoint_dir": Key(
+        None,
+        "cluster: a directory inside a writable `volume` mount; each trial gets "
+        "LAUNCH_CHECKPOINT_DIR=<it>/<experiment>/<trial> and LAUNCH_RESTART_COUNT",
+    ),
 }
 
 CLUSTER_KEYS = ("context", "registry_url", "katib_url")
@@ -119,6 +124,7 @@ class Settings:
     queue: str | None = None
     priority: str | None = None
     retries: int = 3
+    checkpoint_dir: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

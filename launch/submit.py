@@ -224,6 +224,7 @@ def _follow(
         else:
             trial_name = event.name
             trials[trial_name] = obj
+            _say_disruptions(disruptions, trial_name, trials, sink)  # any held back for it
             new = katib_status.trial_status(obj) if event.type != "DELETED" else "Deleted"
             old = states.get(trial_name)
             if new != old:
@@ -246,7 +247,11 @@ def _follow(
 def _say_disruptions(
     log: diagnosis.DisruptionLog, trial: str, trials: Mapping[str, Any], sink: Sink
 ) -> None:
-    """Each pod the cluster ended (preempted, evicted, node lost) as one warning, once."""
+    """Each pod the cluster ended (preempted, evicted, node lost) as one warning, once. Held
+    back until the trial itself has been seen, which names it by its number: the pod watch may
+    answer before the trial watch does (the trial event says it then)."""
+    if trial not in trials:
+        return
     number = katib_status.trial_numbers(list(trials.values())).get(trial)
     for text in log.notes(trial, number):
         sink(note(text, "warn"))

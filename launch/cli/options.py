@@ -143,6 +143,17 @@ RetriesOpt = Annotated[
         "the trial's own failure (a non-zero exit) is never retried.",
     ),
 ]
+CheckpointDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoint-dir",
+        metavar="PATH",
+        help="Cluster: a directory inside a writable --volume mount (the `checkpoint_dir` "
+        "setting). Each trial gets LAUNCH_CHECKPOINT_DIR=PATH/<experiment>/<trial>, which "
+        "survives a preempted pod's replacement, and LAUNCH_RESTART_COUNT (0, then 1, 2, ... on "
+        "each restart) to decide whether to resume from its own checkpoint.",
+    ),
+]
 NoPreflightOpt = Annotated[
     bool,
     typer.Option(
@@ -201,7 +212,7 @@ def trial_resources(settings: Settings, *, gpus: int, **flags: Any) -> Any:
         shm_size=pick("shm_size", "shm_size"), extra_env=env or None, secret_env=secret_env,
         volumes=volumes, node_selector=selector or None, tolerations=tolerations,
         queue=pick("queue", "queue"), priority=pick("priority", "priority"),
-        retries=pick("retries", "retries"),
+        retries=pick("retries", "retries"), checkpoint_dir=pick("checkpoint_dir", "checkpoint_dir"),
         trial_timeout_s=trial_timeout(flags.get("trial_timeout")),
         origins={k: v for k, v in origins.items() if v != []},
     )  # fmt: skip

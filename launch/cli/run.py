@@ -15,6 +15,7 @@ from launch.cli.options import (
     AllowDirtyOpt,
     BackendOpt,
     BuildOpt,
+    CheckpointDirOpt,
     CommandArg,
     CpusOpt,
     EnvOpt,
@@ -147,6 +148,7 @@ def render(
     priority: PriorityOpt = None,
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
+    checkpoint_dir: CheckpointDirOpt = None,
     no_preflight: NoPreflightOpt = False,
     build: BuildOpt = None,
     then_seeds: ThenSeedsOpt = None,
@@ -161,6 +163,7 @@ def render(
             settings, gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
             volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,
             priority=priority, trial_timeout=trial_timeout, retries=retries,
+            checkpoint_dir=checkpoint_dir,
         ),
         then_seeds=then_seeds,
     )  # fmt: skip
@@ -238,6 +241,7 @@ def run(
     priority: PriorityOpt = None,
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
+    checkpoint_dir: CheckpointDirOpt = None,
     no_preflight: NoPreflightOpt = False,
     build: BuildOpt = None,
     then_seeds: ThenSeedsOpt = None,
@@ -261,6 +265,7 @@ def run(
             settings, gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
             volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,
             priority=priority, trial_timeout=trial_timeout, retries=retries,
+            checkpoint_dir=checkpoint_dir,
         ),
     )  # fmt: skip
     stderr().print(f"backend: {chosen} ({why})", highlight=False)

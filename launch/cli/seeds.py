@@ -11,6 +11,7 @@ from launch.cli.options import (
     AllowDirtyOpt,
     BackendOpt,
     BuildOpt,
+    CheckpointDirOpt,
     CommandArg,
     CpusOpt,
     EnvOpt,
@@ -187,6 +188,7 @@ def seeds_cmd(
     priority: PriorityOpt = None,
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
+    checkpoint_dir: CheckpointDirOpt = None,
     no_preflight: NoPreflightOpt = False,
     build: BuildOpt = None,
 ) -> None:
@@ -206,6 +208,7 @@ def seeds_cmd(
             settings, gpus=gpus_n, cpus=cpus, memory=memory, shm_size=shm_size, env=env,
             secret_env=secret_env, volume=None, node_selector=None, toleration=None, queue=queue,
             priority=priority, trial_timeout=trial_timeout, retries=retries,
+            checkpoint_dir=checkpoint_dir,
         ),
     }  # fmt: skip
     go = Go(
