@@ -322,6 +322,10 @@ class Cluster(ApiSession):
     def kueue_installed(self) -> bool:
         return self._serves("Workload")
 
+    def trainer_installed(self) -> bool:
+        """Kubeflow Trainer v2 serves TrainJobs (discovery: every user may read it)."""
+        return self._serves("TrainJob")
+
     def _serves(self, kind: str) -> bool:
         k = kind_of(kind)
         path = f"/apis/{k.group}/{k.version}"

@@ -21,6 +21,9 @@ Checks (each a `Check`; `ok` is None when skipped):
 9. mlflow      - a real MLflow API path answers for the tracking URI's host name (`/health`
                  skips MLflow's Host-header check, so it proves nothing)
 10. queue      - the Kueue LocalQueue named by the `queue` setting exists and is active
+11. trainer    - multi-node trials (`--nodes > 1`): Kubeflow Trainer's TrainJob API is served,
+                 the ClusterTrainingRuntime they name exists and Katib's katib-config lists the
+                 TrainJob trial resource (skipped where the Trainer is not installed: optional)
 
 A failed early check skips the checks that depend on it. Nothing is created on the cluster:
 the only write is a dry-run. Every request has a short timeout, so doctor ends in seconds
@@ -37,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
+from launch import trainjob
 from launch.doctor_checks import (
     Check,
     State,
@@ -46,6 +50,7 @@ from launch.doctor_checks import (
     check_kubeconfig,
     check_namespace,
     check_queue,
+    check_trainer,
     read_namespace,
 )
 from launch.doctor_services import (
@@ -155,6 +160,9 @@ def run_checks(
         checks.append(_guard("builds", lambda: check_builds(settings, state, namespace)))
         checks.append(_guard("mlflow", lambda: check_mlflow(settings, timeout_s)))
         checks.append(_guard("queue", lambda: check_queue(settings, state, namespace)))
+        # TODO(wiring): the runtime setting TrainJobs name, once it exists.
+        runtime = trainjob.DEFAULT_RUNTIME
+        checks.append(_guard("trainer", lambda: check_trainer(state, runtime)))
     finally:
         if state.cluster is not None:
             state.cluster.close()

@@ -1,5 +1,5 @@
 """`launch doctor`'s checks of the cluster itself (see `launch.doctor` for the order): kubeconfig,
-api, katib, namespace, builds, queue; and the `Check` each returns and the `State` earlier checks
+api, katib, namespace, builds, queue, trainer; and the `Check` each returns and the `State` earlier checks
 leave for later ones. Kubernetes goes through `launch.cluster` (its kubeconfig loader included);
 this module never imports `kubernetes`. The registry (and who can reach it) and MLflow checks are
 in `doctor_services`.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from launch import cluster as kube
-from launch import katib, names
+from launch import katib, names, trainjob
 from launch.settings import Settings
 
 KATIB_NAMESPACE = "kubeflow"
@@ -409,3 +409,144 @@ def check_queue(settings: Settings, state: State, namespace: str) -> Check:
             "(deploy/kueue/cluster-queue.yaml)",
         )
     return Check("queue", True, f"LocalQueue `{queue}` exists in `{namespace}`")
+
+
+# --------------------------------------------------------------------------- 11. trainer
+
+TRAINER_NAMESPACE = "kubeflow-system"  # Trainer v2.3 manifests/overlays/manager
+# Readable by every authenticated user (manifests/base/rbac/public_configmap_role*.yaml).
+TRAINER_PUBLIC_CONFIG = ("kubeflow-trainer-public", "kubeflow_trainer_version")
+# Katib v0.19 installs/katib-standalone: configMapGenerator `katib-config` from katib-config.yaml.
+KATIB_CONFIG = ("katib-config", "katib-config.yaml")
+_TRAINER_DOCS = 'docs/cluster-setup.md, "Multi-node trials"'
+_TRAINER_INSTALL = (
+    "kubectl apply --server-side -k deploy/trainer; kubectl -n kubeflow-system wait "
+    "--for=condition=Available deployment --all; kubectl apply --server-side -k "
+    "deploy/trainer/runtimes"
+)
+_KATIB_RESTART = f"kubectl -n {KATIB_NAMESPACE} rollout restart deployment/katib-controller"
+
+
+def _trainer_version(c: kube.Cluster) -> str | None:
+    name, key = TRAINER_PUBLIC_CONFIG
+    try:
+        found = c.find("ConfigMap", TRAINER_NAMESPACE, name)
+    except kube.ClusterError:
+        return None
+    value = ((found or {}).get("data") or {}).get(key)
+    return str(value) if value else None
+
+
+def _katib_trial_resources(c: kube.Cluster) -> tuple[list[str] | None, str | None]:
+    """(init.controller.trialResources of Katib's katib-config, None) or (None, the problem)."""
+    import yaml
+
+    name, key = KATIB_CONFIG
+    found = c.find("ConfigMap", KATIB_NAMESPACE, name)
+    if found is None:
+        return None, f"ConfigMap {KATIB_NAMESPACE}/{name} (Katib's config) does not exist"
+    text = (found.get("data") or {}).get(key)
+    try:
+        doc = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        doc = None
+    if not isinstance(doc, dict):
+        return None, f"ConfigMap {KATIB_NAMESPACE}/{name} has no readable `{key}`"
+    controller = (doc.get("init") or {}).get("controller") or {}
+    return [str(x) for x in controller.get("trialResources") or []], None
+
+
+def check_trainer(state: State, runtime: str) -> Check:
+    """Multi-node trials (`--nodes > 1`, Kubeflow Trainer TrainJobs): the TrainJob API is served,
+    the ClusterTrainingRuntime `runtime` exists and Katib's katib-config lists the TrainJob trial
+    resource. Optional: a cluster without the Trainer is skipped, not failed; a Trainer missing a
+    piece fails (multi-node trials would); a read RBAC hides is skipped with the can-i command."""
+    if not state.api_ok or state.cluster is None:
+        return Check("trainer", None, state.skip_reason)
+    c = state.cluster
+    # One discovery request (readable by every authenticated user, unlike CRDs), as for Katib.
+    if not c.trainer_installed():
+        return Check(
+            "trainer",
+            None,
+            "skipped: Kubeflow Trainer is not installed (no trainer.kubeflow.org/v1alpha1 "
+            "trainjobs API): single-node trials need none, multi-node trials (--nodes > 1) do",
+            f"to run multi-node trials: {_TRAINER_INSTALL}; then {_KATIB_RESTART} "
+            f"({_TRAINER_DOCS})",
+        )
+    version = _trainer_version(c)
+    verified = [f"Kubeflow Trainer{' ' + version if version else ''} is installed"]
+    problems: list[str] = []
+    fixes: list[str] = []
+    unread: list[tuple[str, str]] = []  # (what cannot be read, the 403's hint)
+    try:
+        found = c.find(trainjob.RUNTIME_KIND, None, runtime)
+    except kube.ClusterError as err:
+        if err.status != 403:
+            raise
+        unread.append(
+            (
+                f"ClusterTrainingRuntime `{runtime}` (needs get on clustertrainingruntimes)",
+                err.hint or "",
+            )
+        )
+    else:
+        if found is None:
+            problems.append(
+                f"ClusterTrainingRuntime `{runtime}` does not exist (launch's TrainJobs name it)"
+            )
+            fixes.append("kubectl apply --server-side -k deploy/trainer/runtimes")
+        else:
+            verified.append(f"ClusterTrainingRuntime `{runtime}` exists")
+    name, _ = KATIB_CONFIG
+    entry = trainjob.KATIB_TRIAL_RESOURCE
+    try:
+        resources, problem = _katib_trial_resources(c)
+    except kube.ClusterError as err:
+        if err.status != 403:
+            raise
+        unread.append(
+            (
+                f"Katib's {name} (needs get on configmaps in {KATIB_NAMESPACE})",
+                err.hint or "",
+            )
+        )
+    else:
+        if problem is not None:
+            problems.append(f"{problem} (Katib reads its trial resources there)")
+            fixes.append("kubectl apply -k deploy/katib")
+        elif entry not in (resources or []):
+            problems.append(
+                f"Katib's katib-config does not list the trial resource `{entry}` "
+                f"(init.controller.trialResources: {', '.join(resources or []) or 'none'})"
+            )
+            fixes.append(
+                f"add `{entry}` to trialResources (kubectl -n {KATIB_NAMESPACE} edit configmap "
+                f"{name}; deploy/katib's Katib v0.19.0 standalone lists it), then {_KATIB_RESTART}"
+            )
+        else:
+            verified.append(f"katib-config lists `{entry}`")
+    done = "; ".join(verified)
+    if problems:
+        return Check(
+            "trainer",
+            False,
+            f"{done}; but {'; '.join(problems)}: multi-node trials (--nodes > 1) would fail",
+            f"{'; '.join(fixes)} ({_TRAINER_DOCS})",
+        )
+    if unread:
+        what = " and ".join(w for w, _ in unread)
+        hints = "; ".join(hint for _, hint in unread if hint)
+        return Check(
+            "trainer",
+            None,
+            f"skipped: {done}; cannot read {what}",
+            f"{hints}; deploy/registry/launch-user.yaml grants these reads to launch-users, or an "
+            "admin runs `launch doctor`",
+        )
+    return Check(
+        "trainer",
+        True,
+        f"{done}: multi-node trials (--nodes > 1) can run (Katib watches TrainJobs only if "
+        f"katib-controller started after the Trainer was installed; if unsure: {_KATIB_RESTART})",
+    )

@@ -66,6 +66,10 @@ KINDS: dict[str, Kind] = {
     "ServiceAccount": Kind("", "v1", "serviceaccounts"),
     "DaemonSet": Kind("apps", "v1", "daemonsets"),  # doctor: kube-proxy's flags
     "NetworkPolicy": Kind("networking.k8s.io", "v1", "networkpolicies"),  # doctor
+    "TrainJob": Kind("trainer.kubeflow.org", "v1alpha1", "trainjobs"),  # multi-node trials
+    "ClusterTrainingRuntime": Kind(  # doctor: the runtime TrainJobs name
+        "trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes", namespaced=False
+    ),
     "CustomResourceDefinition": Kind(
         "apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False
     ),

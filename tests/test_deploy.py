@@ -2,6 +2,7 @@
 
 - built-in kinds: kubernetes-validate --strict at the Kubernetes version Talos 1.13 installs;
 - Kueue objects: the v1beta2 openAPIV3Schema of the Kueue v0.19 CRDs in ../shared/schemas;
+- Kubeflow Trainer objects: the v1alpha1 openAPIV3Schema of the Trainer v2.3 CRDs there, strict;
 - Talos machine-config patches: Talos 1.13's JSON schema in ../shared/schemas (draft 2020-12);
 - contract: names in deploy/ == the constants in launch/ (config, kaniko, katib).
 """
@@ -24,7 +25,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from launch import kaniko, names, settings
+from launch import kaniko, names, settings, trainjob
 from launch.doctor_services import selects
 from tests.rbac_rules import Request, allows, rule_allows
 
@@ -33,6 +34,8 @@ DEPLOY = ROOT / "deploy"
 SCHEMAS = ROOT.parent / "shared" / "schemas"
 TALOS_SCHEMA = SCHEMAS / "talos-v1.13" / "config.schema.json"
 KUEUE_CRDS = SCHEMAS / "kueue-v0.19"
+TRAINER_CRDS = SCHEMAS / "trainer-v2.3"
+TRAINER_GROUP = "trainer.kubeflow.org"
 QUICKSTART = ROOT / "examples" / "quickstart"
 
 K8S_VERSION = "1.36.0"  # Talos 1.13's default Kubernetes (support matrix: 1.31-1.36)
@@ -102,7 +105,7 @@ def _need(path: Path) -> Path:
 
 
 def test_deploy_tree_has_every_part() -> None:
-    for part in ("registry", "talos", "katib", "mlflow", "kueue", "storage"):
+    for part in ("registry", "talos", "katib", "mlflow", "kueue", "storage", "trainer"):
         assert (DEPLOY / part).is_dir(), part
     assert (DEPLOY / "talos" / "README.md").is_file()
 
@@ -170,7 +173,8 @@ def test_local_kustomizations_render(part: str) -> None:
 
 
 def _builtin_objects() -> list[tuple[Path, dict[str, Any]]]:
-    return [(p, d) for p, d in _objects() if not d["apiVersion"].startswith("kueue.x-k8s.io/")]
+    custom = ("kueue.x-k8s.io/", f"{TRAINER_GROUP}/")
+    return [(p, d) for p, d in _objects() if not d["apiVersion"].startswith(custom)]
 
 
 @pytest.mark.parametrize(
@@ -285,6 +289,174 @@ def test_local_queue_is_in_the_user_namespace_and_not_the_defaulting_name() -> N
     assert lq["metadata"]["name"] != "default"  # Kueue would queue every Job, builds included
     cqs = {d["metadata"]["name"] for _, d in _kueue_objects() if d["kind"] == "ClusterQueue"}
     assert lq["spec"]["clusterQueue"] in cqs
+
+
+# --------------------------------------------------------------------------- Kubeflow Trainer
+
+TRAINER_MANAGER = "https://github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=v2.3.0"
+TRAINER_RUNTIMES = "https://github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=v2.3.0"
+LAUNCH_RUNTIME = DEPLOY / "trainer" / "runtimes" / "launch-torch.yaml"
+
+
+def _strict(schema: Any) -> Any:
+    """A CRD schema that refuses unknown fields, as the API server does for `kubectl apply` (its
+    default --validate=strict): every object with `properties` and neither additionalProperties
+    nor x-kubernetes-preserve-unknown-fields gets additionalProperties: false."""
+    if isinstance(schema, list):
+        return [_strict(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def _trainer_crd(plural: str) -> dict[str, Any]:
+    (crd,) = _load(_need(TRAINER_CRDS / f"{TRAINER_GROUP}_{plural}.yaml"))
+    assert crd["metadata"]["name"] == f"{plural}.{TRAINER_GROUP}"
+    return crd
+
+
+def _trainer_validator(plural: str) -> jsonschema.Draft202012Validator:
+    (version,) = _trainer_crd(plural)["spec"]["versions"]
+    assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
+    return jsonschema.Draft202012Validator(_strict(version["schema"]["openAPIV3Schema"]))
+
+
+def _trainer_objects() -> list[tuple[Path, dict[str, Any]]]:
+    return [(p, d) for p, d in _objects() if d["apiVersion"].startswith(f"{TRAINER_GROUP}/")]
+
+
+def test_trainer_is_the_pinned_v2_3_install_with_runtimes_as_a_second_step() -> None:
+    (manager,) = _load(DEPLOY / "trainer" / "kustomization.yaml")
+    assert manager["resources"] == [TRAINER_MANAGER]
+    (runtimes,) = _load(DEPLOY / "trainer" / "runtimes" / "kustomization.yaml")
+    # Upstream's runtimes (torch-distributed, launch's default) and launch's own. Not in the
+    # first kustomization: they need the CRDs and the Trainer's webhook up first.
+    assert runtimes["resources"] == [TRAINER_RUNTIMES, LAUNCH_RUNTIME.name]
+    assert trainjob.DEFAULT_RUNTIME == "torch-distributed"  # the one upstream's runtimes install
+    # `launch doctor` and docs/cluster-setup.md give the same commands.
+    docs = (ROOT / "docs" / "cluster-setup.md").read_text()
+    for command in (
+        "kubectl apply --server-side -k deploy/trainer",
+        "kubectl apply --server-side -k deploy/trainer/runtimes",
+        "kubectl -n kubeflow rollout restart deployment/katib-controller",
+    ):
+        assert command in docs, command
+
+
+def test_trainer_objects_exist() -> None:
+    assert [(d["kind"], d["metadata"]["name"]) for _, d in _trainer_objects()] == [
+        ("ClusterTrainingRuntime", "launch-torch")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "doc"),
+    _trainer_objects(),
+    ids=[f"{d['kind']}/{d['metadata']['name']}" for _, d in _trainer_objects()],
+)
+def test_trainer_objects_validate_against_crd_schema(path: Path, doc: dict[str, Any]) -> None:
+    assert doc["apiVersion"] == trainjob.API_VERSION
+    assert doc["kind"] == trainjob.RUNTIME_KIND
+    assert "namespace" not in doc["metadata"]  # cluster-scoped
+    _trainer_validator("clustertrainingruntimes").validate(doc)
+
+
+def test_trainer_schema_rejects_a_bad_runtime() -> None:
+    """The strict validator above is not a no-op: a misspelt field and a wrong type fail."""
+    validator = _trainer_validator("clustertrainingruntimes")
+    good = _load(LAUNCH_RUNTIME)[0]
+    validator.validate(good)
+    for path, value in (("backofflimit", 0), ("backoffLimit", "0")):
+        bad = json.loads(json.dumps(good))
+        bad["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"][path] = value
+        assert not validator.is_valid(bad), path
+
+
+def _node_job(runtime: dict[str, Any]) -> dict[str, Any]:
+    (job,) = [
+        j for j in runtime["spec"]["template"]["spec"]["replicatedJobs"] if j["name"] == "node"
+    ]
+    return dict(job)
+
+
+def test_launch_runtime_is_upstream_torch_with_a_fail_fast_policy() -> None:
+    (ours,) = _load(LAUNCH_RUNTIME)
+    job = _node_job(ours)
+    assert job["name"] == trainjob.NODE_JOB
+    spec = job["template"]["spec"]
+    pod = spec["template"]["spec"]
+    # A crash fails the trial at once: no in-place restarts (JobSet's webhook would default an
+    # empty restartPolicy to OnFailure), no pod retries (a Job's backoffLimit defaults to 6).
+    assert pod["restartPolicy"] == "Never"
+    assert spec["backoffLimit"] == 0
+    # Only disruptions (preemption, drain) are not counted; Kubernetes allows podFailurePolicy
+    # only with restartPolicy Never, one of onExitCodes/onPodConditions per rule.
+    assert spec["podFailurePolicy"] == {
+        "rules": [
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            }
+        ]
+    }
+    # The Trainer's webhook (pkg/webhooks/trainingruntime_webhook.go validateReplicatedJobs):
+    # the trainer-ancestor Job has one replica and a container named `node`.
+    assert job["template"]["metadata"]["labels"] == {
+        "trainer.kubeflow.org/trainjob-ancestor-step": "trainer"
+    }
+    assert job.get("replicas", 1) == 1
+    assert [c["name"] for c in pod["containers"]] == [trainjob.NODE_CONTAINER]
+    # The node Job is a valid batch/v1 Job spec (strict, at the cluster's Kubernetes version).
+    wrapped = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"}, "spec": spec}
+    kubernetes_validate.validate(wrapped, K8S_VERSION, strict=True)
+    # Everything else is upstream's torch-distributed (Trainer v2.3.0), the same torch mlPolicy.
+    (upstream,) = _load(_need(TRAINER_CRDS / "torch_distributed.runtime.yaml"))
+    assert upstream["metadata"]["name"] == trainjob.DEFAULT_RUNTIME
+    same = json.loads(json.dumps(ours))
+    same["metadata"] = upstream["metadata"]
+    node = _node_job(same)["template"]["spec"]
+    del node["backoffLimit"], node["podFailurePolicy"], node["template"]["spec"]["restartPolicy"]
+    assert same == upstream
+    assert ours["spec"]["mlPolicy"] == {"numNodes": 1, "torch": {}}
+
+
+def test_katib_names_match_the_trainer_crds() -> None:
+    """What Katib needs for TrainJob trials, named from the Trainer v2.3 CRD: the katib-config
+    trial resource `Kind.version.group` and the controller's rules on its plural. Katib v0.19.0's
+    standalone install (deploy/katib, unpatched) ships both: katib-config.yaml lists
+    TrainJob.v1alpha1.trainer.kubeflow.org and components/controller/rbac.yaml grants exactly
+    KATIB_CONTROLLER_RULES (read there at the tag; tests/test_doctor_trainer.py checks a
+    cluster's katib-config)."""
+    crd = _trainer_crd("trainjobs")
+    names_ = crd["spec"]["names"]
+    (version,) = crd["spec"]["versions"]
+    assert crd["spec"]["scope"] == "Namespaced"
+    resource = f"{names_['kind']}.{version['name']}.{crd['spec']['group']}"
+    assert resource == trainjob.KATIB_TRIAL_RESOURCE
+    trainjobs, jobsets = trainjob.KATIB_CONTROLLER_RULES
+    assert trainjobs["apiGroups"] == [crd["spec"]["group"]]
+    assert trainjobs["resources"] == [names_["plural"]]
+    assert set(trainjobs["verbs"]) == {"create", "get", "list", "watch", "delete"}
+    assert jobsets == {
+        "apiGroups": ["jobset.x-k8s.io"],
+        "resources": ["jobsets"],
+        "verbs": ["get", "list", "watch"],
+    }
+    # deploy/katib takes upstream's katib-config and RBAC as they are: no patch, no generator
+    # that could drop the TrainJob entry.
+    (kust,) = _load(DEPLOY / "katib" / "kustomization.yaml")
+    assert set(kust) == {"apiVersion", "kind", "resources"}
+    runtimes = _trainer_crd("clustertrainingruntimes")["spec"]
+    assert runtimes["names"]["kind"] == trainjob.RUNTIME_KIND
+    assert runtimes["scope"] == "Cluster"
 
 
 # --------------------------------------------------------------------------- Talos
@@ -728,3 +900,25 @@ def test_launch_users_cannot_delete_through_the_proxy_or_read_secrets() -> None:
     assert not allows(
         docs, group, Request("get", "apps", "daemonsets", name="x", namespace="kube-system")
     )
+
+
+def test_launch_users_may_read_what_the_trainer_check_reads_and_no_more() -> None:
+    """`launch doctor`'s "trainer" check: the runtime TrainJobs name (any name: a ClusterRole
+    rule) and Katib's katib-config by name; no other ConfigMap, and nothing to write."""
+    docs = _load(DEPLOY / "registry" / "launch-user.yaml")
+    group = "launch-users"
+    for runtime in (trainjob.DEFAULT_RUNTIME, "launch-torch"):
+        req = Request("get", TRAINER_GROUP, "clustertrainingruntimes", name=runtime)
+        assert allows(docs, group, req), req
+    assert allows(
+        docs, group, Request("get", "", "configmaps", name="katib-config", namespace="kubeflow")
+    )
+    for req in [
+        Request("get", "", "configmaps", name="other", namespace="kubeflow"),
+        Request("list", "", "configmaps", namespace="kubeflow"),
+        Request("watch", "", "configmaps", namespace="kubeflow"),
+        Request("update", "", "configmaps", name="katib-config", namespace="kubeflow"),
+        Request("create", TRAINER_GROUP, "clustertrainingruntimes"),
+        Request("delete", TRAINER_GROUP, "clustertrainingruntimes", name="launch-torch"),
+    ]:
+        assert not allows(docs, group, req), req
