@@ -40,7 +40,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from launch import trainjob
 from launch.doctor_checks import (
     Check,
     State,
@@ -160,8 +159,7 @@ def run_checks(
         checks.append(_guard("builds", lambda: check_builds(settings, state, namespace)))
         checks.append(_guard("mlflow", lambda: check_mlflow(settings, timeout_s)))
         checks.append(_guard("queue", lambda: check_queue(settings, state, namespace)))
-        # TODO(wiring): the runtime setting TrainJobs name, once it exists.
-        runtime = trainjob.DEFAULT_RUNTIME
+        runtime = settings.trainer_runtime
         checks.append(_guard("trainer", lambda: check_trainer(state, runtime)))
     finally:
         if state.cluster is not None:

@@ -132,7 +132,7 @@ def _placeholder(param: Parameter) -> str:
     return "${trialParameters." + param.trial_parameter_name + "}"
 
 
-def _trial_args(
+def trial_args(
     command: Sequence[str],
     fixed: Mapping[str, Scalar],
     parameters: Sequence[Parameter],
@@ -306,6 +306,7 @@ def render_experiment(
     mlflow_experiment_name: str | None = None,
     seed_flag: str = "seed",
     resources: TrialResources | None = None,
+    trainer_runtime: str = "launch-torch",
     **pod_options: Any,
 ) -> dict[str, Any]:
     """A `kubeflow.org/v1beta1` Experiment that Katib v0.19's webhook admits (DESIGN "Katib facts").
@@ -345,19 +346,32 @@ def render_experiment(
         mlflow_experiment=mlflow_experiment_name,
         katib_url=experiment_url(katib_url, namespace, name) if katib_url else None,
     )
-    pod_volumes, mounts = podspec.pod_volumes(resources)
-    container = _container(
-        image=image,
-        # With a checkpoint_dir, the trial's restart count and checkpoint directory first.
-        args=podspec.restart_prelude(resources, name)
-        + _trial_args(command, spec.fixed, spec.parameters, workdir, spec.configs),
-        env=env,
-        resources=resources,
-        mounts=mounts,
-    )
-    trial_spec = _trial_job(
-        container, resources=resources, pod_volumes=pod_volumes, pod_labels=meta_labels
-    )
+    template: dict[str, Any]
+    if resources.nodes > 1:
+        template = _multi_node(
+            spec, command, workdir, image=image, env=env, resources=resources,
+            runtime=trainer_runtime, pod_labels=meta_labels,
+        )  # fmt: skip
+    else:
+        pod_volumes, mounts = podspec.pod_volumes(resources)
+        container = _container(
+            image=image,
+            # With a checkpoint_dir, the trial's restart count and checkpoint directory first.
+            args=podspec.restart_prelude(resources, name)
+            + trial_args(command, spec.fixed, spec.parameters, workdir, spec.configs),
+            env=env,
+            resources=resources,
+            mounts=mounts,
+        )
+        trial_job = _trial_job(
+            container, resources=resources, pod_volumes=pod_volumes, pod_labels=meta_labels
+        )
+        template = {
+            "primaryContainerName": PRIMARY_CONTAINER,
+            "successCondition": JOB_SUCCESS_CONDITION,
+            "failureCondition": JOB_FAILURE_CONDITION,
+            "trialSpec": trial_job,
+        }
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -381,13 +395,56 @@ def render_experiment(
             "parameters": _parameters(spec),
             "trialTemplate": {
                 "retain": True,
-                "primaryContainerName": PRIMARY_CONTAINER,
-                "successCondition": JOB_SUCCESS_CONDITION,
-                "failureCondition": JOB_FAILURE_CONDITION,
+                **{k: v for k, v in template.items() if k != "trialSpec"},
                 "trialParameters": _trial_parameters(spec),
-                "trialSpec": trial_spec,
+                "trialSpec": template["trialSpec"],
             },
         },
+    }
+
+
+def _multi_node(
+    spec: LaunchSpec,
+    command: Sequence[str],
+    workdir: str,
+    *,
+    image: str,
+    env: Mapping[str, str],
+    resources: TrialResources,
+    runtime: str,
+    pod_labels: Mapping[str, str],
+) -> dict[str, Any]:
+    """The trial template's fields for a trial of `resources.nodes` machines: a Kubeflow Trainer
+    TrainJob (`launch.trainjob`), its launcher in front of the command, rank 0 the primary pod."""
+    from launch import trainjob  # it builds on this module: imported when needed
+
+    if resources.checkpoint_dir is not None:
+        raise UsageError(
+            "--checkpoint-dir with --nodes > 1: every node would count its own restarts",
+            hint="drop --checkpoint-dir for multi-node trials (save checkpoints from rank 0 "
+            "into a --volume path of your own)",
+        )
+    if resources.secret_env:
+        raise UsageError(
+            f"--secret-env {resources.secret_env[0]} with --nodes > 1: a TrainJob takes "
+            "variables one by one, and launch may not read the Secret to list its keys",
+            hint="pass what the trial needs with --env, or run single-node trials",
+        )
+    args, _ = trainjob.trial_args(
+        command, spec.fixed, spec.parameters, nodes=resources.nodes,
+        procs_per_node=max(resources.gpus, 1), workdir=workdir, configs=spec.configs,
+    )  # fmt: skip
+    return {
+        **trainjob.trial_template_fields(),
+        "trialSpec": trainjob.render_trainjob(
+            image=image,
+            args=args,
+            env=env,
+            resources=resources,
+            nodes=resources.nodes,
+            runtime=runtime,
+            pod_labels=pod_labels,
+        ),
     }
 
 

@@ -118,12 +118,14 @@ def make_plan(
         katib_url=settings.katib_url,
         seed_flag=settings.seed_flag,
         resources=resources,
+        trainer_runtime=settings.trainer_runtime,
     )
     lines = katib.trial_command_lines(
         spec, command, seed_flag=settings.seed_flag, sample_size=sample_size
     )
     complete = spec.algorithm.algorithmName == "grid"
-    return Plan(name, namespace, image, build_job, experiment, lines, complete, _notes(spec))
+    notes = _notes(spec) + _launcher_note(command, resources)
+    return Plan(name, namespace, image, build_job, experiment, lines, complete, notes)
 
 
 def _build_job(
@@ -160,6 +162,16 @@ def _build_job(
         service_account=settings.build_service_account,
         labels={"app.kubernetes.io/managed-by": "launch"},
     )
+
+
+def _launcher_note(command: Sequence[str], resources: Any) -> tuple[str, ...]:
+    """--nodes > 1: which launcher starts the command on each node, and why."""
+    if resources is None or resources.nodes <= 1:
+        return ()
+    from launch import trainjob
+
+    found = trainjob.launcher(command, nodes=resources.nodes, procs_per_node=max(resources.gpus, 1))
+    return (f"each trial: a TrainJob of {resources.nodes} nodes; {found.why}",)
 
 
 def _notes(spec: LaunchSpec) -> tuple[str, ...]:

@@ -62,6 +62,7 @@ SHM_VOLUME = "dshm"
 # out a bad node or two without letting a broken one burn a trial's GPU time over and over.
 DEFAULT_RETRIES = 3
 MAX_RETRIES = 20
+MAX_NODES = 64  # machines per trial: far past a small cluster, short of a typo's 1000
 
 # The flag behind each TrialResources field: the default origin in messages, and the hints' syntax.
 FLAGS = {
@@ -81,6 +82,7 @@ FLAGS = {
     "trial_timeout_s": "--trial-timeout",
     "retries": "--retries",
     "checkpoint_dir": "--checkpoint-dir",
+    "nodes": "--nodes",
 }
 # Settings keys (launch.config) that feed a TrialResources field.
 SETTING_FIELDS = {
@@ -359,6 +361,7 @@ class TrialResources:
     trial_timeout_s: int | None = None
     retries: int = DEFAULT_RETRIES
     checkpoint_dir: str | None = None  # inside a writable `volumes` mount (`restart_prelude`)
+    nodes: int = 1  # more than 1: each trial is a TrainJob of `nodes` pods (`launch.trainjob`)
 
 
 Origins = Mapping[str, str | Sequence[str]]
@@ -399,6 +402,7 @@ def trial_resources(
     trial_timeout_s: int | None = None,
     retries: int = DEFAULT_RETRIES,
     checkpoint_dir: str | None = None,
+    nodes: int = 1,
     origins: Origins | None = None,
 ) -> TrialResources:
     """Check every trial pod option once and return them typed; a bad one is a UsageError.
@@ -491,6 +495,12 @@ def trial_resources(
             "infrastructure; preemption and eviction never count, the trial's own errors "
             "fail it at once)",
         )
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= MAX_NODES:
+        raise UsageError(
+            f"{_origin(origins, 'nodes')}: expected a whole number from 1 to {MAX_NODES}, "
+            f"got {nodes!r}",
+            hint="pass --nodes 2 for trials of two machines (--gpus counts the GPUs of each)",
+        )
     if checkpoint_dir is not None:
         checkpoint_dir = _check_checkpoint_dir(
             checkpoint_dir, mounts, _origin(origins, "checkpoint_dir")
@@ -512,6 +522,7 @@ def trial_resources(
         trial_timeout_s=trial_timeout_s,
         retries=retries,
         checkpoint_dir=checkpoint_dir,
+        nodes=nodes,
     )
 
 

@@ -80,6 +80,10 @@ KEYS: dict[str, Key] = {
     "retries": Key(
         3, "restarts of a trial lost to the infrastructure (not to its own errors)", int
     ),
+    "trainer_runtime": Key(
+        "launch-torch",
+        "ClusterTrainingRuntime of multi-node trials (--nodes > 1; deploy/trainer ships it)",
+    ),
     "checkpoint_dir": Key(
         None,
         "cluster: a directory inside a writable `volume` mount; each trial gets "
@@ -124,6 +128,7 @@ class Settings:
     queue: str | None = None
     priority: str | None = None
     retries: int = 3
+    trainer_runtime: str = "launch-torch"
     checkpoint_dir: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 

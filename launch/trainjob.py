@@ -244,11 +244,10 @@ def trial_args(
     workdir: str = "",
     configs: Sequence[Mapping[str, ParamValue]] | None = None,
 ) -> tuple[str, Launcher]:
-    """The node container's one `sh -c` string (the batch Job's conventions: `katib._trial_args`)
+    """The node container's one `sh -c` string (the batch Job's conventions: `katib.trial_args`)
     with the launcher in front of the user's command, and the launcher decision."""
     found = launcher(command, nodes=nodes, procs_per_node=procs_per_node)
-    # TODO(wiring): katib._trial_args is private; it should become katib.trial_args.
-    return katib._trial_args(found.argv, fixed, parameters, workdir, configs), found
+    return katib.trial_args(found.argv, fixed, parameters, workdir, configs), found
 
 
 # --------------------------------------------------------------------------- the TrainJob

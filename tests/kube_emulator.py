@@ -1,9 +1,11 @@
 """An in-process HTTP Kubernetes API emulator for tests, spoken to by the real `kubernetes` client.
 
 Serves discovery, namespaces, the Katib CRDs, batch Jobs, Pods (+ logs), Events, Services (+ a
-service proxy to a real local server) and Kueue Workloads, with resourceVersions, watch streams,
-server-side dry-run, admission hooks, RBAC-like denials and fault injection. Small scripted
-controllers (`KanikoController`, `KatibController`) move objects the way the real ones do.
+service proxy to a real local server), Kueue Workloads and Kubeflow Trainer v2.3 (TrainJobs,
+ClusterTrainingRuntimes) with JobSets, with resourceVersions, watch streams, server-side dry-run,
+admission hooks, RBAC-like denials, owner-reference garbage collection and fault injection.
+Small scripted controllers (`KanikoController`, `KatibController`, and for TrainJobs
+`tests.emulator_trainjob.TrainerController`) move objects the way the real ones do.
 Standard library only (plus PyYAML for the kubeconfig it writes).
 """
 
@@ -24,15 +26,18 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
+
+if TYPE_CHECKING:
+    from tests.emulator_trainjob import TrainerController
 
 Obj = dict[str, Any]
 
@@ -42,6 +47,7 @@ LABEL_TRIAL = "katib.kubeflow.org/trial"
 LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
 LABEL_JOB_NAME_LEGACY = "job-name"
 LABEL_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+LABEL_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # an Indexed Job's pods
 LABEL_KUEUE_JOB_UID = "kueue.x-k8s.io/job-uid"
 LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 NAMESPACE_KATIB_LABEL = "katib.kubeflow.org/metrics-collector-injection"
@@ -82,6 +88,25 @@ KATIB = [
     Resource("kubeflow.org", "v1beta1", "suggestions", "Suggestion"),
 ]
 KUEUE = [Resource("kueue.x-k8s.io", "v1beta2", "workloads", "Workload")]
+TRAINER = [
+    Resource("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"),
+    Resource(
+        "trainer.kubeflow.org",
+        "v1alpha1",
+        "clustertrainingruntimes",
+        "ClusterTrainingRuntime",
+        namespaced=False,
+    ),
+    Resource("jobset.x-k8s.io", "v1alpha2", "jobsets", "JobSet"),
+]
+# Groups whose resources have a status subresource (create ignores `status`).
+STATUS_GROUPS = (
+    "kubeflow.org",
+    "batch",
+    "kueue.x-k8s.io",
+    "trainer.kubeflow.org",
+    "jobset.x-k8s.io",
+)
 CRDS = [
     Resource(
         "apiextensions.k8s.io",
@@ -91,6 +116,11 @@ CRDS = [
         namespaced=False,
     )
 ]
+
+
+def node_index(pod: Obj) -> int:
+    """A pod's completion index (an Indexed Job's; a TrainJob node's rank); 0 without one."""
+    return int((pod["metadata"].get("labels") or {}).get(LABEL_COMPLETION_INDEX, "0"))
 
 
 def now_iso() -> str:
@@ -280,8 +310,10 @@ AdmissionHook = Callable[[Obj, str, bool], None]  # (object, operation, dry_run)
 class KubeEmulator:
     """The API server. Start with `with KubeEmulator() as kube:`; `kube.url` is its address.
 
-    `namespaces` maps namespace names to their labels; `katib`/`kueue` say whether those APIs are
-    served (a missing API answers 404 "the server could not find the requested resource").
+    `namespaces` maps namespace names to their labels; `katib`/`kueue`/`trainer` say whether those
+    APIs are served (a missing API answers 404 "the server could not find the requested
+    resource"); `trainer` (off by default) serves Kubeflow Trainer v2.3 and JobSet, with the
+    `torch-distributed` ClusterTrainingRuntime installed.
     """
 
     namespaces: Mapping[str, Mapping[str, str]] = field(
@@ -289,6 +321,7 @@ class KubeEmulator:
     )
     katib: bool = True
     kueue: bool = True
+    trainer: bool = False  # opt in: tests/test_doctor*.py model clusters without the Trainer
     user: str = "system:serviceaccount:default:launch"
     history_limit: int = 10_000
     # Pods labelled `launch/preflight` are run for real, as a kubelet would run the image: the
@@ -323,7 +356,7 @@ class KubeEmulator:
             )
         if self.katib:
             self.add_admission("experiments", katib_validator(self))
-        for res in (KATIB if self.katib else []) + (KUEUE if self.kueue else []):
+        for res in self._custom_resources:
             self.put(
                 "customresourcedefinitions",
                 {
@@ -331,17 +364,30 @@ class KubeEmulator:
                     "spec": {
                         "group": res.group,
                         "names": {"plural": res.plural, "kind": res.kind},
-                        "scope": "Namespaced",
+                        "scope": "Namespaced" if res.namespaced else "Cluster",
                         "versions": [{"name": res.version, "served": True, "storage": True}],
                     },
                 },
             )
+        if self.trainer:
+            from tests.emulator_trainjob import TORCH_DISTRIBUTED, trainer_validator
+
+            self.add_admission("trainjobs", trainer_validator(self))
+            self.put("clustertrainingruntimes", TORCH_DISTRIBUTED)
 
     # ----------------------------------------------------------------- lifecycle
 
     @property
+    def _custom_resources(self) -> list[Resource]:
+        return (
+            (KATIB if self.katib else [])
+            + (KUEUE if self.kueue else [])
+            + (TRAINER if self.trainer else [])
+        )
+
+    @property
     def resources(self) -> list[Resource]:
-        return CORE + BATCH + CRDS + (KATIB if self.katib else []) + (KUEUE if self.kueue else [])
+        return CORE + BATCH + CRDS + self._custom_resources
 
     def start(self) -> KubeEmulator:
         emulator = self
@@ -606,6 +652,22 @@ class KubeEmulator:
                 self._bump(res, "DELETED", obj)
             return obj
 
+    def collect_garbage(self, owner: Obj) -> list[Obj]:
+        """The garbage collector after `owner` is deleted (background propagation, at once):
+        every object whose ownerReferences name its uid goes, and what those owned. The removed."""
+        removed, uids = [], [owner["metadata"]["uid"]]
+        with self._lock:
+            while uids:
+                uid = uids.pop()
+                for res in self.resources:
+                    for (ns, name), obj in list(self._objects.get(res.qualified, {}).items()):
+                        refs = obj["metadata"].get("ownerReferences") or ()
+                        if any(ref.get("uid") == uid for ref in refs):
+                            self.remove(res.plural, ns, name)
+                            removed.append(obj)
+                            uids.append(obj["metadata"]["uid"])
+        return removed
+
     def set_pod_log(self, namespace: str, pod: str, text: str, *, closed: bool = True) -> None:
         """Set a pod's log; `closed=False` keeps a `follow` stream open for `append_pod_log`."""
         with self._lock:
@@ -759,6 +821,12 @@ class KubeEmulator:
             meta["name"],
             {"status": {"active": 1, "startTime": now_iso()}},
         )
+
+    def _trainjob_created(self, trainjob: Obj) -> None:
+        """The Trainer's (and JobSet's, and the Job controller's) first steps for a TrainJob."""
+        from tests.emulator_trainjob import TrainerController
+
+        TrainerController(self).reconcile(trainjob)
 
     # ----------------------------------------------------------------- request handling (internal)
 
@@ -1184,7 +1252,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "verbs": ["create", "delete", "get", "patch", "update"],
                     }
                 )
-            if r.group in ("kubeflow.org", "batch", "kueue.x-k8s.io"):
+            if r.group in STATUS_GROUPS and r.namespaced:
                 resources.append(
                     {
                         "name": f"{r.plural}/status",
@@ -1255,7 +1323,7 @@ class _Handler(BaseHTTPRequestHandler):
                         {"name": name, "group": res.group, "kind": res.plural},
                     )
                 kube._admit(res, new, "CREATE", dry_run)
-                if res.group == "kubeflow.org":
+                if res.group in ("kubeflow.org", "trainer.kubeflow.org", "jobset.x-k8s.io"):
                     new.pop("status", None)  # the status subresource ignores it on create
                 if dry_run:
                     meta = new["metadata"]
@@ -1267,6 +1335,8 @@ class _Handler(BaseHTTPRequestHandler):
                 kube._job_created(stored)
             if res.plural == "pods":
                 kube._pod_created(stored)
+            if res.plural == "trainjobs" and kube.trainer:
+                kube._trainjob_created(stored)
             kube._fire_on_create(res, stored)
             return 201, stored
         if verb in ("update", "patch"):
@@ -1315,6 +1385,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if res.plural == "experiments":
                     for trial in kube.objects("trials", ns_key, f"{LABEL_EXPERIMENT}={name}"):
                         kube.remove("trials", ns_key, trial["metadata"]["name"])
+                        kube.collect_garbage(trial)
+                options = json.loads(body or b"{}") if body.strip().startswith(b"{") else {}
+                if options.get("propagationPolicy") != "Orphan":
+                    kube.collect_garbage(current)
             return 200, status_obj(200, "", "") | {
                 "status": "Success",
                 "details": {
@@ -1803,9 +1877,42 @@ class TrialHandle:
     """What `KatibController.create_trials` made for one trial."""
 
     name: str
-    job: str
-    pod: str
+    job: str  # the trial's Job or TrainJob (named after the trial)
+    pod: str  # its pod (a TrainJob's: node 0's, the primary pod)
     assignments: dict[str, str]
+    pods: tuple[str, ...] = ()  # every pod it made, by rank (a TrainJob's nodes)
+
+
+def substitute_trial_parameters(
+    template: Obj, values: Mapping[str, Any], *, trial: str, namespace: str
+) -> Obj:
+    """The trial's run spec from the Experiment's trialTemplate: `${trialParameters.<name>}`
+    replaced with the assigned value of the parameter its `reference` names, or the trial's
+    metadata for `${trialSpec.Name}` and the like (experiment controller, GetRunSpec...). A
+    placeholder without a value stays as it is (Katib would refuse the trial)."""
+    replacements: dict[str, str] = {}
+    for param in template.get("trialParameters") or ():
+        ref = str(param.get("reference") or "")
+        meta = {"${trialSpec.Name}": trial, "${trialSpec.Namespace}": namespace,
+                "${trialSpec.Kind}": (template.get("trialSpec") or {}).get("kind", ""),
+                "${trialSpec.APIVersion}": (template.get("trialSpec") or {}).get("apiVersion", "")}  # fmt: skip
+        if ref in values:
+            replacements["${trialParameters." + str(param["name"]) + "}"] = str(values[ref])
+        elif ref in meta:
+            replacements["${trialParameters." + str(param["name"]) + "}"] = str(meta[ref])
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if isinstance(node, str) and "${trialParameters." in node:
+            for placeholder, value in replacements.items():
+                node = node.replace(placeholder, value)
+        return node
+
+    run_spec: Obj = walk(copy.deepcopy(template["trialSpec"]))
+    return run_spec
 
 
 class KatibController:
@@ -1814,6 +1921,12 @@ class KatibController:
     Trials are named `<experiment>-<8 random>` and labelled like Katib's (the Experiment's labels
     plus `katib.kubeflow.org/experiment`); their Job is named after the trial and its pod carries
     `katib.kubeflow.org/trial`, the trial's labels, and the Job controller's `job-name` labels.
+
+    A trialTemplate whose trialSpec is a Kubeflow Trainer `TrainJob` (on an emulator started with
+    `trainer=True`) makes a TrainJob named after the trial instead, which `tests.emulator_trainjob.TrainerController` turns into a JobSet and one
+    pod per node (Katib's trial label on each; the trialTemplate's primaryPodLabels select node
+    0). The trial steps below then move every node's pod (`ranks`/`rank` pick some) and roll the
+    statuses up to the TrainJob's Complete/Failed conditions, which the Trial follows.
     """
 
     def __init__(self, kube: KubeEmulator) -> None:
@@ -1846,7 +1959,7 @@ class KatibController:
         for values in assignments:
             name = f"{experiment}-{_rand8()}"
             assignment = [{"name": k, "value": str(v)} for k, v in values.items()]
-            run_spec = copy.deepcopy(template["trialSpec"])
+            run_spec = substitute_trial_parameters(template, values, trial=name, namespace=ns)
             run_spec.setdefault("metadata", {}).update({"name": name, "namespace": ns})
             trial = self.kube.put(
                 "trials",
@@ -1879,6 +1992,11 @@ class KatibController:
                         "labels": template.get("trialSpec", {})
                         .get("metadata", {})
                         .get("labels", {}),
+                        **(
+                            {"primaryPodLabels": dict(template["primaryPodLabels"])}
+                            if template.get("primaryPodLabels")
+                            else {}
+                        ),
                     },
                     "status": {
                         "startTime": now_iso(),
@@ -1888,6 +2006,17 @@ class KatibController:
                     },
                 },
             )
+            if run_spec.get("kind") == "TrainJob":
+                from tests.emulator_trainjob import TrainerController
+
+                pods = TrainerController(self.kube).create_for_trial(trial, run_spec, labels)
+                handles.append(
+                    TrialHandle(
+                        name, name, pods[0] if pods else "",
+                        {k: str(v) for k, v in values.items()}, tuple(pods),
+                    )
+                )  # fmt: skip
+                continue
             pod_labels = dict(
                 ((run_spec.get("spec") or {}).get("template") or {})
                 .get("metadata", {})
@@ -1927,7 +2056,11 @@ class KatibController:
             )
             handles.append(
                 TrialHandle(
-                    name, name, pod["metadata"]["name"], {k: str(v) for k, v in values.items()}
+                    name,
+                    name,
+                    pod["metadata"]["name"],
+                    {k: str(v) for k, v in values.items()},
+                    (pod["metadata"]["name"],),
                 )
             )
         self._sync_experiment(ns, experiment)
@@ -1935,8 +2068,28 @@ class KatibController:
 
     # ---- trial steps
 
-    def run_trial(self, ns: str, trial: str) -> None:
-        pod = self._pod(ns, trial)
+    def run_trial(self, ns: str, trial: str, *, ranks: Iterable[int] | None = None) -> None:
+        """The trial's pod Running (a TrainJob's: every node's, or those of `ranks`)."""
+        trainer = self._trainer(ns, trial)
+        if trainer is None:
+            self._run_pod(ns, trial, self._pod(ns, trial))
+            self.kube.patch("jobs", ns, trial, {"status": {"active": 1, "ready": 1}})
+        else:
+            wanted = None if ranks is None else set(ranks)
+            for pod in trainer.pods(ns, trial):
+                if wanted is None or node_index(pod) in wanted:
+                    self._run_pod(ns, trial, pod["metadata"]["name"])
+            trainer.sync(ns, trial)
+        self._trial_condition(ns, trial, "Running", "True", "TrialRunning", "Trial is running")
+        self.kube.add_event(
+            ns,
+            involved_kind="Trial",
+            involved_name=trial,
+            reason="JobRunning",
+            message=f"Job {trial} is running",
+        )
+
+    def _run_pod(self, ns: str, trial: str, pod: str) -> None:
         self.kube.patch(
             "pods",
             ns,
@@ -1962,15 +2115,6 @@ class KatibController:
                 }
             },
         )
-        self.kube.patch("jobs", ns, trial, {"status": {"active": 1, "ready": 1}})
-        self._trial_condition(ns, trial, "Running", "True", "TrialRunning", "Trial is running")
-        self.kube.add_event(
-            ns,
-            involved_kind="Trial",
-            involved_name=trial,
-            reason="JobRunning",
-            message=f"Job {trial} is running",
-        )
 
     def succeed_trial(
         self,
@@ -1979,10 +2123,11 @@ class KatibController:
         metrics: Mapping[str, float | Mapping[str, float]],
         *,
         log: str = "",
+        logs: Mapping[int, str] | None = None,
     ) -> None:
-        """Exit 0, observation from `metrics` ({name: value} or {name: {latest,min,max}})."""
-        self._finish_pod(ns, trial, 0, log)
-        self._job_done(ns, trial, ok=True)
+        """Exit 0, observation from `metrics` ({name: value} or {name: {latest,min,max}}).
+        `log` is the pod's log (a TrainJob's: node 0's); `logs` a TrainJob's by rank."""
+        self._finish_run(ns, trial, 0, log, logs=logs)
         observed = []
         for name, value in metrics.items():
             if isinstance(value, Mapping):
@@ -2009,10 +2154,11 @@ class KatibController:
         )
         self._sync_experiment(ns, self._experiment_of(ns, trial))
 
-    def metrics_unavailable(self, ns: str, trial: str, *, log: str = "") -> None:
+    def metrics_unavailable(
+        self, ns: str, trial: str, *, log: str = "", logs: Mapping[int, str] | None = None
+    ) -> None:
         """Exit 0 but no objective metric found: Katib's MetricsUnavailable (counts as failed)."""
-        self._finish_pod(ns, trial, 0, log)
-        self._job_done(ns, trial, ok=True)
+        self._finish_run(ns, trial, 0, log, logs=logs)
         self._end_trial(
             ns,
             trial,
@@ -2051,16 +2197,20 @@ class KatibController:
         *,
         log: str = "Traceback (most recent call last):\nValueError: boom\n",
         exit_code: int = 1,
+        rank: int = 0,
+        logs: Mapping[int, str] | None = None,
     ) -> None:
-        self._finish_pod(ns, trial, exit_code, log)
-        self._job_done(ns, trial, ok=False)
+        """The training container exits `exit_code` with `log`; the Job fails, and Katib the
+        trial. A TrainJob trial: node `rank` fails (`log` is its log, `logs` others' by rank),
+        the other nodes are terminated and the TrainJob is Failed (FailedJobs)."""
+        reason, message = self._finish_run(ns, trial, exit_code, log, logs=logs, rank=rank)
         self._end_trial(
             ns,
             trial,
             "Failed",
             "True",
-            "TrialFailed. Job reason: BackoffLimitExceeded",
-            "Trial has failed. Job message: Job has reached the specified backoff limit",
+            f"TrialFailed. Job reason: {reason}",
+            f"Trial has failed. Job message: {message}",
             extra={"completionTime": now_iso()},
         )
         self.kube.add_event(
@@ -2080,8 +2230,11 @@ class KatibController:
         trial: str,
         *,
         message: str = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
+        rank: int | None = None,
     ) -> None:
-        pod = self._pod(ns, trial)
+        """The scheduler cannot place the trial's pod (a TrainJob's: node `rank`'s, node 0's by
+        default): Pending, PodScheduled=False Unschedulable, a FailedScheduling event."""
+        pod = self._pod(ns, trial, rank)
         self.kube.patch(
             "pods",
             ns,
@@ -2111,9 +2264,14 @@ class KatibController:
         )
 
     def image_pull_backoff(
-        self, ns: str, trial: str, *, image: str = "127.0.0.1:30500/repo@sha256:" + "0" * 64
+        self,
+        ns: str,
+        trial: str,
+        *,
+        image: str = "127.0.0.1:30500/repo@sha256:" + "0" * 64,
+        rank: int | None = None,
     ) -> None:
-        pod = self._pod(ns, trial)
+        pod = self._pod(ns, trial, rank)
         message = f'Back-off pulling image "{image}"'
         self.kube.patch(
             "pods",
@@ -2164,6 +2322,7 @@ class KatibController:
         message: str = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor default-flavor, 8 more needed",
     ) -> Obj:
         """Kueue holds the trial Job: suspended, no pod, a Workload not admitted. The Workload."""
+        self._job_only(ns, trial, "kueue_pending")
         job = self.kube.get_object("jobs", ns, trial)
         assert job is not None
         for pod in self.kube.objects("pods", ns, f"{LABEL_JOB_NAME}={trial}"):
@@ -2231,6 +2390,7 @@ class KatibController:
         TerminationTarget condition (WorkloadEvictedDueToPreempted). Simplified: with the Job
         integration Kueue suspends the Job and its pods are deleted; here the pod stays, Failed,
         and the Job is re-admitted at once, so a test sees both pods."""
+        self._job_only(ns, trial, "preempt_trial")
         if by is None:
             return self._disrupt(
                 ns, trial, "DisruptionTarget", "PreemptionByScheduler",
@@ -2306,6 +2466,7 @@ class KatibController:
     def oom_kill_trial(self, ns: str, trial: str, *, log: str = "Killed\n") -> None:
         """The training container is OOMKilled (exit 137): the Job's FailJob rule fails the Job
         at once, and Katib the trial."""
+        self._job_only(ns, trial, "oom_kill_trial")
         self._finish_pod(ns, trial, 137, log, reason="OOMKilled")
         pod = self._pod(ns, trial)
         message = (
@@ -2378,6 +2539,7 @@ class KatibController:
         """The pod gets the disruption condition, then ends Failed (SIGTERM: exit 143); the Job
         controller's podFailurePolicy Ignore rule does not count it and a new pod (new name, the
         same labels) replaces it, Pending. The trial stays Running (the Job is still active)."""
+        self._job_only(ns, trial, "disruptions")
         pod_name = self._pod(ns, trial)
         pod = self.kube.get_object("pods", ns, pod_name) or {}
         status = pod.get("status") or {}
@@ -2434,11 +2596,17 @@ class KatibController:
 
     # ---- internals
 
-    def _pod(self, ns: str, trial: str) -> str:
-        """The trial's current pod: the one the cluster has not disrupted (the Job's newest)."""
-        pods = self.kube.objects("pods", ns, f"{LABEL_TRIAL}={trial}")
+    def _pod(self, ns: str, trial: str, rank: int | None = None) -> str:
+        """The trial's current pod: the one the cluster has not disrupted (the Job's newest);
+        of a TrainJob trial, node `rank`'s (node 0's by default)."""
+        selector = f"{LABEL_TRIAL}={trial}"
+        if rank is not None:
+            selector += f",{LABEL_COMPLETION_INDEX}={rank}"
+        pods = self.kube.objects("pods", ns, selector)
         if not pods:
-            raise KeyError(f"no pod for trial {ns}/{trial}")
+            raise KeyError(
+                f"no pod for trial {ns}/{trial}" + ("" if rank is None else f" rank {rank}")
+            )
         live = [
             p
             for p in pods
@@ -2448,7 +2616,63 @@ class KatibController:
                 for c in (p.get("status") or {}).get("conditions") or []
             )
         ]
-        return str((live or pods)[0]["metadata"]["name"])
+        # A TrainJob's node 0 (names sort by rank only up to 10 nodes); a Job's pod has no index.
+        first = min(live or pods, key=node_index)
+        return str(first["metadata"]["name"])
+
+    def node_pods(self, ns: str, trial: str) -> list[str]:
+        """The trial's pods by rank: a TrainJob trial's node pods (its Job trial's one pod)."""
+        trainer = self._trainer(ns, trial)
+        if trainer is None:
+            return [self._pod(ns, trial)]
+        return [p["metadata"]["name"] for p in trainer.pods(ns, trial)]
+
+    def _trainer(self, ns: str, trial: str) -> TrainerController | None:
+        """The Trainer's controller when the trial runs a TrainJob, else None (a batch Job)."""
+        from tests.emulator_trainjob import TrainerController, is_trainjob_trial
+
+        obj = self.kube.get_object("trials", ns, trial)
+        if obj is None:
+            raise KeyError(f"no trial {ns}/{trial}")
+        return TrainerController(self.kube) if is_trainjob_trial(obj) else None
+
+    def _job_only(self, ns: str, trial: str, what: str) -> None:
+        if self._trainer(ns, trial) is not None:
+            raise NotImplementedError(f"{what}: not modelled for TrainJob trials ({trial})")
+
+    def _finish_run(
+        self, ns: str, trial: str, exit_code: int, log: str,
+        *, logs: Mapping[int, str] | None = None, rank: int = 0,
+    ) -> tuple[str, str]:  # fmt: skip
+        """The trial's training ends with `exit_code`: its pod terminates and its Job (or
+        TrainJob) completes or fails. The reason and message of that end, as Katib reads them.
+
+        A TrainJob: on success every node exits 0; on failure node `rank` exits `exit_code`.
+        `log` is node 0's log (the failing node's), `logs` sets others' by rank."""
+        trainer = self._trainer(ns, trial)
+        if trainer is None:
+            self._finish_pod(ns, trial, exit_code, log)
+            self._job_done(ns, trial, ok=exit_code == 0)
+            if exit_code == 0:
+                return ("CompletionsReached", "Reached expected number of succeeded pods")
+            return ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        from tests.emulator_trainjob import terminal_condition
+
+        lead = 0 if exit_code == 0 else rank
+        for pod in trainer.pods(ns, trial):
+            name, index = pod["metadata"]["name"], node_index(pod)
+            text = (logs or {}).get(index, log if index == lead else None)
+            if text is not None:
+                self.kube.set_pod_log(ns, name, text)
+            else:  # whatever it printed stays; a follow stream ends
+                self.kube.append_pod_log(ns, name, "", close=True)
+            if exit_code == 0 or index == rank:
+                self._terminate(
+                    ns, trial, name, exit_code=exit_code,
+                    reason="Completed" if exit_code == 0 else "Error",
+                )  # fmt: skip
+        cond = terminal_condition(trainer.sync(ns, trial)) or {}
+        return str(cond.get("reason", "")), str(cond.get("message", ""))
 
     def _primary(self, ns: str, trial: str) -> str:
         obj = self.kube.get_object("trials", ns, trial) or {}

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from launch import doctor, trainjob
+from launch.settings import Settings
 from tests.kube_emulator import Resource
 from tests.registry_server import Registry, running_registry
 from tests.test_doctor import (
@@ -34,7 +35,7 @@ RUNTIMES = Resource(
     "ClusterTrainingRuntime",
     namespaced=False,
 )
-RUNTIME = trainjob.DEFAULT_RUNTIME
+RUNTIME = Settings().trainer_runtime  # what doctor checks by default
 ENTRY = trainjob.KATIB_TRIAL_RESOURCE
 # kubeflow/katib v0.19.0 manifests/v1beta1/installs/katib-standalone/katib-config.yaml (its
 # `init` part and the start of `runtime`), shipped as ConfigMap kubeflow/katib-config, key
@@ -131,7 +132,7 @@ def test_installed(cluster: Setup) -> None:
     check = named["trainer"]
     assert check.ok is True, check.detail
     assert check.detail.startswith(
-        "Kubeflow Trainer v2.3.0 is installed; ClusterTrainingRuntime `torch-distributed` exists; "
+        "Kubeflow Trainer v2.3.0 is installed; ClusterTrainingRuntime `launch-torch` exists; "
         "katib-config lists `TrainJob.v1alpha1.trainer.kubeflow.org`: multi-node trials "
         "(--nodes > 1) can run"
     )
@@ -180,7 +181,7 @@ def test_runtime_missing(cluster: Setup) -> None:
     check = assert_only_failure(run(cluster), "trainer")
     assert check.detail == (
         "Kubeflow Trainer v2.3.0 is installed; katib-config lists "
-        "`TrainJob.v1alpha1.trainer.kubeflow.org`; but ClusterTrainingRuntime `torch-distributed` "
+        "`TrainJob.v1alpha1.trainer.kubeflow.org`; but ClusterTrainingRuntime `launch-torch` "
         "does not exist (launch's TrainJobs name it): multi-node trials (--nodes > 1) would fail"
     )
     assert (check.fix or "").startswith("kubectl apply --server-side -k deploy/trainer/runtimes")
@@ -195,7 +196,7 @@ def test_katib_config_without_the_trainjob_trial_resource(cluster: Setup) -> Non
         "TFJob.v1.kubeflow.org, PyTorchJob.v1.kubeflow.org, MPIJob.v1.kubeflow.org, "
         "XGBoostJob.v1.kubeflow.org): multi-node trials (--nodes > 1) would fail"
     ) in check.detail
-    assert "ClusterTrainingRuntime `torch-distributed` exists" in check.detail
+    assert "ClusterTrainingRuntime `launch-torch` exists" in check.detail
     fix = check.fix or ""
     assert "kubectl -n kubeflow edit configmap katib-config" in fix
     assert fix.index("edit configmap") < fix.index("rollout restart deployment/katib-controller")
@@ -227,7 +228,7 @@ def test_forbidden_reads_are_skipped_with_a_hint(cluster: Setup) -> None:
     assert check.ok is None and doctor.passed(list(named.values()))
     assert check.detail == (
         "skipped: Kubeflow Trainer v2.3.0 is installed; cannot read ClusterTrainingRuntime "
-        "`torch-distributed` (needs get on clustertrainingruntimes) and Katib's katib-config "
+        "`launch-torch` (needs get on clustertrainingruntimes) and Katib's katib-config "
         "(needs get on configmaps in kubeflow)"
     )
     fix = check.fix or ""
@@ -240,9 +241,8 @@ def test_one_forbidden_read_still_skips(cluster: Setup) -> None:
     cluster.kube.forbid("get", "configmaps", "kubeflow")
     check = run(cluster)["trainer"]
     assert check.ok is None
-    assert (
-        "ClusterTrainingRuntime `torch-distributed` exists; cannot read Katib's katib-config"
-        in (check.detail)
+    assert "ClusterTrainingRuntime `launch-torch` exists; cannot read Katib's katib-config" in (
+        check.detail
     )
 
 
@@ -250,4 +250,4 @@ def test_a_problem_found_wins_over_a_forbidden_read(cluster: Setup) -> None:
     cluster.kube.forbid("get", "configmaps", "kubeflow")
     cluster.kube.remove("clustertrainingruntimes", "", RUNTIME)
     check = assert_only_failure(run(cluster), "trainer")
-    assert "ClusterTrainingRuntime `torch-distributed` does not exist" in check.detail
+    assert "ClusterTrainingRuntime `launch-torch` does not exist" in check.detail

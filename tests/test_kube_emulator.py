@@ -477,3 +477,34 @@ def test_katib_controller_trials_status_and_pending(
         for c in (kube.get_object("experiments", NS, "exp") or {})["status"]["conditions"]
     }
     assert conditions == {"Created": "True", "Running": "False", "Succeeded": "True"}
+
+
+def test_katib_substitutes_trial_parameters_and_gc_follows_owners(
+    kube: KubeEmulator, api: client.ApiClient
+) -> None:
+    exp = experiment()
+    template = exp["spec"]["trialTemplate"]
+    template["trialParameters"] = [
+        {"name": "learning_rate", "reference": "lr"},
+        {"name": "trial", "reference": "${trialSpec.Name}"},
+    ]
+    container = template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = ["--lr=${trialParameters.learning_rate} --name=${trialParameters.trial}"]
+    objects = client.CustomObjectsApi(api)
+    objects.create_namespaced_custom_object("kubeflow.org", "v1beta1", NS, "experiments", exp)
+    katib = KatibController(kube)
+    one, two = katib.create_trials(NS, "exp", [{"lr": 0.1}, {"lr": 0.2}])
+    assert (one.pods, two.pods) == ((one.pod,), (two.pod,))
+    pod = kube.get_object("pods", NS, one.pod) or {}
+    assert pod["spec"]["containers"][0]["args"] == [f"--lr=0.1 --name={one.name}"]
+    run_spec = (kube.get_object("trials", NS, two.name) or {})["spec"]["runSpec"]
+    assert run_spec["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        f"--lr=0.2 --name={two.name}"
+    ]
+    workload = katib.kueue_pending(NS, two.name)
+
+    # Deleting the Experiment: its Trials, and (owner references) their Jobs, pods, Workloads.
+    objects.delete_namespaced_custom_object("kubeflow.org", "v1beta1", NS, "experiments", "exp")
+    assert kube.objects("trials", NS) == [] and kube.objects("jobs", NS) == []
+    assert kube.objects("pods", NS) == []
+    assert kube.get_object("workloads", NS, workload["metadata"]["name"]) is None

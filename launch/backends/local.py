@@ -53,6 +53,13 @@ class LocalBackend:
         from launch import local, names, sampling, spec
 
         sampling.check_local(request.spec)
+        if request.resources.nodes > 1:
+            raise UsageError(
+                f"--nodes {request.resources.nodes}: the local backend runs each trial on this "
+                "one machine",
+                hint="run multi-node trials on the cluster (--backend katib); on one machine, "
+                "put torchrun --nproc-per-node=N in front of your command instead",
+            )
         counts = spec.resolve_counts(request.spec)
         parallel, slices = local.plan_slots(
             gpus_per_trial=request.gpus,

@@ -143,6 +143,17 @@ RetriesOpt = Annotated[
         "the trial's own failure (a non-zero exit) is never retried.",
     ),
 ]
+NodesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--nodes",
+        min=1,
+        metavar="N",
+        help="Cluster: run each trial on N machines as a Kubeflow Trainer TrainJob (--gpus counts "
+        "each machine's GPUs; the command is started by torchrun unless it already is a "
+        "launcher; `launch render` says which). Only rank 0's TensorBoard scalars count.",
+    ),
+]
 CheckpointDirOpt = Annotated[
     str | None,
     typer.Option(
@@ -213,6 +224,7 @@ def trial_resources(settings: Settings, *, gpus: int, **flags: Any) -> Any:
         volumes=volumes, node_selector=selector or None, tolerations=tolerations,
         queue=pick("queue", "queue"), priority=pick("priority", "priority"),
         retries=pick("retries", "retries"), checkpoint_dir=pick("checkpoint_dir", "checkpoint_dir"),
+        nodes=flags.get("nodes") or 1,
         trial_timeout_s=trial_timeout(flags.get("trial_timeout")),
         origins={k: v for k, v in origins.items() if v != []},
     )  # fmt: skip

@@ -25,6 +25,7 @@ from launch.cli.options import (
     NameOpt,
     NamespaceOpt,
     NodeSelectorOpt,
+    NodesOpt,
     NoPreflightOpt,
     PriorityOpt,
     QueueOpt,
@@ -149,6 +150,7 @@ def render(
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
     checkpoint_dir: CheckpointDirOpt = None,
+    nodes: NodesOpt = None,
     no_preflight: NoPreflightOpt = False,
     build: BuildOpt = None,
     then_seeds: ThenSeedsOpt = None,
@@ -163,7 +165,7 @@ def render(
             settings, gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
             volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,
             priority=priority, trial_timeout=trial_timeout, retries=retries,
-            checkpoint_dir=checkpoint_dir,
+            checkpoint_dir=checkpoint_dir, nodes=nodes,
         ),
         then_seeds=then_seeds,
     )  # fmt: skip
@@ -242,6 +244,7 @@ def run(
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
     checkpoint_dir: CheckpointDirOpt = None,
+    nodes: NodesOpt = None,
     no_preflight: NoPreflightOpt = False,
     build: BuildOpt = None,
     then_seeds: ThenSeedsOpt = None,
@@ -265,7 +268,7 @@ def run(
             settings, gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, env=env, secret_env=secret_env,
             volume=volume, node_selector=node_selector, toleration=toleration, queue=queue,
             priority=priority, trial_timeout=trial_timeout, retries=retries,
-            checkpoint_dir=checkpoint_dir,
+            checkpoint_dir=checkpoint_dir, nodes=nodes,
         ),
     )  # fmt: skip
     stderr().print(f"backend: {chosen} ({why})", highlight=False)

@@ -20,6 +20,7 @@ from launch.cli.options import (
     MemoryOpt,
     NameOpt,
     NamespaceOpt,
+    NodesOpt,
     NoPreflightOpt,
     PriorityOpt,
     QueueOpt,
@@ -189,6 +190,7 @@ def seeds_cmd(
     trial_timeout: TrialTimeoutOpt = None,
     retries: RetriesOpt = None,
     checkpoint_dir: CheckpointDirOpt = None,
+    nodes: NodesOpt = None,
     no_preflight: NoPreflightOpt = False,
     build: BuildOpt = None,
 ) -> None:
@@ -208,7 +210,7 @@ def seeds_cmd(
             settings, gpus=gpus_n, cpus=cpus, memory=memory, shm_size=shm_size, env=env,
             secret_env=secret_env, volume=None, node_selector=None, toleration=None, queue=queue,
             priority=priority, trial_timeout=trial_timeout, retries=retries,
-            checkpoint_dir=checkpoint_dir,
+            checkpoint_dir=checkpoint_dir, nodes=nodes,
         ),
     }  # fmt: skip
     go = Go(

@@ -1,0 +1,101 @@
+"""`--nodes N` end to end through the CLI (issue 23): the Experiment a multi-node launch renders
+and creates (a TrainJob trial, rank 0 the primary pod, torchrun in front of the command), what
+`--nodes 1` leaves alone, and what is refused before anything is created."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from launch import trainjob
+from launch.errors import ExitCode
+from tests import test_submit
+from tests.test_submit import NS, RUN, Lab, creates, invoke
+from tests.test_trainjob import validate_trainjob
+
+lab = test_submit.lab  # the cluster lab fixture: emulated API, real registry, quickstart repo
+
+MULTI = ["--nodes", "2", "--gpus", "8"]
+
+
+def _render(*flags: str) -> dict[str, Any]:
+    result = invoke("render", "--json", "--no-preflight", *flags, *RUN)
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout)["experiment"])
+
+
+def test_two_nodes_render_a_trainjob_trial_whose_rank_0_is_the_primary_pod(lab: Lab) -> None:
+    doc = _render(*MULTI, "--queue", "team-a")
+    template = doc["spec"]["trialTemplate"]
+    assert {k: template[k] for k in trainjob.trial_template_fields()} == (
+        trainjob.trial_template_fields()
+    )
+    job = template["trialSpec"]
+    assert job["kind"] == "TrainJob" and job["apiVersion"] == trainjob.API_VERSION
+    assert job["spec"]["runtimeRef"]["name"] == "launch-torch"  # the `trainer_runtime` default
+    assert job["metadata"]["labels"] == {"kueue.x-k8s.io/queue-name": "team-a"}
+    trainer = job["spec"]["trainer"]
+    assert trainer["numNodes"] == 2 and trainer["numProcPerNode"] == 8
+    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "8"
+    assert trainer["image"].startswith("127.0.0.1:30500/lab-project")
+    # torchrun in front of the user's `python train.py`, under the same interpreter.
+    words = shlex.split(trainer["args"][0].replace("$$", "$"))
+    assert words[:5] == [
+        "python",
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc-per-node=8",
+    ]
+    assert words[5] == "train.py" and words[-1] == "--tensorboard_dir=/var/log/katib/tfevent/"
+    params = [tp["name"] for tp in template["trialParameters"]]
+    for name in params:  # Katib's webhook: every trialParameter appears in the trialSpec
+        assert "${trialParameters." + name + "}" in json.dumps(job)
+    text = json.dumps(job)
+    for name in params:  # substituted, as Katib does before it creates the TrainJob
+        text = text.replace("${trialParameters." + name + "}", "1")
+    validate_trainjob(json.loads(text))
+    assert creates(lab.kube, "experiments") == 0
+
+
+def test_render_says_which_launcher_starts_the_command(lab: Lab) -> None:
+    text = invoke("render", "--no-preflight", *MULTI, *RUN).stdout
+    assert "each trial: a TrainJob of 2 nodes" in text and "torch.distributed.run" in text
+    own = invoke("render", "--no-preflight", *MULTI, "search.yaml", "--", "torchrun",
+                 "train.py").stdout  # fmt: skip
+    assert "each trial: a TrainJob of 2 nodes" in own
+
+
+def test_one_node_is_the_batch_job_exactly(lab: Lab) -> None:
+    same = ("--name", "one", "--gpus", "8")
+    assert _render("--nodes", "1", *same) == _render(*same)
+
+
+def test_a_multi_node_launch_creates_the_trainjob_experiment(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    result = invoke("--name", "multi", "--detach", "--no-preflight", *MULTI, *RUN)
+    assert result.exit_code == 0, result.output
+    exp = lab.kube.get_object("experiments", NS, "multi")
+    assert exp is not None
+    assert exp["spec"]["trialTemplate"]["trialSpec"]["kind"] == "TrainJob"
+    assert "@sha256:" in exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["trainer"]["image"]
+
+
+def test_what_a_multi_node_trial_cannot_take_is_refused_before_anything(lab: Lab) -> None:
+    for flags, words in (
+        (["--volume", "ckpt:/ckpt", "--checkpoint-dir", "/ckpt"], "--checkpoint-dir with --nodes"),
+        (["--secret-env", "wandb"], "--secret-env wandb with --nodes"),
+        (["--env", "PET_NNODES=3"], "--env PET_NNODES"),
+    ):
+        result = invoke("--name", "refused", "--detach", *MULTI, *flags, *RUN)
+        assert result.exit_code == ExitCode.USAGE, result.output
+        assert words in result.stderr and "hint:" in result.stderr
+    assert creates(lab.kube, "experiments") == 0 and creates(lab.kube, "jobs") == 0
+
+
+def test_the_local_backend_refuses_more_than_one_node(lab: Lab) -> None:
+    result = invoke("--backend", "local", "--nodes", "2", *RUN)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "--nodes 2: the local backend runs each trial on this one machine" in result.stderr
+    assert "torchrun" in result.stderr
