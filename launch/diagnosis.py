@@ -408,9 +408,17 @@ def trial_usage(
     ended (DisruptionTarget); GPU-hours sum every pod's run x its GPUs, lost attempts included
     (None when no pod asks for a GPU)."""
     restarts = sum(1 for pod in pods if disruption_condition(pod) is not None)
-    if not any(pod_gpus(pod, container) for pod in pods):
+    mains = [(pod, _main_container(pod, container)) for pod in pods]
+    if not any(pod_gpus(pod, name) for pod, name in mains):
         return restarts, None
-    return restarts, sum(pod_gpu_hours(pod, now=now, container=container) for pod in pods)
+    return restarts, sum(pod_gpu_hours(pod, now=now, container=name) for pod, name in mains)
+
+
+def _main_container(pod: Mapping[str, Any], default: str) -> str:
+    """The container that asks for the GPUs: `default`, or a multi-node trial's `node` (every
+    node of a TrainJob counts: a 2 x 8 GPU trial uses 16)."""
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    return "node" if default not in names and "node" in names else default
 
 
 @dataclass

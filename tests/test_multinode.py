@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
+import yaml
 
 from launch import trainjob
 from launch.errors import ExitCode
@@ -16,7 +22,9 @@ from tests.test_trainjob import validate_trainjob
 
 lab = test_submit.lab  # the cluster lab fixture: emulated API, real registry, quickstart repo
 
+ROOT = Path(__file__).resolve().parents[1]
 MULTI = ["--nodes", "2", "--gpus", "8"]
+PARAMS = {"optim.lr": 0.01, "hidden": 8, "activation": "relu"}
 
 
 def _render(*flags: str) -> dict[str, Any]:
@@ -99,3 +107,88 @@ def test_the_local_backend_refuses_more_than_one_node(lab: Lab) -> None:
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "--nodes 2: the local backend runs each trial on this one machine" in result.stderr
     assert "torchrun" in result.stderr
+
+
+def _play(lab: Lab, name: str, outcome: Callable[[str], None]) -> threading.Thread:
+    """Katib and the Trainer: once the Experiment exists, one trial whose two nodes run, then
+    `outcome(trial)`."""
+
+    # The runtime deploy/trainer installs (launch's default `trainer_runtime`), as shipped.
+    runtime = yaml.safe_load((ROOT / "deploy/trainer/runtimes/launch-torch.yaml").read_text())
+    lab.kube.put("clustertrainingruntimes", runtime)
+
+    def play() -> None:
+        lab.kube.wait_for(lambda: lab.kube.get_object("experiments", NS, name), timeout_s=60)
+        (trial,) = lab.katib.create_trials(NS, name, [PARAMS])
+        lab.katib.run_trial(NS, trial.name)
+        outcome(trial.name)
+
+    thread = threading.Thread(target=play, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.trainer
+def test_a_two_node_sweep_runs_to_its_first_success_with_per_rank_logs_then_cancels(
+    lab: Lab,
+) -> None:
+    lab.kaniko.auto("succeed")
+    logs = {0: "rank 0: epoch 1 loss 0.5\n", 1: "rank 1: epoch 1 loss 0.5\n"}
+    driver = _play(lab, "multi", lambda trial: lab.katib.succeed_trial(
+        NS, trial, {"val_loss": 0.02, "train_loss": 0.03}, logs=logs))  # fmt: skip
+    result = invoke("--name", "multi", "--no-preflight", "--timeout", "60s", *MULTI, *RUN)
+    driver.join(10)
+    assert result.exit_code == 0, result.output
+    assert "Succeeded" in result.stderr and "val_loss=0.02" in result.stderr
+    trainjobs = lab.kube.objects("trainjobs", NS)
+    assert len(trainjobs) == 1 and trainjobs[0]["spec"]["trainer"]["numNodes"] == 2
+
+    rank1 = invoke("logs", "multi", "--trial", "1", "--rank", "1")
+    assert rank1.exit_code == 0, rank1.output
+    assert rank1.stdout == logs[1] and " rank 1 pod " in rank1.stderr
+    rank0 = invoke("logs", "multi", "--trial", "1")
+    assert rank0.stdout == logs[0]
+    missing = invoke("logs", "multi", "--trial", "1", "--rank", "5")
+    assert missing.exit_code == ExitCode.USAGE and "ranks 0, 1" in missing.stderr
+
+    cancelled = invoke("cancel", "multi")
+    assert cancelled.exit_code == 0, cancelled.output
+    assert lab.kube.objects("trainjobs", NS) == []
+    assert [p for p in lab.kube.objects("pods", NS) if "katib.kubeflow.org/trial" in p["metadata"]
+            .get("labels", {})] == []  # fmt: skip
+    results = invoke("results", "multi", "--format", "json")  # kept after the cancel
+    assert results.exit_code == 0, results.output
+    assert json.loads(results.stdout)[0]["metrics"]["val_loss"] == 0.02
+
+
+@pytest.mark.trainer
+def test_a_failing_rank_fails_the_trial_and_its_log_is_there(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+
+    def fail(trial: str) -> None:
+        lab.katib.fail_trial(NS, trial, rank=1, exit_code=1, logs={1: "RuntimeError: NCCL error\n"})
+        lab.katib.finish(NS, "broken", succeeded=False)  # maxFailedTrialCount reached
+
+    driver = _play(lab, "broken", fail)
+    result = invoke("--name", "broken", "--no-preflight", "--timeout", "60s", *MULTI, *RUN)
+    driver.join(10)
+    assert result.exit_code == ExitCode.TRIAL_FAILED, result.output
+    assert "RuntimeError: NCCL error" in result.stderr  # the failing rank's log tail
+    rank1 = invoke("logs", "broken", "--trial", "1", "--rank", "1")
+    assert "NCCL error" in rank1.stdout
+
+
+@pytest.mark.trainer
+def test_a_rank_that_cannot_be_placed_is_explained(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    said: list[str] = []
+
+    def pending(trial: str) -> None:
+        lab.katib.unschedulable(NS, trial, rank=1)
+        said.append(trial)
+
+    driver = _play(lab, "tight", pending)
+    result = invoke("--name", "tight", "--no-preflight", "--timeout", "8s", *MULTI, *RUN)
+    driver.join(10)
+    assert said and result.exit_code == ExitCode.TIMED_OUT, result.output
+    assert "Insufficient nvidia.com/gpu" in result.stderr

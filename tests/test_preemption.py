@@ -284,6 +284,12 @@ def test_gpu_hours_count_the_lost_attempt_and_the_running_one() -> None:
         "t-d", created="2026-01-01T00:00:00Z", started="2026-01-01T00:00:00Z", gpus=None
     )
     assert diagnosis.trial_usage([cpu_only], now=now) == (0, None)
+    # A multi-node (TrainJob) trial: every node's `node` container counts.
+    nodes = [_pod(f"t-n{i}", created="2026-01-01T00:00:00Z", started="2026-01-01T00:00:00Z",
+                  finished="2026-01-01T00:30:00Z") for i in range(2)]  # fmt: skip
+    for pod in nodes:
+        pod["spec"]["containers"][0]["name"] = "node"
+    assert diagnosis.trial_usage(nodes, now=now) == (0, pytest.approx(2 * 4 * 0.5))
 
 
 def test_kueue_preemption_names_the_preemptor_and_its_priority() -> None:

@@ -47,14 +47,17 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+def lab(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Lab]:
     files = quickstart_files()
     files["Dockerfile"] = files.get("Dockerfile", "FROM python:3.12-slim\n")
     repo = make_repo(tmp_path, "lab-project", files=files, remote=False)
     repo.git("remote", "add", "origin", "https://git.example.com/lab/lab-project.git")
     repo.git("update-ref", "refs/remotes/origin/main", "HEAD")
     repo.git("branch", "--set-upstream-to=origin/main")
-    with running_registry(tmp_path) as reg, running() as kube:
+    trainer = request.node.get_closest_marker("trainer") is not None
+    with running_registry(tmp_path) as reg, running(trainer=trainer) as kube:
         kube.register_proxy("launch-system", "registry", 5000, ("127.0.0.1", reg.port))
         kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
 

@@ -117,7 +117,7 @@ class ArchiveBackend:
 
     def logs(
         self, exp: state.Experiment, trial: int | None, *, follow: bool, out: IO[bytes],
-        say: Callable[[str], None],
+        say: Callable[[str], None], rank: int | None = None,
     ) -> None:  # fmt: skip
         _read_only(exp, "logged (no logs were exported)")
 

@@ -172,8 +172,10 @@ class Backend(Protocol):
         follow: bool,
         out: IO[bytes],
         say: Callable[[str], None],
+        rank: int | None = None,
     ) -> None:
-        """Write a trial's output to `out`, after `say`ing which trial and where it comes from."""
+        """Write a trial's output to `out`, after `say`ing which trial and where it comes from;
+        `rank`: which node of a multi-node trial (0 by default)."""
         ...
 
     def cancel(self, exp: Experiment) -> str:

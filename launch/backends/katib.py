@@ -508,8 +508,9 @@ class KatibBackend:
         follow: bool,
         out: IO[bytes],
         say: Callable[[str], None],
+        rank: int | None = None,
     ) -> None:
-        from launch import diagnosis, katib, names, submit
+        from launch import diagnosis, names, submit
 
         cluster, meta = self._cluster(exp)
         spec = LaunchSpec.model_validate(meta["spec"])
@@ -532,16 +533,17 @@ class KatibBackend:
                     f"trial {row.number} ({row.name}) has no pod (not started yet, or deleted)",
                     hint=f"see why: launch status {exp.name}",
                 )
+            pods, container, node = _node_pods(pods, rank, row.number, row.name)
             # A restarted trial has had several pods: show the current one.
             current = diagnosis.live_pod(pods) or pods[-1]
             pod = current["metadata"]["name"]
-            say(f"== {row.name} ({row.status}) pod {ns}/{pod}")
+            say(f"== {row.name} ({row.status}){node} pod {ns}/{pod}")
             if follow:
-                for line in cluster.stream_pod_logs(ns, pod, container=katib.PRIMARY_CONTAINER):
+                for line in cluster.stream_pod_logs(ns, pod, container=container):
                     out.write((line if line.endswith("\n") else line + "\n").encode())
                     out.flush()
             else:
-                out.write(cluster.pod_logs(ns, pod, container=katib.PRIMARY_CONTAINER).encode())
+                out.write(cluster.pod_logs(ns, pod, container=container).encode())
 
     def cancel(self, exp: state.Experiment) -> str:
         """Save the results first (deleting an Experiment deletes its metrics), then delete it."""
@@ -578,3 +580,34 @@ class KatibBackend:
             f"svc/registry 5000:5000` and use 127.0.0.1:5000/{repo}"
         )
         return Rerun(command, comment)
+
+
+def _node_pods(
+    pods: list[Any], rank: int | None, number: int, trial: str
+) -> tuple[list[Any], str, str]:
+    """(the pods of one node, its container, " rank K" or "") of a trial's pods: a multi-node
+    (TrainJob) trial's pods carry the Job completion index as their rank, and run `node`."""
+    from launch import katib, trainjob
+
+    ranks = {p["metadata"].get("labels", {}).get(trainjob.COMPLETION_INDEX_LABEL) for p in pods} - {
+        None
+    }
+    if not ranks:
+        if rank:
+            raise UsageError(
+                f"--rank {rank}: trial {number} ({trial}) runs on one node",
+                hint="leave out --rank, or pick a multi-node (--nodes) trial",
+            )
+        return pods, katib.PRIMARY_CONTAINER, ""
+    wanted = str(rank or 0)
+    mine = [
+        p for p in pods
+        if p["metadata"].get("labels", {}).get(trainjob.COMPLETION_INDEX_LABEL) == wanted
+    ]  # fmt: skip
+    if not mine:
+        known = ", ".join(sorted(ranks, key=int))
+        raise UsageError(
+            f"--rank {wanted}: trial {number} ({trial}) has no pod of that rank",
+            hint=f"its pods are ranks {known}",
+        )
+    return mine, trainjob.NODE_CONTAINER, f" rank {wanted}"

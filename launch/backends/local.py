@@ -265,7 +265,13 @@ class LocalBackend:
         follow: bool,
         out: IO[bytes],
         say: Callable[[str], None],
+        rank: int | None = None,
     ) -> None:
+        if rank is not None:
+            raise UsageError(
+                f"--rank {rank}: {exp.name} ran on this machine, one process per trial",
+                hint="--rank picks a node of a multi-node (--nodes) cluster trial",
+            )
         record = _pick_trial(exp, trial)
         path = exp.trial_dir(record.name) / "output.log"
         say(f"== {record.name} ({record.status}) {path}")

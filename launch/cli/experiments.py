@@ -101,11 +101,15 @@ def logs_cmd(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the trial ends.")
     ] = False,
+    rank: Annotated[
+        int | None,
+        typer.Option("--rank", min=0, help="A multi-node trial's node (0 by default: rank 0)."),
+    ] = None,
 ) -> None:
     exp, backend = open_experiment(experiment)
     backend.logs(
         exp, trial, follow=follow, out=sys.stdout.buffer,
-        say=lambda text: stderr().print(text, highlight=False),
+        say=lambda text: stderr().print(text, highlight=False), rank=rank,
     )  # fmt: skip
 
 
