@@ -34,7 +34,8 @@ A local ``sqlite:///`` store that does not exist yet is created atomically (``cr
 built beside it, then renamed into place), so a Ctrl-C or kill during its creation never leaves
 a half-built store; an existing broken one (``launch.tracking.local_store_problem``) gives one
 warning saying what is wrong and how to fix it, training goes on, and the end does not wait for
-it. ``LAUNCH_MLFLOW_DISABLE=1`` turns all of it off; so does running outside a trial with no
+it. ``LAUNCH_MLFLOW_DISABLE=1`` turns all of it off; so does a process of rank > 0 (``RANK`` or
+``PET_NODE_RANK``: one run per trial, from rank 0), or running outside a trial with no
 ``MLFLOW_TRACKING_URI`` (a plain ``python train.py``), or without mlflow installed (one warning).
 
 This module is the in-trial API (``trial_run``, ``TrialRun``) and what a run is made of (params,
@@ -259,6 +260,10 @@ def _active(env: Mapping[str, str]) -> bool:
     """Track at all? Not when disabled, not outside a trial with no tracking URI given (a plain
     `python train.py` leaves no mlflow.db behind), not without mlflow (one warning)."""
     if env.get(ENV_DISABLE, "").lower() in ("1", "true", "yes"):
+        return False
+    # A multi-node or multi-process trial (torchrun sets RANK for each worker, the Kubeflow
+    # Trainer PET_NODE_RANK for each node): only rank 0 has a run, so a trial has one.
+    if any(env.get(key, "0") != "0" for key in ("RANK", "PET_NODE_RANK")):
         return False
     if not any(
         env.get(k) for k in (contract.ENV_TRIAL_NAME, contract.ENV_TRACKING_URI, "MLFLOW_RUN_ID")

@@ -496,3 +496,31 @@ def test_training_starts_within_a_second_when_the_server_never_answers(tmp_path:
     assert waited < 1.5, waited
     assert sum("warning:" in line for line in done.stderr.splitlines()) == 1, done.stderr
     assert "gave up" in done.stderr
+
+
+def test_only_rank_0_of_a_multi_node_trial_has_a_run(
+    server: MlflowServer, trainer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TrainJob trial runs the same code on every node and torchrun worker: the processes of
+    rank > 0 (torchrun's RANK, the Trainer's PET_NODE_RANK) make no run, so the trial has one,
+    whichever order they start in."""
+    for k, v in trial_env(server.uri, "exp-ranks-t1", experiment="exp-ranks").items():
+        monkeypatch.setenv(k, v)
+    cfg = Config(optim=Optim(lr=0.2))
+    for rank, node in (("3", "1"), ("1", "0")):  # other workers first, rank 0 last
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("PET_NODE_RANK", node)
+        with mlflow_wrapper.trial_run(cfg, argv=["train.py"]) as run:
+            assert run.run_id is None
+    c = client(server.uri)
+    assert c.get_experiment_by_name("exp-ranks") is None  # nothing made at all
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("PET_NODE_RANK", "0")
+    with mlflow_wrapper.trial_run(cfg, argv=["train.py"]) as run:
+        assert run.run_id
+    # The process form on a node other than 0 runs the program and makes no run either.
+    done = wrap([sys.executable, str(trainer), "--optim.lr=0.3", f"--tensorboard_dir={tmp_path}"],
+                trial_env(server.uri, "exp-ranks-t1", experiment="exp-ranks", PET_NODE_RANK="1"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [only] = runs_of(server.uri, "exp-ranks", "exp-ranks-t1")
+    assert only.info.run_id == run.run_id and only.data.params["optim.lr"] == "0.2"
