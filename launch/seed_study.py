@@ -200,16 +200,24 @@ def expand_rows(
     without a number (already expanded, or saved) is kept; an unknown number stays as it is."""
     out = []
     for row in rows:
-        number = row.params.get(CONFIG_PARAM)
-        config = _config(configs, number)
-        if config is None:
+        params = expand_params(row.params, configs)
+        if params is None:
             out.append(row)
             continue
-        params: dict[str, ParamValue] = dict(config)
-        params.update({k: v for k, v in row.params.items() if k != CONFIG_PARAM})
         if seed_flag in params:  # the seed last, as the trial's argv has it
             params[seed_flag] = params.pop(seed_flag)
         out.append(replace(row, params=params))
+    return out
+
+
+def expand_params(params: Mapping[str, ParamValue], configs: Sequence[Mapping[str, Scalar]]) -> Any:
+    """A study trial's Katib params with the config number replaced by the config's flags (a
+    new dict), or `params` itself when it has no known number."""
+    config = _config(configs, params.get(CONFIG_PARAM))
+    if config is None:
+        return params
+    out: dict[str, ParamValue] = dict(config)
+    out.update({k: v for k, v in params.items() if k != CONFIG_PARAM})
     return out
 
 

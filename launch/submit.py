@@ -17,7 +17,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from launch import build, compose, diagnosis, kaniko, katib, katib_status, podspec, registry
+from launch import (
+    build,
+    compose,
+    diagnosis,
+    kaniko,
+    katib,
+    katib_status,
+    podspec,
+    registry,
+    seed_study,
+)
 from launch.errors import LaunchError, TimedOutError, TrialFailedError, UsageError
 from launch.events import Event, ExperimentStatus, Sink, TrialStatus, ignore, note
 from launch.image_trust import TrustStore
@@ -330,6 +340,8 @@ def _report_trial(
     failed trial's pod says what killed it when the program did not end by itself (OOMKilled)."""
     name = str(trial.get("metadata", {}).get("name", ""))
     params = katib_status.trial_params(trial, spec=spec)
+    if spec.configs is not None:  # a seed study: the config's flags, not its number
+        params = seed_study.expand_params(params, spec.configs) or params
     number = katib_status.trial_numbers(list(trials.values())).get(name, 0)
     start, end = katib_status.trial_times(trial)
     if new == TrialStatus.RUNNING:

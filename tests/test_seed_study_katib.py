@@ -138,6 +138,15 @@ def test_seeds_on_katib_is_one_admitted_grid_whose_trials_get_their_config(
     for handle, loss in zip(handles, values.values(), strict=True):
         lab.katib.run_trial(NS, handle.name)
         lab.katib.succeed_trial(NS, handle.name, {"val_loss": loss, "train_loss": loss})
+    lab.katib.finish(NS, "st")
+    # Watched (here reattached), each trial shows the flags it ran, not its config number.
+    watched = invoke("watch", "st", "--json")
+    assert watched.exit_code == 0, watched.output
+    finished = [e for e in map(json.loads, watched.stdout.splitlines())
+                if e.get("event") == "trial_finished"]  # fmt: skip
+    assert len(finished) == 6 and all(CONFIG_PARAM not in e["params"] for e in finished)
+    assert {json.dumps({k: v for k, v in e["params"].items() if k != "seed"}, sort_keys=True)
+            for e in finished} == {json.dumps(c, sort_keys=True) for c in (best, second)}  # fmt: skip
     shown = invoke("results", "st", "--format", "json")
     assert shown.exit_code == 0, shown.output
     groups = json.loads(shown.stdout)
