@@ -288,12 +288,13 @@ def _keep_warnings(
 
 
 def _by_job(workloads: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    """Kueue Workloads by the name of the Job that owns them."""
+    """Kueue Workloads by the name of the Job (or, for a multi-node trial, the TrainJob) that
+    owns them: both are named after the trial."""
     return {
         str(owner["name"]): workload
         for workload in workloads
         for owner in workload.get("metadata", {}).get("ownerReferences") or []
-        if owner.get("kind") == "Job"
+        if owner.get("kind") in ("Job", "TrainJob")
     }
 
 

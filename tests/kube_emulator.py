@@ -2321,8 +2321,12 @@ class KatibController:
         queue: str = "default",
         message: str = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor default-flavor, 8 more needed",
     ) -> Obj:
-        """Kueue holds the trial Job: suspended, no pod, a Workload not admitted. The Workload."""
-        self._job_only(ns, trial, "kueue_pending")
+        """Kueue holds the trial Job: suspended, no pod, a Workload not admitted. The Workload.
+        A TrainJob trial: Kueue's TrainJob integration suspends the TrainJob and owns the
+        Workload by it (its pods are gone)."""
+        trainer = self._trainer(ns, trial)
+        if trainer is not None:
+            return self._kueue_pending_trainjob(trainer, ns, trial, queue, message)
         job = self.kube.get_object("jobs", ns, trial)
         assert job is not None
         for pod in self.kube.objects("pods", ns, f"{LABEL_JOB_NAME}={trial}"):
@@ -2369,6 +2373,30 @@ class KatibController:
                 },
             },
         )
+
+    def _kueue_pending_trainjob(
+        self, trainer: Any, ns: str, trial: str, queue: str, message: str
+    ) -> Obj:
+        trainjob = self.kube.get_object("trainjobs", ns, trial)
+        assert trainjob is not None
+        for pod in trainer.pods(ns, trial):
+            self.kube.remove("pods", ns, pod["metadata"]["name"])
+        self.kube.patch("trainjobs", ns, trial, {"spec": {"suspend": True}})
+        uid = trainjob["metadata"]["uid"]
+        nodes = trainjob["spec"]["trainer"].get("numNodes", 1)
+        return self.kube.put("workloads", {
+            "metadata": {
+                "name": f"trainjob-{trial}-{uuid.uuid4().hex[:5]}", "namespace": ns,
+                "ownerReferences": [{"apiVersion": "trainer.kubeflow.org/v1alpha1",
+                                     "kind": "TrainJob", "name": trial, "uid": uid,
+                                     "controller": True}],
+            },
+            "spec": {"queueName": queue, "podSets": [{"name": "node", "count": nodes}]},
+            "status": {"conditions": [
+                _condition("QuotaReserved", "False", "Pending", message),
+                _condition("Admitted", "False", "NoReservation", "The workload has no reservation"),
+            ]},
+        })  # fmt: skip
 
     # ---- disruptions (issue 22): the cluster ends a running trial's pod, the Job replaces it
 

@@ -192,3 +192,17 @@ def test_a_rank_that_cannot_be_placed_is_explained(lab: Lab) -> None:
     driver.join(10)
     assert said and result.exit_code == ExitCode.TIMED_OUT, result.output
     assert "Insufficient nvidia.com/gpu" in result.stderr
+
+
+@pytest.mark.trainer
+def test_a_multi_node_trial_kueue_holds_back_is_explained(lab: Lab) -> None:
+    lab.kaniko.auto("succeed")
+    quota = ("couldn't assign flavors to pod set node: insufficient unused quota for "
+             "nvidia.com/gpu in flavor default-flavor, 16 more needed")  # fmt: skip
+    driver = _play(lab, "queued", lambda trial: lab.katib.kueue_pending(
+        NS, trial, queue="team-a", message=quota))  # fmt: skip
+    result = invoke("--name", "queued", "--no-preflight", "--timeout", "8s", "--queue", "team-a",
+                    *MULTI, *RUN)  # fmt: skip
+    driver.join(10)
+    assert result.exit_code == ExitCode.TIMED_OUT, result.output
+    assert "16 more needed" in result.stderr
