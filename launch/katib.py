@@ -424,12 +424,6 @@ def _multi_node(
             hint="drop --checkpoint-dir for multi-node trials (save checkpoints from rank 0 "
             "into a --volume path of your own)",
         )
-    if resources.secret_env:
-        raise UsageError(
-            f"--secret-env {resources.secret_env[0]} with --nodes > 1: a TrainJob takes "
-            "variables one by one, and launch may not read the Secret to list its keys",
-            hint="pass what the trial needs with --env, or run single-node trials",
-        )
     args, _ = trainjob.trial_args(
         command, spec.fixed, spec.parameters, nodes=resources.nodes,
         procs_per_node=max(resources.gpus, 1), workdir=workdir, configs=spec.configs,
@@ -438,7 +432,8 @@ def _multi_node(
         **trainjob.trial_template_fields(),
         "trialSpec": trainjob.render_trainjob(
             image=image,
-            args=args,
+            # A TrainJob has no envFrom: --secret-env Secrets are files, exported first.
+            args=trainjob.secret_prelude(resources) + args,
             env=env,
             resources=resources,
             nodes=resources.nodes,

@@ -9,6 +9,7 @@ the comments name the upstream file.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from launch import katib, podspec
 from launch.contract import ParamValue
 from launch.errors import UsageError
-from launch.names import KUEUE_PRIORITY_LABEL, KUEUE_QUEUE_LABEL
+from launch.names import KUEUE_PRIORITY_LABEL, KUEUE_QUEUE_LABEL, LABEL_VALUE_MAX, _slug
 from launch.podspec import TrialResources
 from launch.spec import Parameter
 
@@ -287,11 +288,9 @@ def _trainer_env(
     and keys that are not variable names are left out.
     """
     out = podspec.container_env(env, resources)
-    if not resources.secret_env:
-        return out
-    missing = [
-        name for name in resources.secret_env if secret_keys is None or name not in secret_keys
-    ]
+    if not resources.secret_env or secret_keys is None:
+        return out  # without their keys the Secrets come as files (`secret_volumes`)
+    missing = [name for name in resources.secret_env if name not in secret_keys]
     if missing:
         raise ValueError(f"secret_keys: the keys of Secret(s) {', '.join(missing)} are needed")
     assert secret_keys is not None
@@ -343,6 +342,46 @@ def _runtime_patch(
     }
 
 
+SECRETS_DIR = "/var/run/launch-secrets"  # a --secret-env Secret's keys as files, one dir each
+
+
+def secret_volumes(
+    resources: TrialResources, *, taken: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each `--secret-env` Secret as a read-only volume at `SECRETS_DIR/<name>`: a TrainJob has no
+    envFrom and launch may not read a Secret to list its keys, so `secret_prelude` exports the
+    files the kubelet writes there."""
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    used = set(taken)
+    for secret in resources.secret_env:
+        base = ("secret-" + _slug(secret))[:LABEL_VALUE_MAX].rstrip("-")
+        name, n = base, 2
+        while name in used:
+            name = f"{base[: LABEL_VALUE_MAX - len(str(n)) - 1].rstrip('-')}-{n}"
+            n += 1
+        used.add(name)
+        volumes.append({"name": name, "secret": {"secretName": secret}})
+        mounts.append({"name": name, "mountPath": f"{SECRETS_DIR}/{secret}", "readOnly": True})
+    return volumes, mounts
+
+
+def secret_prelude(resources: TrialResources) -> str:
+    """Shell text (ending in `&& `, `$` escaped for Kubernetes) that exports each key of the
+    `--secret-env` Secrets as envFrom would: a variable already set (the contract's, `--env`)
+    wins, a later Secret wins over an earlier one, keys that are not variable names are left
+    out. Values lose trailing newlines (`$(cat)`). "" without Secrets."""
+    if not resources.secret_env:
+        return ""
+    dirs = " ".join(shlex.quote(f"{SECRETS_DIR}/{s}") for s in reversed(resources.secret_env))
+    text = (
+        f'for d in {dirs}; do for f in "$d"/*; do [ -f "$f" ] || continue; k=${{f##*/}}; '
+        "case $k in ''|[!A-Za-z_]*|*[!A-Za-z0-9_]*) continue;; esac; "
+        'eval "[ -n \\"\\${$k+x}\\" ]" || export "$k=$(cat "$f")"; done; done && '
+    )
+    return podspec.escape_dollar(text)
+
+
 def render_trainjob(
     *,
     image: str,
@@ -380,6 +419,9 @@ def render_trainjob(
     if per_node:
         trainer["resourcesPerNode"] = per_node
     volumes, mounts = podspec.pod_volumes(resources)
+    if resources.secret_env and secret_keys is None:
+        extra_volumes, extra_mounts = secret_volumes(resources, taken=[v["name"] for v in volumes])
+        volumes, mounts = volumes + extra_volumes, mounts + extra_mounts
     spec: dict[str, Any] = {
         "runtimeRef": {"apiGroup": RUNTIME_API_GROUP, "kind": RUNTIME_KIND, "name": runtime},
         "trainer": trainer,

@@ -93,7 +93,6 @@ def test_a_multi_node_launch_creates_the_trainjob_experiment(lab: Lab) -> None:
 def test_what_a_multi_node_trial_cannot_take_is_refused_before_anything(lab: Lab) -> None:
     for flags, words in (
         (["--volume", "ckpt:/ckpt", "--checkpoint-dir", "/ckpt"], "--checkpoint-dir with --nodes"),
-        (["--secret-env", "wandb"], "--secret-env wandb with --nodes"),
         (["--env", "PET_NNODES=3"], "--env PET_NNODES"),
     ):
         result = invoke("--name", "refused", "--detach", *MULTI, *flags, *RUN)
@@ -143,6 +142,9 @@ def test_a_two_node_sweep_runs_to_its_first_success_with_per_rank_logs_then_canc
     trainjobs = lab.kube.objects("trainjobs", NS)
     assert len(trainjobs) == 1 and trainjobs[0]["spec"]["trainer"]["numNodes"] == 2
 
+    status = invoke("status", "multi")
+    assert status.exit_code == 0, status.output
+    assert "trials: 1 succeeded" in status.stdout and "best: multi-" in status.stdout
     rank1 = invoke("logs", "multi", "--trial", "1", "--rank", "1")
     assert rank1.exit_code == 0, rank1.output
     assert rank1.stdout == logs[1] and " rank 1 pod " in rank1.stderr

@@ -180,6 +180,32 @@ def test_golden_2x8() -> None:
     assert yaml.safe_load(path.read_text()) == golden_document()
 
 
+def experiment_2x8() -> dict[str, Any]:
+    """The whole Experiment of `--nodes 2 --gpus 8` (test_katib's `gpus8` case), with the
+    Trainer runtime launch's deploy/ ships and a Secret, which comes as files."""
+    from tests.test_katib import render as render_experiment
+
+    return render_experiment("gpus8", gpus=8, nodes=2, queue="research", priority="high",
+                             secret_env=["wandb"], trainer_runtime="launch-torch")  # fmt: skip
+
+
+def test_golden_2x8_experiment() -> None:
+    doc = experiment_2x8()
+    text = yamltext.to_yaml(doc)
+    path = GOLDEN / "experiment_trainjob_2x8.yaml"
+    if goldens.update_requested():
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run `make goldens`"
+    assert text == path.read_text(), f"{path} differs: review, then `make goldens`"
+    assert yaml.safe_load(path.read_text()) == doc
+    template = doc["spec"]["trialTemplate"]
+    assert template["primaryPodLabels"] == trainjob.PRIMARY_POD_LABELS
+    assert template["primaryContainerName"] == "node"
+    assert template["trialSpec"]["spec"]["trainer"]["args"][0].startswith(
+        trainjob.secret_prelude(podspec.trial_resources(secret_env=["wandb"]))
+    )
+
+
 # --------------------------------------------------------------------------- the CRD schema
 
 
@@ -284,9 +310,44 @@ def test_secret_keys_follow_envfrom_precedence() -> None:
     assert len(by_name) == len(env)  # env is a list map keyed by name: no duplicates
 
 
-def test_secret_env_needs_the_secrets_keys() -> None:
+def test_secret_env_with_some_keys_missing_is_a_caller_error() -> None:
     with pytest.raises(ValueError, match="hf-token"):
         render(secret_keys={"wandb": ["WANDB_API_KEY"]})
+
+
+def test_secrets_without_their_keys_come_as_files_exported_like_envfrom(tmp_path: Path) -> None:
+    """Launch may not read a Secret: each is mounted, and the prelude exports its files as
+    envFrom would (run here by a real shell over a directory laid out as the kubelet does)."""
+    resources = podspec.trial_resources(
+        secret_env=["wandb", "hf.token"], extra_env={"HF_TOKEN": "explicit"}
+    )
+    job = trainjob.render_trainjob(image=IMAGE, args="true", env=ENV, resources=resources,
+                                   nodes=2)  # fmt: skip
+    assert not [e for e in job["spec"]["trainer"]["env"] if "valueFrom" in e]
+    pod = node_patch(job)["spec"]
+    assert [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v] == [
+        "wandb",
+        "hf.token",
+    ]
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert {f"{trainjob.SECRETS_DIR}/wandb", f"{trainjob.SECRETS_DIR}/hf.token"} <= mounts
+    validate_trainjob(job)
+    # The kubelet's layout: one file per key, plus its own dot-entries.
+    root = tmp_path / "secrets"
+    for secret, keys in {"wandb": {"WANDB_API_KEY": "w-1\n", "SHARED": "from wandb"},
+                         "hf.token": {"HF_TOKEN": "h-1", "SHARED": "from hf",
+                                      "not-a-name": "x", "..data": "y"}}.items():  # fmt: skip
+        (root / secret).mkdir(parents=True)
+        for key, value in keys.items():
+            (root / secret / key).write_text(value)
+    prelude = trainjob.secret_prelude(resources).replace(trainjob.SECRETS_DIR, str(root))
+    program = 'printf "%s|%s|%s|%s" "$WANDB_API_KEY" "$HF_TOKEN" "$SHARED" "${not_a_name-unset}"'
+    done = subprocess.run(["sh", "-c", kubernetes_expand(prelude, {}) + program],
+                          env={"PATH": "/usr/bin:/bin", "HF_TOKEN": "explicit"},
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # --env wins over a key; a later Secret over an earlier one; odd names are left out.
+    assert done.stdout == "w-1|explicit|from hf|unset"
 
 
 @pytest.mark.parametrize(
