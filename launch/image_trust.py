@@ -55,15 +55,17 @@ class TrustStore:
         images = self._read()
         images[ref] = {"digest": record.digest, "key": record.key, "platform": record.platform}
         private.mkdir(self.path.parent, parents=True)
-        data = json.dumps({"format": FORMAT, "images": images}, indent=1, sort_keys=True)
-        private.write_atomic(self.path, (data + "\n").encode())
+        self._write(images)
 
     def forget(self, ref: str) -> None:
         """Drop `ref` (its digest is gone from the registry)."""
         images = self._read()
         if images.pop(ref, None) is not None:
-            data = json.dumps({"format": FORMAT, "images": images}, indent=1, sort_keys=True)
-            private.write_atomic(self.path, (data + "\n").encode())
+            self._write(images)
+
+    def _write(self, images: dict[str, Any]) -> None:
+        data = json.dumps({"format": FORMAT, "images": images}, indent=1, sort_keys=True)
+        private.write_atomic(self.path, (data + "\n").encode())
 
     def _read(self) -> dict[str, Any]:
         try:

@@ -90,16 +90,7 @@ def apply_seeds(
     values = spec.seed_values
     if spec.parameters and spec.algorithm.algorithmName == "grid":
         _check_grid_bound(spec.parameters, len(values), source, cli_seeds=from_cli)
-    if isinstance(spec.seeds, int) and spec.seeds > 1:
-        space = FeasibleSpace(min="0", max=str(spec.seeds - 1), step="1")
-        seed_param = Parameter(name=seed_flag, parameterType="int", feasibleSpace=space)
-    else:
-        # An explicit list, or one seed (an int range needs min < max).
-        seed_param = Parameter(
-            name=seed_flag,
-            parameterType="discrete",
-            feasibleSpace=FeasibleSpace(list=tuple(str(v) for v in values)),
-        )
+    seed_param = seed_parameter(spec, seed_flag)
     max_trials, why = _max_trials(spec)
     if max_trials > MAX_COUNT:
         raise fail(*_too_many(max_trials, why))
@@ -179,3 +170,16 @@ def _check_seed_flag(
                 f"the seed flag `--{seed_flag}` clashes with `{name}` in the spec",
                 f"rename `{name}`, or drop seeds and search `{seed_flag}` as a parameter",
             )
+
+
+def seed_parameter(spec: LaunchSpec, seed_flag: str) -> Parameter:
+    """The seed as a Katib grid axis: an int range for `seeds: N`, else the listed values (an
+    explicit list, or one seed: an int range needs min < max)."""
+    if isinstance(spec.seeds, int) and spec.seeds > 1:
+        space = FeasibleSpace(min="0", max=str(spec.seeds - 1), step="1")
+        return Parameter(name=seed_flag, parameterType="int", feasibleSpace=space)
+    return Parameter(
+        name=seed_flag,
+        parameterType="discrete",
+        feasibleSpace=FeasibleSpace(list=tuple(str(v) for v in spec.seed_values)),
+    )

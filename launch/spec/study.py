@@ -14,6 +14,7 @@ from launch.spec.counts import _seed_count
 from launch.spec.limits import MAX_COUNT, MAX_GRID_COMBINATIONS
 from launch.spec.models import Algorithm, FeasibleSpace, LaunchSpec, Parameter, Scalar
 from launch.spec.names import _names_clash
+from launch.spec.seeds import seed_parameter
 from launch.spec.values import _FIELD_RE
 
 # The Katib parameter (and trial flag, rewritten before the program sees it) that numbers the
@@ -114,15 +115,7 @@ def katib_form(spec: LaunchSpec, seed_flag: str) -> LaunchSpec:
     configs = spec.configs or ()
     check_study(spec, seed_flag)
     values = spec.seed_values
-    if isinstance(spec.seeds, int) and spec.seeds > 1:
-        seed_space = FeasibleSpace(min="0", max=str(spec.seeds - 1), step="1")
-        seed_param = Parameter(name=seed_flag, parameterType="int", feasibleSpace=seed_space)
-    else:
-        seed_param = Parameter(
-            name=seed_flag,
-            parameterType="discrete",
-            feasibleSpace=FeasibleSpace(list=tuple(str(v) for v in values)),
-        )
+    seed_param = seed_parameter(spec, seed_flag)
     number = Parameter(
         name=CONFIG_PARAM,
         parameterType="discrete",
