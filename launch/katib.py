@@ -138,8 +138,11 @@ def trial_args(
     parameters: Sequence[Parameter],
     workdir: str = "",
     configs: Sequence[Mapping[str, Scalar]] | None = None,
+    tensorboard_flag: str | None = None,
 ) -> str:
     """The one `sh -c` string: quoted user text, `${trialParameters.X}` for the swept flags.
+    `tensorboard_flag`: the shell word passing `--tensorboard_dir` (default: the collector's
+    path, quoted).
 
     Katib's pod webhook joins command and args with spaces, unquoted, and appends
     `&& echo completed > <dir>/$$$$.pid` (pkg/webhook/v1beta1/pod/utils.go wrapWorkerContainer),
@@ -163,7 +166,7 @@ def trial_args(
             continue
         flag = f"--{param.name}={_placeholder(param)}"
         words.append(f"'{flag}'" if param.parameterType == "categorical" else flag)
-    words.append(shlex.quote(f"--tensorboard_dir={TFEVENT_DIR}"))
+    words.append(tensorboard_flag or shlex.quote(f"--tensorboard_dir={TFEVENT_DIR}"))
     # Run from the same subdirectory of the repo as the user did (the image's WORKDIR is its root).
     if workdir:
         prefix += f"cd {escape_dollar(shlex.quote(workdir))} && "
@@ -354,11 +357,16 @@ def render_experiment(
         )  # fmt: skip
     else:
         pod_volumes, mounts = podspec.pod_volumes(resources)
+        # With a checkpoint_dir: the trial's restart count and checkpoint directory first, its
+        # TensorBoard history on the volume, copied to the collector's path at the end.
+        tensorboard_flag, after = podspec.restart_tensorboard(resources)
         container = _container(
             image=image,
-            # With a checkpoint_dir, the trial's restart count and checkpoint directory first.
             args=podspec.restart_prelude(resources, name)
-            + trial_args(command, spec.fixed, spec.parameters, workdir, spec.configs),
+            + trial_args(
+                command, spec.fixed, spec.parameters, workdir, spec.configs, tensorboard_flag
+            )
+            + after,
             env=env,
             resources=resources,
             mounts=mounts,

@@ -569,6 +569,31 @@ def restart_prelude(resources: TrialResources, experiment: str) -> str:
     return escape_dollar(text)
 
 
+TENSORBOARD_SUBDIR = "tensorboard"  # in the trial's checkpoint directory
+
+
+def restart_tensorboard(resources: TrialResources) -> tuple[str | None, str]:
+    """(the program's `--tensorboard_dir` word, the text after the program) of a cluster trial
+    with `checkpoint_dir`; (None, "") without one (the program writes to the collector's path).
+
+    Katib mounts a fresh emptyDir at the collector's path in every pod and reads it once the
+    main process has exited, so a replaced pod would lose its predecessors' events. Instead the
+    program writes to `$LAUNCH_CHECKPOINT_DIR/tensorboard` on the volume (the same directory
+    after every restart), and when it exits the shell copies that whole history into the
+    collector's path and exits with the program's status (Katib's `&& echo completed` follows
+    it). `$` is escaped for Kubernetes."""
+    if resources.checkpoint_dir is None:
+        return None, ""
+    source = f'"$LAUNCH_CHECKPOINT_DIR/{TENSORBOARD_SUBDIR}"'
+    flag = f"--tensorboard_dir={source}"
+    after = (
+        "; launch_rc=$? ; "
+        f"cp -R {source}/. {shlex.quote(TFEVENT_DIR)} 2>/dev/null ; "
+        '[ "$launch_rc" -eq 0 ]'
+    )
+    return escape_dollar(flag), escape_dollar(after)
+
+
 # --------------------------------------------------------------------------- pod spec parts
 
 

@@ -134,3 +134,79 @@ def test_render_refuses_a_checkpoint_dir_without_a_volume(lab: Lab) -> None:
     assert "--checkpoint-dir '/ckpt': not an absolute path inside a writable --volume mount" in (
         result.stderr
     )
+
+
+_TRAINER = """#!{python}
+import os, sys, time
+from tensorboardX import SummaryWriter
+tb = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--tensorboard_dir="))
+start = int(os.environ["LAUNCH_RESTART_COUNT"])
+writer = SummaryWriter(tb)
+for step in range(3):
+    writer.add_scalar("loss", 10.0 - start * 3 - step, start * 3 + step)
+writer.flush()
+if start == 0:  # the first pod is preempted mid-run: the cluster kills it
+    open(os.path.join(os.environ["LAUNCH_CHECKPOINT_DIR"], "ready"), "w").close()
+    time.sleep(600)
+writer.close()
+"""
+
+
+def test_a_restarted_trials_tensorboard_history_reaches_katibs_collector(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """End to end with a real TensorBoard writer: the program's `--tensorboard_dir` is on the
+    volume; the first pod is SIGKILLed mid-run (its emptyDir and shell die with it), the second
+    runs to the end. The second pod's collector directory (a fresh emptyDir) then holds the
+    events of both starts, and Katib's collector rules (`tfevents.collect_metrics`) see all six
+    points; Katib's `&& echo completed` marker follows only the finished start."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from launch.contract import TFEVENT_DIR
+    from launch.tfevents import MetricObservation, collect_metrics
+
+    mount = tmp_path / "mnt"
+    lab.kaniko.auto("succeed")
+    result = invoke("--name", "tb", "--detach", "--no-preflight", "--volume", f"ckpt:{mount}",
+                    "--checkpoint-dir", f"{mount}/runs", *RUN)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (exp,) = lab.kube.objects("experiments", NS)
+    args = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ][0]
+    for param in exp["spec"]["trialTemplate"]["trialParameters"]:
+        args = args.replace("${trialParameters." + param["name"] + "}", "1")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(_TRAINER.format(python=sys.executable))
+    (bin_dir / "python").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "KATIB_TRIAL_NAME": "tb-x7k2"}
+    trial_dir = mount / "runs" / "tb" / "tb-x7k2"
+    collectors = []
+    for pod in range(2):
+        collector = tmp_path / f"pod{pod}-collector"  # each pod's fresh emptyDir
+        collector.mkdir()
+        collectors.append(collector)
+        # Katib's webhook appends the completion marker to the command (wrapWorkerContainer).
+        text = kubernetes_expand(args, {}).replace(TFEVENT_DIR, f"{collector}/")
+        text += f" && echo completed > {collector}/$$.pid"
+        proc = subprocess.Popen(["sh", "-c", text], env=env, cwd=tmp_path, start_new_session=True)
+        if pod == 0:
+            deadline = time.monotonic() + 60
+            while not (trial_dir / "ready").exists():
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGKILL)  # preemption: the pod is gone
+        assert proc.wait(timeout=120) == (-signal.SIGKILL if pod == 0 else 0)
+    assert not list(collectors[0].iterdir())  # the killed pod never reached the copy
+    assert [p.name for p in collectors[1].glob("*.pid")] and (
+        next(collectors[1].glob("*.pid")).read_text() == "completed\n"
+    )
+    seen = collect_metrics(collectors[1], ["loss"], objective_type="minimize")
+    # 10, 9, 8 from the first start, 7, 6, 5 from the second: max 10 is only in the first.
+    assert seen.observations["loss"] == MetricObservation(min=5.0, max=10.0, latest=5.0)
+    assert seen.values == {"loss": 5.0}
+    assert seen.event_files == 2  # one file per start, both copied from the volume
