@@ -234,7 +234,9 @@ def disruption_text(
         return None
     reason = str(condition.get("reason") or "")
     kueue = _kueue_preemptor(workload, workloads)
-    if kueue is not None and (reason.startswith("WorkloadEvicted") or "Preempt" in reason):
+    # Only Kueue's own condition is about the Workload: a scheduler preemption of the
+    # trial's pod is not, whatever its Workload went through before.
+    if kueue is not None and reason.startswith("WorkloadEvicted"):
         return kueue
     if reason.startswith("WorkloadEvicted"):
         return f"evicted by Kueue ({reason.removeprefix('WorkloadEvictedDueTo')})"
@@ -276,6 +278,17 @@ def _pod_end(pod: Mapping[str, Any]) -> float | None:
     return None
 
 
+def _container_gpus(container: Mapping[str, Any]) -> int:
+    """GPUs one container asks for (limits, else requests)."""
+    resources = container.get("resources") or {}
+    for key in ("limits", "requests"):
+        value = (resources.get(key) or {}).get(GPU_RESOURCE)
+        with contextlib.suppress(ValueError):
+            if value is not None:
+                return int(str(value))
+    return 0
+
+
 def pod_gpus(pod: Mapping[str, Any], container: str = "training") -> int:
     """GPUs the training container asks for (limits, else requests; the only container when
     none is named `container`)."""
@@ -283,14 +296,7 @@ def pod_gpus(pod: Mapping[str, Any], container: str = "training") -> int:
         c for c in (pod.get("spec") or {}).get("containers") or () if isinstance(c, Mapping)
     ]
     chosen = [c for c in containers if c.get("name") == container] or containers[:1]
-    for c in chosen:
-        resources = c.get("resources") or {}
-        for key in ("limits", "requests"):
-            value = (resources.get(key) or {}).get(GPU_RESOURCE)
-            with contextlib.suppress(ValueError):
-                if value is not None:
-                    return int(str(value))
-    return 0
+    return next((_container_gpus(c) for c in chosen), 0)
 
 
 def pod_gpu_hours(pod: Mapping[str, Any], *, now: float, container: str = "training") -> float:
@@ -331,17 +337,14 @@ def new_disruptions(
     *,
     workload: Mapping[str, Any] | None = None,
     workloads: Sequence[Mapping[str, Any]] = (),
-    wait_for_workload: bool = False,
 ) -> list[tuple[str, str, int]]:
-    """(pod name, what ended it, restart number) for the trial's disrupted pods not in `said`,
-    oldest first. `wait_for_workload`: a pod Kueue ended is left for later (its Workload, which
-    names the preemptor, has not been seen evicted yet)."""
+    """(pod name, what ended it, its number among the trial's disrupted pods) for the trial's
+    disrupted pods not in `said`, oldest first."""
     out = []
     ordered = [p for p in sorted(pods, key=_creation) if disruption_condition(p) is not None]
     for count, pod in enumerate(ordered, 1):
         name = str((pod.get("metadata") or {}).get("name", ""))
-        reason = str((disruption_condition(pod) or {}).get("reason") or "")
-        if name in said or (wait_for_workload and reason.startswith("WorkloadEvicted")):
+        if name in said:
             continue
         text = disruption_text(pod, workload=workload, workloads=workloads)
         out.append((name, text or "disrupted", count))
@@ -402,16 +405,99 @@ def pods_by_trial(
 
 
 def trial_usage(
-    pods: Sequence[Mapping[str, Any]], *, now: float, container: str = "training"
+    pods: Sequence[Mapping[str, Any]],
+    *,
+    now: float,
+    container: str = "training",
+    workload: Mapping[str, Any] | None = None,
 ) -> tuple[int, float | None]:
-    """(restarts, GPU-hours) of one trial from all its pods: restarts are the pods the cluster
-    ended (DisruptionTarget); GPU-hours sum every pod's run x its GPUs, lost attempts included
-    (None when no pod asks for a GPU)."""
+    """(restarts, GPU-hours) of one trial from all its pods and its Kueue Workload.
+
+    Restarts: the pods the cluster ended (DisruptionTarget) plus Kueue's evictions. GPU-hours:
+    every pod's run x its GPUs, lost attempts included (None when nothing asks for a GPU). A
+    Kueue eviction deletes the Job's pods (it suspends the Job), so the admission cycles before
+    the current one count as Kueue measured them (`kueue_lost_gpu_hours`), and only pods made
+    since the current admission count by their own run."""
     restarts = sum(1 for pod in pods if disruption_condition(pod) is not None)
+    lost = 0.0
+    if workload is not None:
+        restarts += kueue_evictions(workload)
+        lost = kueue_lost_gpu_hours(workload)
+        since = kueue_admitted_since(workload)
+        # Pods of earlier cycles (failed ones stay) are in Kueue's admitted time already.
+        pods = [p for p in pods if since is not None and _creation(p)[0] >= since - _CLOCK_SLACK_S]
     mains = [(pod, _main_container(pod, container)) for pod in pods]
-    if not any(pod_gpus(pod, name) for pod, name in mains):
+    if not lost and not any(pod_gpus(pod, name) for pod, name in mains):
         return restarts, None
-    return restarts, sum(pod_gpu_hours(pod, now=now, container=name) for pod, name in mains)
+    return restarts, lost + sum(pod_gpu_hours(pod, now=now, container=name) for pod, name in mains)
+
+
+# --------------------------------------------------------------------------- Kueue's record
+
+_CLOCK_SLACK_S = 1.0  # Kueue's and the API server's clocks, at one-second resolution
+
+
+def kueue_evictions(workload: Mapping[str, Any]) -> int:
+    """How often Kueue evicted the Workload, each eviction a restart with new pods: its
+    `schedulingStats.evictions` counts (a deactivation, which does not requeue, aside); 1 while
+    Evicted=True on a Kueue that keeps no such counts."""
+    stats = (status_of(workload).get("schedulingStats") or {}).get("evictions") or ()
+    total = 0
+    for entry in stats:
+        if isinstance(entry, Mapping) and entry.get("reason") != "Deactivated":
+            with contextlib.suppress(TypeError, ValueError):
+                total += int(entry.get("count") or 0)
+    return total or int(kueue_evicted(workload))
+
+
+def kueue_gpus(workload: Mapping[str, Any]) -> int:
+    """GPUs the Workload holds while admitted: each pod set's count x its template's GPUs."""
+    total = 0
+    for pod_set in (workload.get("spec") or {}).get("podSets") or ():
+        if not isinstance(pod_set, Mapping):
+            continue
+        template = (pod_set.get("template") or {}).get("spec") or {}
+        gpus = sum(
+            _container_gpus(c) for c in template.get("containers") or () if isinstance(c, Mapping)
+        )
+        with contextlib.suppress(TypeError, ValueError):
+            total += gpus * int(pod_set.get("count") or 1)
+    return total
+
+
+def kueue_lost_gpu_hours(workload: Mapping[str, Any]) -> float:
+    """GPU-hours of the Workload's earlier admission cycles: Kueue's
+    `accumulatedPastExecutionTimeSeconds` (time admitted before each eviction released its
+    quota; v1beta1's misspelt name too) x its GPUs."""
+    status = status_of(workload)
+    seconds = status.get("accumulatedPastExecutionTimeSeconds")
+    if seconds is None:
+        seconds = status.get("accumulatedPastExexcutionTimeSeconds")
+    try:
+        return max(0.0, float(seconds or 0)) * kueue_gpus(workload) / 3600.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def kueue_admitted_since(workload: Mapping[str, Any]) -> float | None:
+    """When the Workload's current admission began (Admitted=True), or None when it is not
+    admitted now."""
+    for condition in conditions_of(workload):
+        if condition.get("type") == "Admitted" and condition.get("status") == "True":
+            return epoch_seconds(condition.get("lastTransitionTime")) or -math.inf
+    return None
+
+
+def eviction_text(workload: Mapping[str, Any], workloads: Sequence[Mapping[str, Any]] = ()) -> str:
+    """What Kueue's last eviction of `workload` was, in words: `preempted by <who> (priority
+    <class>)`, else `evicted by Kueue (<reason>)`."""
+    preemptor = _kueue_preemptor(workload, workloads)
+    if preemptor is not None:
+        return preemptor
+    evicted = next((c for c in conditions_of(workload) if c.get("type") == "Evicted"), {})
+    stats = (status_of(workload).get("schedulingStats") or {}).get("evictions") or ()
+    reasons = [str(e.get("reason")) for e in stats if isinstance(e, Mapping) and e.get("reason")]
+    return f"evicted by Kueue ({evicted.get('reason') or ', '.join(reasons) or 'no reason given'})"
 
 
 def _main_container(pod: Mapping[str, Any], default: str) -> str:
@@ -424,15 +510,15 @@ def _main_container(pod: Mapping[str, Any], default: str) -> str:
 @dataclass
 class DisruptionLog:
     """What a watch has seen of disruptions, to say each once: every pod of each trial (the
-    replaced ones too), the Workloads (by UID, to name a Kueue preemptor) and the Workloads seen
-    evicted (by Job). `kueue`: Workloads are watched, so a pod Kueue ended waits for its
-    Workload's eviction, which names the preemptor, before it is said."""
+    replaced ones too), the Workloads (by UID, to name a Kueue preemptor; by owning Job or
+    TrainJob, for its evictions) and how many restarts of each trial were said."""
 
-    kueue: bool = False
     pods: dict[str, dict[str, Mapping[str, Any]]] = field(default_factory=dict)
     workloads: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    evicted: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    owned: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     said: set[str] = field(default_factory=set)
+    evictions_said: dict[str, int] = field(default_factory=dict)
+    restarts_said: dict[str, int] = field(default_factory=dict)
 
     def add_pod(self, trial: str, pod: Mapping[str, Any], *, deleted: bool = False) -> None:
         mine = self.pods.setdefault(trial, {})
@@ -449,32 +535,41 @@ class DisruptionLog:
         uid = (workload.get("metadata") or {}).get("uid")
         if uid:
             self.workloads[str(uid)] = workload
-        if job and kueue_evicted(workload):
-            self.evicted[job] = workload
+        if job:
+            self.owned[job] = workload
 
     def notes(self, trial: str, number: int | None) -> list[str]:
-        """`trial 3 (<name>) preempted by <who> (priority high), restarted (1)` for each pod of
-        `trial` the cluster ended and that was not said yet. The count is the trial's
-        disruptions so far; the Job's podFailurePolicy ignores them, so they do not use the
-        --retries budget (backoffLimit)."""
+        """`trial 3 (<name>) preempted by <who> (priority high), restarted (1)` for each
+        restart of `trial` not said yet: a pod the cluster ended (the Job's podFailurePolicy
+        ignores it, so it does not use the --retries budget), or a Kueue eviction (Kueue
+        suspends the Job, its pods are deleted and new ones come once it is admitted again).
+        The count is the trial's restarts so far."""
         who = f"trial {number} ({trial})" if number else f"trial {trial}"
-        workload = self.evicted.get(trial)
-        if workload is None:
-            workload = next(
-                (
-                    w
-                    for w in self.workloads.values()
-                    for owner in (w.get("metadata") or {}).get("ownerReferences") or ()
-                    if owner.get("kind") == "Job" and owner.get("name") == trial
-                ),
-                None,
+        workload = self.owned.get(trial)
+        ended = [
+            text
+            for _, text, _ in new_disruptions(
+                list(self.pods.get(trial, {}).values()),
+                self.said,
+                workload=workload,
+                workloads=list(self.workloads.values()),
             )
-        ended = new_disruptions(
-            list(self.pods.get(trial, {}).values()),
-            self.said,
-            workload=workload,
-            workloads=list(self.workloads.values()),
-            wait_for_workload=self.kueue and trial not in self.evicted,
+        ]
+        self.said.update(
+            str((p.get("metadata") or {}).get("name", ""))
+            for p in self.pods.get(trial, {}).values()
+            if disruption_condition(p) is not None
         )
-        self.said.update(pod for pod, _, _ in ended)
-        return [f"{who} {what}, restarted ({count})" for _, what, count in ended]
+        if workload is not None:
+            total = kueue_evictions(workload)
+            said = self.evictions_said.get(trial, 0)
+            if total > said:
+                text = eviction_text(workload, list(self.workloads.values()))
+                ended += [text] * (total - said)
+                self.evictions_said[trial] = total
+        out = []
+        for text in ended:
+            count = self.restarts_said.get(trial, 0) + 1
+            self.restarts_said[trial] = count
+            out.append(f"{who} {text}, restarted ({count})")
+        return out

@@ -162,7 +162,7 @@ def _follow(
     states: dict[str, str] = {}
     trials: dict[str, Mapping[str, Any]] = {}
     pods: dict[str, Mapping[str, Any]] = {}  # each trial's current pod
-    disruptions = diagnosis.DisruptionLog(kueue=kueue)  # every pod, to say each restart once
+    disruptions = diagnosis.DisruptionLog()  # every pod and Workload: each restart said once
     workloads: dict[str, Mapping[str, Any]] = {}
     warnings: dict[str, list[Mapping[str, Any]]] = {}  # by involved Job or Pod name, newest last
     said_pending: dict[str, str] = {}
@@ -191,13 +191,15 @@ def _follow(
             if state in (ExperimentStatus.FAILED, ExperimentStatus.SUCCEEDED):
                 # The watches race: report every trial's restarts and last state before the
                 # verdict (a watch that starts after the end sees the Experiment first).
-                disruptions.kueue = False  # the last word: say what is known
                 final = cluster.list("Trial", namespace, label_selector=selector)
                 trials.update({t["metadata"]["name"]: t for t in final})  # numbers for all
                 listed = cluster.list("Pod", namespace, label_selector=selector)
                 for trial_name, group in diagnosis.pods_by_trial(listed, TRIAL_LABEL).items():
                     for pod in group:
                         disruptions.add_pod(trial_name, pod)
+                for workload in _advisory_list(cluster, "Workload", namespace) if kueue else ():
+                    disruptions.add_workload(workload, next(iter(_by_job([workload])), None))
+                for trial_name in trials:
                     _say_disruptions(disruptions, trial_name, trials, sink)
                 for trial in final:
                     new = katib_status.trial_status(trial)
@@ -392,16 +394,24 @@ def _primary_container(pod: Mapping[str, Any]) -> str | None:
 
 
 def trial_rows(
-    cluster: ClusterAPI, *, spec: LaunchSpec, namespace: str, name: str, seed_flag: str = "seed"
+    cluster: ClusterAPI,
+    *,
+    spec: LaunchSpec,
+    namespace: str,
+    name: str,
+    seed_flag: str = "seed",
+    kueue: bool = False,
 ) -> list[Any]:
     """The experiment's trials as `results.Trial` rows, numbered by creation time, with their
-    restarts and GPU-hours from one list of the experiment's pods (an OOMKilled trial's reason
-    says so)."""
+    restarts and GPU-hours from one list of the experiment's pods and (`kueue`) one of the
+    namespace's Workloads, which keep what Kueue's evictions cost (an OOMKilled trial's
+    reason says so)."""
     items = cluster.list("Trial", namespace, label_selector=f"{EXPERIMENT_LABEL}={name}")
     numbers = katib_status.trial_numbers(items)
     pods = diagnosis.pods_by_trial(
         cluster.list("Pod", namespace, label_selector=f"{EXPERIMENT_LABEL}={name}"), TRIAL_LABEL
     )
+    workloads = _by_job(_advisory_list(cluster, "Workload", namespace)) if kueue else {}
     moment = time.time()
     rows = []
     for t in items:
@@ -409,7 +419,9 @@ def trial_rows(
             t, spec=spec, number=numbers[t["metadata"]["name"]], seed_flag=seed_flag
         )
         mine = pods.get(row.name, [])
-        restarts, gpu_hours = diagnosis.trial_usage(mine, now=moment)
+        restarts, gpu_hours = diagnosis.trial_usage(
+            mine, now=moment, workload=workloads.get(row.name)
+        )
         oom = diagnosis.failure_text(diagnosis.live_pod(mine)) if row.reason else None
         rows.append(replace(row, restarts=restarts, gpu_hours=gpu_hours, reason=oom or row.reason))
     return sorted(rows, key=lambda r: r.number)

@@ -2408,16 +2408,20 @@ class KatibController:
         by: str | None = None,
         priority: str | None = None,
         queue: str = "default",
+        admitted_s: int | None = None,
     ) -> str:
         """Preempt the trial's running pod; the Job makes a new Pending pod. The new pod's name.
 
         `by=None`: kube-scheduler preemption (DisruptionTarget, reason PreemptionByScheduler).
-        `by="<workload>"`: Kueue preemption. The preemptor's Workload `by` (priorityClassName
-        `priority`) is created admitted; the trial's Workload gets Evicted=True (reason Preempted)
-        and Preempted=True with Kueue's message naming the preemptor's UID; the pod gets Kueue's
-        TerminationTarget condition (WorkloadEvictedDueToPreempted). Simplified: with the Job
-        integration Kueue suspends the Job and its pods are deleted; here the pod stays, Failed,
-        and the Job is re-admitted at once, so a test sees both pods."""
+        `by="<workload>"`: Kueue preemption, as Kueue v0.19 and the Job controller do it. The
+        preemptor's Workload `by` (priorityClassName `priority`) is created admitted; the
+        trial's Workload gets Evicted=True (reason Preempted) and Preempted=True with Kueue's
+        message naming the preemptor's UID, and its `schedulingStats.evictions` count goes up.
+        Kueue suspends the Job; the Job controller deletes its running pod (no
+        DisruptionTarget, `status.failed` unchanged). With no active pod left Kueue releases
+        the quota: Admitted=False, and `accumulatedPastExecutionTimeSeconds` grows by the time
+        since the Admitted condition's last transition (`admitted_s` overrides it). The
+        Workload is then admitted again at once and the Job unsuspended: a new Pending pod."""
         self._job_only(ns, trial, "preempt_trial")
         if by is None:
             return self._disrupt(
@@ -2442,28 +2446,62 @@ class KatibController:
             f"{queue}; preemptee path: /{queue}"
         )
         victim = self._workload(ns, trial, queue)
+        with self.kube._lock:  # evict.Evict: the conditions and the eviction count together
+            current = self.kube.get_object("workloads", ns, victim) or {}
+            stats = (current.get("status") or {}).get("schedulingStats") or {}
+            evictions = [dict(e) for e in stats.get("evictions") or []]
+            mine = next((e for e in evictions if e["reason"] == "Preempted"), None)
+            if mine is None:
+                evictions.append(mine := {"reason": "Preempted", "underlyingCause": "", "count": 0})
+            mine["count"] += 1
+            conditions = (current.get("status") or {}).get("conditions") or []
+            for cond in (_condition("Evicted", "True", "Preempted", message),
+                         _condition("Preempted", "True", "InClusterQueue", message)):  # fmt: skip
+                conditions = _set_condition(conditions, cond)
+            self.kube.patch("workloads", ns, victim, {"status": {
+                "schedulingStats": {"evictions": evictions}, "conditions": conditions}})  # fmt: skip
+        # Kueue's Job Stop: suspend, startTime reset; the Job controller deletes active pods.
+        self.kube.patch("jobs", ns, trial, {"spec": {"suspend": True}, "status": {
+            "active": 0, "ready": 0, "startTime": None,
+            "conditions": [_condition("Suspended", "True", "JobSuspended", "Job suspended")]}})  # fmt: skip
+        for pod in self.kube.objects("pods", ns, f"{LABEL_JOB_NAME}={trial}"):
+            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                self.kube.remove("pods", ns, pod["metadata"]["name"])
+        # Quota released (SyncAdmittedCondition): the admitted time is accumulated.
+        with self.kube._lock:
+            current = self.kube.get_object("workloads", ns, victim) or {}
+            status = current.get("status") or {}
+            admitted = next(c for c in status.get("conditions") or [] if c["type"] == "Admitted")
+            held = (
+                admitted_s
+                if admitted_s is not None
+                else int(
+                    time.time() - datetime.fromisoformat(admitted["lastTransitionTime"]).timestamp()
+                )
+            )
+            total = int(status.get("accumulatedPastExecutionTimeSeconds") or 0) + int(held)
+            self.kube.patch("workloads", ns, victim, {"status": {
+                "accumulatedPastExecutionTimeSeconds": total, "admission": None}})  # fmt: skip
         no_quota = "The workload has no reservation"
         self._workload_conditions(
             ns, victim,
-            _condition("Evicted", "True", "Preempted", message),
-            _condition("Preempted", "True", "InClusterQueue", message),
-            _condition("QuotaReserved", "False", "Pending", no_quota),
+            _condition("Requeued", "True", "Preempted", message),
+            _condition("QuotaReserved", "False", "Pending", message),
             _condition("Admitted", "False", "NoReservation", no_quota),
         )  # fmt: skip
-
-        def readmit() -> None:  # requeued and admitted again before the Job makes a new pod
-            self._workload_conditions(
-                ns, victim,
-                _condition("Evicted", "False", "Preempted", message),
-                _condition("Preempted", "False", "InClusterQueue", message),
-                _condition("QuotaReserved", "True", "QuotaReserved", "Quota reserved"),
-                _condition("Admitted", "True", "Admitted", "The workload is admitted"),
-            )  # fmt: skip
-
-        return self._disrupt(
-            ns, trial, "TerminationTarget", "WorkloadEvictedDueToPreempted", message,
-            before_replacement=readmit,
+        # Requeued and admitted again; Kueue unsuspends the Job, which makes a new pod.
+        self._workload_conditions(
+            ns, victim,
+            _condition("Evicted", "False", "Preempted", message),
+            _condition("Preempted", "False", "InClusterQueue", message),
+            _condition("QuotaReserved", "True", "QuotaReserved", "Quota reserved"),
+            _condition("Admitted", "True", "Admitted", "The workload is admitted"),
         )  # fmt: skip
+        job = self.kube.patch("jobs", ns, trial, {"spec": {"suspend": False}, "status": {
+            "conditions": [_condition("Suspended", "False", "JobResumed", "Job resumed")]}})  # fmt: skip
+        self.kube._job_created(job)
+        self.kube.patch("jobs", ns, trial, {"status": {"active": 1, "startTime": now_iso()}})
+        return self._pod(ns, trial)
 
     def _workload_conditions(self, ns: str, name: str, *conditions: Obj) -> None:
         with self.kube._lock:
@@ -2554,8 +2592,11 @@ class KatibController:
                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": trial,
                                          "uid": uid, "controller": True}],
                 },
-                "spec": {"queueName": queue, "podSets": [{"name": "main", "count": 1}]},
-                "status": {"conditions": [_condition("Admitted", "True", "Admitted", "The workload is admitted")]},
+                "spec": {"queueName": queue, "podSets": [{"name": "main", "count": 1,
+                         "template": copy.deepcopy(job["spec"].get("template") or {})}]},
+                # Admitted before the Job's first pod (Kueue holds a Job until it admits it).
+                "status": {"conditions": [{**_condition("Admitted", "True", "Admitted", "The workload is admitted"),
+                                           "lastTransitionTime": job["metadata"]["creationTimestamp"]}]},
             },
         )  # fmt: skip
         return name

@@ -86,21 +86,126 @@ def test_a_preempted_trial_restarts_succeeds_and_says_so(lab: Lab) -> None:
 
 
 def test_kueue_preemption_names_the_preempting_workload(lab: Lab) -> None:
+    """Kueue preempts as it does for a batch Job: the Job is suspended and its pod deleted (no
+    pod keeps a trace), the Workload records the eviction and the 30 minutes it was admitted.
+    Watch names the preemptor from the Workload; results and status count the restart and the
+    lost half GPU-hour besides the replacement's run."""
     lab.kaniko.auto("succeed")
-    driver = _drive(
-        lab,
-        lambda trial: lab.katib.preempt_trial(NS, trial, by="llm-pretrain", priority="high"),
-        watching="workloads",
-    )
+    gone: list[str] = []
+
+    def preempt(trial: str) -> str:
+        (old,) = lab.katib.trial_pods(NS, trial)
+        new = lab.katib.preempt_trial(NS, trial, by="llm-pretrain", priority="high",
+                                      admitted_s=1800)  # fmt: skip
+        if lab.kube.get_object("pods", NS, old["metadata"]["name"]) is None:
+            gone.append(old["metadata"]["name"])
+        return new
+
+    driver = _drive(lab, preempt, watching="workloads")
     result = invoke("--name", "kq", "--queue", "default", "--timeout", "60s", "--wait", "all",
                     *GPU_RUN)  # fmt: skip
     driver.join(10)
     assert result.exit_code == 0, result.output
+    assert gone, "Kueue's preemption deletes the Job's pod"
     assert "preempted by llm-pretrain (priority high), restarted (1)" in result.stderr, (
         result.stderr
     )
+    assert result.stderr.count("restarted (") == 1
     (row,) = _results("kq")
     assert row["restarts"] == 1 and row["status"] == "Succeeded"
+    (pod,) = lab.katib.trial_pods(NS, row["name"])  # the replacement: it ran >= 1 s
+    ran = diagnosis.pod_gpu_hours(pod, now=time.time())
+    assert ran >= 1 / 3600
+    assert row["gpu_hours"] == pytest.approx(0.5 + ran, abs=1e-6)
+    doc = json.loads(invoke("status", "kq", "--json").stdout)
+    assert doc["restarts"] == 1 and doc["gpuHours"] == pytest.approx(
+        0.5 + ran, abs=1e-4
+    )  # 4 places
+    # Reattached later, `watch` tells the same story from the Workload.
+    watched = invoke("watch", "kq")
+    assert watched.exit_code == 0, watched.output
+    assert "preempted by llm-pretrain (priority high), restarted (1)" in watched.stderr
+
+
+def test_a_sweep_survives_repeated_preemption_with_exact_accounting(lab: Lab) -> None:
+    """Two trials under Kueue, one preempted five times in every way the cluster has (two
+    Kueue preemptions of 20 and 40 admitted minutes, the scheduler, an eviction, a lost node),
+    the other twice: no trial fails, the experiment succeeds, each restart is said once with
+    its running count, and results/status count 7 restarts and every GPU-hour: Kueue's 1 h
+    plus each remaining pod's own run."""
+    lab.kaniko.auto("succeed")
+    katib = lab.katib
+    made: list[Any] = []
+    current: dict[str, list[str]] = {}  # each trial's pods since its last admission
+
+    def play() -> None:
+        name = _once_watching(lab, "workloads")
+        first, second = katib.create_trials(NS, name, [PARAMS, {**PARAMS, "hidden": 16}])
+        made.extend((first, second))
+
+        def kueue(who: str, held: int) -> Callable[[str], str]:
+            return lambda t: katib.preempt_trial(NS, t, by=who, priority="high", admitted_s=held)
+
+        # (Kueue's? a Kueue eviction ends an admission: its pods' time is in Kueue's record)
+        plan: dict[str, list[tuple[bool, Callable[[str], str]]]] = {
+            first.name: [
+                (True, kueue("pretrain-a", 1200)),
+                (False, lambda t: katib.preempt_trial(NS, t)),
+                (False, lambda t: katib.evict_trial(NS, t)),
+                (True, kueue("pretrain-b", 2400)),
+                (False, lambda t: katib.lose_node(NS, t)),
+            ],
+            second.name: [
+                (False, lambda t: katib.preempt_trial(NS, t)),
+                (False, lambda t: katib.evict_trial(NS, t)),
+            ],
+        }
+        for trial, disruptions in plan.items():
+            katib.run_trial(NS, trial)
+            (pod,) = katib.trial_pods(NS, trial)
+            current[trial] = [pod["metadata"]["name"]]
+            for by_kueue, disrupt in disruptions:
+                time.sleep(TICK)
+                new_pod = disrupt(trial)
+                current[trial] = [new_pod] if by_kueue else [*current[trial], new_pod]
+                katib.run_trial(NS, trial)
+            time.sleep(TICK)
+            katib.succeed_trial(NS, trial, {"val_loss": 0.02, "train_loss": 0.03})
+        katib.finish(NS, name)
+
+    driver = threading.Thread(target=play, daemon=True)
+    driver.start()
+    result = invoke("--name", "rep", "--queue", "default", "--timeout", "90s", "--wait", "all",
+                    *GPU_RUN)  # fmt: skip
+    driver.join(10)
+    assert result.exit_code == 0, result.output
+    assert "Failed" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "restarted (" in line]
+    assert len(lines) == 7, result.stderr
+    first_lines = [line for line in lines if f"({made[0].name})" in line]
+    assert [line.rsplit("restarted ", 1)[1] for line in first_lines] == [
+        f"({n})" for n in range(1, 6)
+    ]
+    assert "preempted by pretrain-a (priority high), restarted (1)" in first_lines[0]
+    assert "preempted by pretrain-b (priority high), restarted (4)" in first_lines[3]
+    exp = lab.kube.get_object("experiments", NS, "rep")
+    assert exp is not None and "trialsFailed" not in exp["status"]
+    rows = {row["name"]: row for row in _results("rep")}
+    now = time.time()
+    for trial, restarts, lost in zip(made, (5, 2), (1.0, 0.0), strict=True):
+        pods = lab.katib.trial_pods(NS, trial.name)
+        ran = sum(
+            diagnosis.pod_gpu_hours(p, now=now)
+            for p in pods
+            if p["metadata"]["name"] in current[trial.name]
+        )
+        assert ran * 3600 >= len(current[trial.name]) - 1e-6  # each ran >= 1 s on 1 GPU
+        assert rows[trial.name]["restarts"] == restarts
+        assert rows[trial.name]["gpu_hours"] == pytest.approx(lost + ran, abs=1e-6)
+    doc = json.loads(invoke("status", "rep", "--json").stdout)
+    assert doc["restarts"] == 7 and doc["trials"]["Succeeded"] == 2
+    total = sum(row["gpu_hours"] for row in rows.values())
+    assert doc["gpuHours"] == pytest.approx(total, abs=1e-4)
 
 
 def test_node_loss_restarts_the_trial(lab: Lab) -> None:
@@ -309,17 +414,75 @@ def test_kueue_preemption_names_the_preemptor_and_its_priority() -> None:
         "preempted by a higher-priority workload (Kueue)"
     )
     assert diagnosis.disruption_text(pod) == "evicted by Kueue (Preempted)"
-    log = diagnosis.DisruptionLog(kueue=True)
-    log.add_pod("t", pod)
-    assert log.notes("t", 3) == []  # waits for the Workload, which names the preemptor
+    # Kueue's Job integration leaves no pod behind: the Workload tells the story.
+    log = diagnosis.DisruptionLog()
     log.add_workload(preemptor, None)
-    evicted = {"metadata": {"uid": "w-t", "ownerReferences": [{"kind": "Job", "name": "t"}]},
-               "status": {"conditions": [{**mine["status"]["conditions"][0], "status": "True"}]}}  # fmt: skip
+    evicted = {"metadata": {"uid": "w-t"},
+               "status": {"conditions": [{**mine["status"]["conditions"][0], "status": "True"}],
+                          "schedulingStats": {"evictions": [
+                              {"reason": "Preempted", "underlyingCause": "", "count": 1}]}}}  # fmt: skip
     log.add_workload(evicted, "t")
     assert log.notes("t", 3) == [
         "trial 3 (t) preempted by job-pretrain-x1 (priority high), restarted (1)"
     ]
     assert log.notes("t", 3) == []  # once
+    # A later scheduler preemption of the new pod is the scheduler's, and counts on.
+    log.add_pod("t", _pod("t-b", created="2026-01-01T00:00:00Z", started=None, condition=PREEMPTED))
+    assert log.notes("t", 3) == [
+        "trial 3 (t) preempted by the scheduler (a higher-priority pod), restarted (2)"
+    ]
+
+
+def _workload(*, accumulated: int | None, admitted_at: str | None, evictions: int,
+              gpus: int = 4, count: int = 1) -> dict[str, Any]:  # fmt: skip
+    template = {"spec": {"containers": [
+        {"name": "training", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}},
+        {"name": "metrics-logger-and-collector", "resources": {}}]}}  # fmt: skip
+    status: dict[str, Any] = {
+        "conditions": [{"type": "Admitted", "status": "True" if admitted_at else "False",
+                        "lastTransitionTime": admitted_at or "2026-01-01T00:00:00Z"}],
+        "schedulingStats": {"evictions": [
+            {"reason": "Preempted", "underlyingCause": "", "count": evictions},
+            {"reason": "Deactivated", "underlyingCause": "", "count": 5}]},
+    }  # fmt: skip
+    if accumulated is not None:
+        status["accumulatedPastExecutionTimeSeconds"] = accumulated
+    return {"spec": {"podSets": [{"name": "main", "count": count, "template": template}]},
+            "status": status}  # fmt: skip
+
+
+def test_kueue_evictions_count_by_kueues_admitted_time_and_pods_by_their_run() -> None:
+    """Two Kueue evictions after 30 and 15 minutes admitted (Kueue keeps 2700 s), then a
+    scheduler preemption and a running pod in the third admission: 4 GPUs x (0.75 h lost +
+    0.5 h + 0.5 h). A failed pod of an earlier admission is not counted twice; deactivations
+    are not restarts."""
+    now = diagnosis.epoch_seconds("2026-01-01T03:00:00Z")
+    assert now is not None
+    earlier = _pod("t-0", created="2026-01-01T00:00:00Z", started="2026-01-01T00:00:00Z",
+                   finished="2026-01-01T00:10:00Z", condition=PREEMPTED)  # fmt: skip
+    lost = _pod("t-a", created="2026-01-01T02:00:00Z", started="2026-01-01T02:00:00Z",
+                finished="2026-01-01T02:30:00Z", condition=PREEMPTED)  # fmt: skip
+    running_pod = _pod("t-b", created="2026-01-01T02:30:00Z", started="2026-01-01T02:30:00Z")
+    workload = _workload(accumulated=2700, admitted_at="2026-01-01T02:00:00Z", evictions=2)
+    restarts, hours = diagnosis.trial_usage([earlier, lost, running_pod], now=now,
+                                            workload=workload)  # fmt: skip
+    assert restarts == 2 + 2 and hours == pytest.approx(4 * (0.75 + 0.5 + 0.5))
+    # Evicted now, waiting for quota: no pod of this cycle; only Kueue's record counts.
+    waiting = _workload(accumulated=2700, admitted_at=None, evictions=2)
+    assert diagnosis.trial_usage([earlier], now=now, workload=waiting) == (
+        3,
+        pytest.approx(4 * 0.75),
+    )
+    # A 2-node TrainJob Workload holds count x GPUs; v1beta1's misspelt field is read too.
+    nodes = _workload(accumulated=None, admitted_at="2026-01-01T02:00:00Z", evictions=1, count=2)
+    nodes["status"]["accumulatedPastExexcutionTimeSeconds"] = 3600
+    assert diagnosis.kueue_lost_gpu_hours(nodes) == pytest.approx(2 * 4 * 1.0)
+    # Never evicted: the pods alone, as without Kueue.
+    fresh = _workload(accumulated=None, admitted_at="2026-01-01T02:00:00Z", evictions=0)
+    assert diagnosis.trial_usage([running_pod], now=now, workload=fresh) == (
+        0,
+        pytest.approx(4 * 0.5),
+    )
 
 
 def test_disruption_words_and_oom() -> None:

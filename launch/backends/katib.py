@@ -448,8 +448,9 @@ class KatibBackend:
             cluster, meta = self._cluster(exp)
             with cluster:
                 rows = submit.trial_rows(
-                    cluster, spec=spec, namespace=meta["namespace"], name=exp.name
-                )
+                    cluster, spec=spec, namespace=meta["namespace"], name=exp.name,
+                    kueue=bool(meta.get("queue")),
+                )  # fmt: skip
                 if not rows and cluster.find("Experiment", meta["namespace"], exp.name) is None:
                     raise UsageError(
                         f"{meta['namespace']}/{exp.name} no longer exists on the cluster, and "
@@ -475,7 +476,10 @@ class KatibBackend:
         spec = LaunchSpec.model_validate(meta["spec"])
         with cluster:
             obj = cluster.get("Experiment", meta["namespace"], exp.name)
-            rows = submit.trial_rows(cluster, spec=spec, namespace=meta["namespace"], name=exp.name)
+            rows = submit.trial_rows(
+                cluster, spec=spec, namespace=meta["namespace"], name=exp.name,
+                kueue=bool(meta.get("queue")),
+            )  # fmt: skip
             pending = submit.pending_reasons(
                 cluster, namespace=meta["namespace"], name=exp.name,
                 states={r.name: r.status for r in rows}, kueue=bool(meta.get("queue")),
