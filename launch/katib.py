@@ -138,11 +138,11 @@ def trial_args(
     parameters: Sequence[Parameter],
     workdir: str = "",
     configs: Sequence[Mapping[str, Scalar]] | None = None,
-    tensorboard_flag: str | None = None,
+    wrap: podspec.RestartWrap = podspec.NO_RESTART_WRAP,
 ) -> str:
     """The one `sh -c` string: quoted user text, `${trialParameters.X}` for the swept flags.
-    `tensorboard_flag`: the shell word passing `--tensorboard_dir` (default: the collector's
-    path, quoted).
+    `wrap`: a checkpointed trial's `--tensorboard_dir` word and the text around the program
+    (`podspec.restart_wrap`).
 
     Katib's pod webhook joins command and args with spaces, unquoted, and appends
     `&& echo completed > <dir>/$$$$.pid` (pkg/webhook/v1beta1/pod/utils.go wrapWorkerContainer),
@@ -166,11 +166,11 @@ def trial_args(
             continue
         flag = f"--{param.name}={_placeholder(param)}"
         words.append(f"'{flag}'" if param.parameterType == "categorical" else flag)
-    words.append(tensorboard_flag or shlex.quote(f"--tensorboard_dir={TFEVENT_DIR}"))
+    words.append(wrap.tensorboard_flag or shlex.quote(f"--tensorboard_dir={TFEVENT_DIR}"))
     # Run from the same subdirectory of the repo as the user did (the image's WORKDIR is its root).
     if workdir:
         prefix += f"cd {escape_dollar(shlex.quote(workdir))} && "
-    return prefix + " ".join(words)
+    return prefix + wrap.before + " ".join(words) + wrap.after
 
 
 def _config_case(configs: Sequence[Mapping[str, Scalar]], placeholder: str) -> str:
@@ -357,16 +357,19 @@ def render_experiment(
         )  # fmt: skip
     else:
         pod_volumes, mounts = podspec.pod_volumes(resources)
-        # With a checkpoint_dir: the trial's restart count and checkpoint directory first, its
-        # TensorBoard history on the volume, copied to the collector's path at the end.
-        tensorboard_flag, after = podspec.restart_tensorboard(resources)
+        # With a checkpoint_dir: the trial's restart count and checkpoint directory first; the
+        # program gets SIGTERM and keeps its TensorBoard history across restarts.
         container = _container(
             image=image,
             args=podspec.restart_prelude(resources, name)
             + trial_args(
-                command, spec.fixed, spec.parameters, workdir, spec.configs, tensorboard_flag
-            )
-            + after,
+                command,
+                spec.fixed,
+                spec.parameters,
+                workdir,
+                spec.configs,
+                podspec.restart_wrap(resources),
+            ),
             env=env,
             resources=resources,
             mounts=mounts,

@@ -572,26 +572,51 @@ def restart_prelude(resources: TrialResources, experiment: str) -> str:
 TENSORBOARD_SUBDIR = "tensorboard"  # in the trial's checkpoint directory
 
 
-def restart_tensorboard(resources: TrialResources) -> tuple[str | None, str]:
-    """(the program's `--tensorboard_dir` word, the text after the program) of a cluster trial
-    with `checkpoint_dir`; (None, "") without one (the program writes to the collector's path).
+@dataclass(frozen=True)
+class RestartWrap:
+    """How a cluster trial with `checkpoint_dir` runs its program (shell text, `$` escaped for
+    Kubernetes): `tensorboard_flag` replaces `--tensorboard_dir=<collector path>`; `before` and
+    `after` go around the program's words."""
 
-    Katib mounts a fresh emptyDir at the collector's path in every pod and reads it once the
-    main process has exited, so a replaced pod would lose its predecessors' events. Instead the
-    program writes to `$LAUNCH_CHECKPOINT_DIR/tensorboard` on the volume (the same directory
-    after every restart), and when it exits the shell copies that whole history into the
-    collector's path and exits with the program's status (Katib's `&& echo completed` follows
-    it). `$` is escaped for Kubernetes."""
+    tensorboard_flag: str | None = None
+    before: str = ""
+    after: str = ""
+
+
+NO_RESTART_WRAP = RestartWrap()
+
+
+def restart_wrap(resources: TrialResources) -> RestartWrap:
+    """The program's part of the restart contract; nothing without `checkpoint_dir`.
+
+    TensorBoard: Katib mounts a fresh emptyDir at the collector's path in every pod and reads
+    it once the main process has exited, so a replaced pod would lose its predecessors' events.
+    The program writes to `$LAUNCH_CHECKPOINT_DIR/tensorboard` on the volume instead, and when it
+    exits the shell copies that whole history into the collector's path.
+
+    SIGTERM: the kubelet stops a pod (preemption, eviction, drain) by signalling the container's
+    main process, the `sh -c` shell, which would die and leave the program to the SIGKILL at the
+    end of the grace period. The program runs in the background and the shell forwards SIGTERM
+    to it, so a trainer can save a checkpoint before it goes; the shell then waits for its real
+    exit status. The group ends in that status (Katib's `&& echo completed` follows it)."""
     if resources.checkpoint_dir is None:
-        return None, ""
+        return NO_RESTART_WRAP
     source = f'"$LAUNCH_CHECKPOINT_DIR/{TENSORBOARD_SUBDIR}"'
-    flag = f"--tensorboard_dir={source}"
     after = (
-        "; launch_rc=$? ; "
+        " & launch_pid=$! ; "
+        "trap 'kill -TERM \"$launch_pid\" 2>/dev/null' TERM ; "
+        'wait "$launch_pid" ; launch_rc=$? ; '
+        # A trapped signal ends `wait` early (status > 128): wait again for the real end.
+        'while [ "$launch_rc" -gt 128 ] && kill -0 "$launch_pid" 2>/dev/null ; do '
+        'wait "$launch_pid" ; launch_rc=$? ; done ; '
         f"cp -R {source}/. {shlex.quote(TFEVENT_DIR)} 2>/dev/null ; "
-        '[ "$launch_rc" -eq 0 ]'
+        '[ "$launch_rc" -eq 0 ] ; }'
     )
-    return escape_dollar(flag), escape_dollar(after)
+    return RestartWrap(
+        tensorboard_flag=escape_dollar(f"--tensorboard_dir={source}"),
+        before="{ ",
+        after=escape_dollar(after),
+    )
 
 
 # --------------------------------------------------------------------------- pod spec parts

@@ -4,6 +4,7 @@ replaced pod (same trial name, same volume) sees the count go up."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -141,7 +142,8 @@ import os, sys, time
 from tensorboardX import SummaryWriter
 tb = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--tensorboard_dir="))
 start = int(os.environ["LAUNCH_RESTART_COUNT"])
-writer = SummaryWriter(tb)
+# Files are named by second and host name; each pod has its own host name, these share one.
+writer = SummaryWriter(tb, filename_suffix=".pod" + str(start))
 for step in range(3):
     writer.add_scalar("loss", 10.0 - start * 3 - step, start * 3 + step)
 writer.flush()
@@ -210,3 +212,60 @@ def test_a_restarted_trials_tensorboard_history_reaches_katibs_collector(
     assert seen.observations["loss"] == MetricObservation(min=5.0, max=10.0, latest=5.0)
     assert seen.values == {"loss": 5.0}
     assert seen.event_files == 2  # one file per start, both copied from the volume
+
+
+_SAVER = """#!{python}
+import os, signal, sys, time
+def save(signum, frame):
+    with open(os.path.join(os.environ["LAUNCH_CHECKPOINT_DIR"], "saved"), "w") as f:
+        f.write("step 42")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, save)
+open(os.path.join(os.environ["LAUNCH_CHECKPOINT_DIR"], "ready"), "w").close()
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_stopped_pod_passes_sigterm_to_the_program_so_it_can_save(
+    tmp_path: Path, shell: str
+) -> None:
+    """The kubelet stops a preempted pod by sending SIGTERM to the container's main process,
+    the `sh -c` shell. The shell forwards it to the program, which saves a checkpoint and
+    exits; the shell then ends with a failure (no Katib completion marker) long before the
+    grace period's SIGKILL."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from launch import katib
+
+    resources = _resources(tmp_path)
+    args = podspec.restart_prelude(resources, "exp") + katib.trial_args(
+        ["python", "train.py"], {}, [], wrap=podspec.restart_wrap(resources)
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(_SAVER.format(python=sys.executable))
+    (bin_dir / "python").chmod(0o755)
+    collector = tmp_path / "collector"
+    collector.mkdir()
+    text = _kubelet(args).replace("/var/log/katib/tfevent/", f"{collector}/")
+    text += f" && echo completed > {collector}/$$.pid"
+    argv = [shell, "sh", "-c", text] if shell == "busybox" else [shell, "-c", text]
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "KATIB_TRIAL_NAME": "t1"}
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, start_new_session=True)
+    trial_dir = tmp_path / "vol" / "runs" / "exp" / "t1"
+    try:
+        deadline = time.monotonic() + 60
+        while not (trial_dir / "ready").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGTERM)  # the kubelet signals the main process only
+        assert proc.wait(timeout=30) == 1  # the program's 143 fails the group: not completed
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert (trial_dir / "saved").read_text() == "step 42"
+    assert not list(collector.glob("*.pid"))

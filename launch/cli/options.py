@@ -163,7 +163,8 @@ CheckpointDirOpt = Annotated[
         "setting). Each trial gets LAUNCH_CHECKPOINT_DIR=PATH/<experiment>/<trial>, which "
         "survives a preempted pod's replacement, and LAUNCH_RESTART_COUNT (0, then 1, 2, ... on "
         "each restart) to decide whether to resume from its own checkpoint; --tensorboard_dir is "
-        "then LAUNCH_CHECKPOINT_DIR/tensorboard, so the history spans restarts.",
+        "then LAUNCH_CHECKPOINT_DIR/tensorboard, so the history spans restarts, and a stopped "
+        "pod's SIGTERM reaches the program, so it can save first.",
     ),
 ]
 NoPreflightOpt = Annotated[
