@@ -35,6 +35,7 @@ bench: setup
 ## goldens: regenerate tests/golden/ on purpose (never in CI)
 goldens: setup
 	LAUNCH_UPDATE_GOLDENS=1 $(UV) run pytest -q tests/test_katib.py tests/test_kaniko.py tests/test_trainjob.py
+	LAUNCH_UPDATE_GOLDENS=1 $(UV) run pytest -q tests/test_registry_gate.py -k configmap
 
 ## demo: the quickstart sweep on this machine (local backend)
 demo: setup

@@ -8,11 +8,20 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from launch import compose, diagnosis, image_config, image_trust, kaniko, registry, registry_push
+from launch import (
+    compose,
+    diagnosis,
+    image_config,
+    image_trust,
+    kaniko,
+    registry,
+    registry_gate,
+    registry_push,
+)
 from launch.errors import BuildError, LaunchError, TimedOutError, UsageError
 from launch.kube_api import ClusterAPI
 from launch.settings import Settings
@@ -34,7 +43,7 @@ def _quiet(level: str, text: str) -> None:
 def registry_service(push_host: str) -> tuple[str, str, int]:
     """(service, namespace, port) of an in-cluster registry name like
     `registry.launch-system.svc.cluster.local:5000`, for the API server's service proxy."""
-    host, _, port = push_host.rpartition(":")
+    host, _, port = push_host.partition("/")[0].rpartition(":")
     parts = host.split(".")
     if not port.isdigit() or len(parts) < 3 or parts[2] != "svc":
         raise UsageError(
@@ -48,12 +57,68 @@ def registry_service(push_host: str) -> tuple[str, str, int]:
 
 def registry_transport(cluster: ClusterAPI, settings: Settings) -> registry.Transport:
     """Direct when `registry_url` is configured, else through the API server's service proxy,
-    so a kubeconfig is all a user needs."""
+    so a kubeconfig is all a user needs; with `registry_token`, every request carries it for
+    the registry's gate (a header of its own: the API server strips `Authorization`)."""
+    inner: registry.Transport
     if settings.registry_url:
-        return registry.HttpTransport(settings.registry_url)
-    service, namespace, port = registry_service(settings.registry)
-    proxy: registry.Transport = cluster.service_proxy(namespace, service, port)
-    return proxy
+        inner = registry.HttpTransport(settings.registry_url)
+    else:
+        service, namespace, port = registry_service(settings.registry)
+        inner = cluster.service_proxy(namespace, service, port)
+    if settings.registry_token:
+        return TokenTransport(inner, settings.registry_token)
+    return inner
+
+
+class TokenTransport:
+    """A registry transport that sends the gate's push token with every request."""
+
+    def __init__(self, inner: registry.Transport, token: str) -> None:
+        self.inner, self._token = inner, token
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        return self.inner.request(
+            method, path, {**headers, registry_gate.HEADER: self._token}, body
+        )
+
+    def __getattr__(self, name: str) -> Any:  # base_url, hint, requests: the inner transport's
+        return getattr(self.inner, name)
+
+
+def behind_gate(settings: Settings, transport: registry.Transport) -> Settings:
+    """`settings` for a registry behind launch's gate (deploy/registry): with a
+    `registry_token`, the prefix the gate names for it (one GET) goes in front of every image
+    path (`registry`, `registry_pull`) and Kaniko Jobs push to staging/ (`gate_prefix`).
+    Without a token, or without a gate (404), `settings` as they are."""
+    if not settings.registry_token:
+        return settings
+    status, _, body = transport.request("GET", registry_gate.WHOAMI_PATH, {})
+    if status == 404:
+        return settings  # a registry without the gate: the token has no use
+    if status != 200:
+        raise UsageError(
+            f"the registry's gate does not know your push token ({status}: "
+            f"{registry._error_detail(body) or body[:200].decode(errors='replace')})",
+            hint="check LAUNCH_REGISTRY_TOKEN / `registry_token` (`launch config` says where it "
+            "comes from), or ask the cluster admin for a token (docs/cluster-setup.md, "
+            '"Registry push tokens")',
+        )
+    prefix = registry_gate.check_prefix(body.decode(errors="replace").strip())
+    for key in ("registry", "registry_pull"):
+        if "/" in kaniko.registry_host(getattr(settings, key)):
+            raise UsageError(
+                f"`{key}` {getattr(settings, key)!r} has a path, and the registry's gate puts "
+                f"your images under {prefix}/",
+                hint=f"set `{key}` to host:port only (`launch config`)",
+            )
+    return replace(
+        settings,
+        registry=f"{kaniko.registry_host(settings.registry)}/{prefix}",
+        registry_pull=f"{kaniko.registry_host(settings.registry_pull)}/{prefix}",
+        gate_prefix=prefix,
+    )
 
 
 # --------------------------------------------------------------------------- the image
@@ -92,6 +157,9 @@ class Sources:
     # refs named after `registry`; None: trust a tag whose labels say it is the commit.
     trust: image_trust.TrustStore | None = None
     registry: str = ""
+    # Kaniko Jobs push to staging/<repository> (the registry's gate admits pods there only);
+    # their image is then copied, by digest, to <repository>.
+    staged: bool = False
 
     def ref(self, repository: str, tag: str) -> str:
         return image_trust.ref(self.registry, repository, tag)
@@ -158,6 +226,7 @@ def find_or_build(
         registry_push.upload_blob(repository=context_repo, data=data, transport=transport)
         report("info", f"uploaded the build context ({size_mb:.1f} MB)")
     digest = run_build(cluster=cluster, job=whole.job, timeout_s=timeout_s, report=report, now=now)
+    _unstage(transport, repository, tag, digest, sources, report=report)
     sources.record(repository, tag, digest, key="")
     return BuildResult(digest, built=True, job_name=whole.job["metadata"]["name"], path="kaniko")
 
@@ -266,6 +335,7 @@ def _compose(
             transport=transport,
         )  # fmt: skip
         deps = run_build(cluster=cluster, job=job, timeout_s=timeout_s, report=report, now=now)
+        _unstage(transport, repository, deps_tag, deps, sources, report=report)
         job_name = str(job["metadata"]["name"])
         sources.record(repository, deps_tag, deps, key=choice.key or "")
     else:
@@ -276,6 +346,26 @@ def _compose(
     )  # fmt: skip
     sources.record(repository, tag, composed.digest, key=choice.key or "")
     return BuildResult(composed.digest, built=True, job_name=job_name, path="composed")
+
+
+def _unstage(
+    transport: registry.Transport,
+    repository: str,
+    tag: str,
+    digest: str,
+    sources: Sources,
+    *,
+    report: Report,
+) -> None:
+    """A staged build's image, copied from staging/<repository> to <repository>:<tag> by digest
+    (the digest the build Job's own pod reported: whatever else staging/ holds is not taken)."""
+    if not sources.staged:
+        return
+    staging = f"{registry_gate.STAGING}/{repository}"
+    registry_push.copy_image(
+        source=staging, repository=repository, tag=tag, digest=digest, transport=transport
+    )
+    report("info", f"image {repository}:{_short(tag)} copied from {staging} ({digest[:19]})")
 
 
 def _manifest(
@@ -362,10 +452,12 @@ def run_build(
                 return _build_digest(cluster, namespace, name, uid=uid)
             if state == "Failed":
                 done = True
+                tail = _tail(cluster, namespace, name, BUILD_LOG_LINES)
+                hint = f"fix the Dockerfile or the build context; full log: kubectl logs -n {namespace} job/{name}"
+                if registry_gate.HEADER in tail:  # the gate refused Kaniko's push
+                    hint = registry_push.HINT_PUSH_AUTH
                 raise BuildError(
-                    f"the image build failed (Job {namespace}/{name}):\n"
-                    + _tail(cluster, namespace, name, BUILD_LOG_LINES),
-                    hint=f"fix the Dockerfile or the build context; full log: kubectl logs -n {namespace} job/{name}",
+                    f"the image build failed (Job {namespace}/{name}):\n" + tail, hint=hint
                 )
         raise TimedOutError(
             f"the image build did not finish within {int(timeout_s)}s",

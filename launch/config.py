@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.errors import UsageError
-from launch.settings import KEYS, Settings, resolve
+from launch.settings import KEYS, SECRET_KEYS, Settings, resolve
 
 __all__ = ["KEYS", "Settings", "load_settings", "project_file", "resolve", "user_file"]
 
@@ -51,4 +51,11 @@ def load_settings(flags: Mapping[str, Any] | None = None, *, cwd: Path | None = 
     env = dict(os.environ)
     path = user_file(env)
     user = (str(path), _read_toml(path)) if path.is_file() else None
+    if user is not None and any(key in user[1] for key in SECRET_KEYS):
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:  # as ssh does with a private key: a secret others can read is not one
+            raise UsageError(
+                f"{path} holds a secret (`registry_token`) but others may read it (mode {mode:o})",
+                hint=f"chmod 600 {path}",
+            )
     return resolve(flags=flags or {}, env=env, project=project_file(cwd or Path.cwd()), user=user)

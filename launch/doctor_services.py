@@ -131,7 +131,40 @@ def check_registry(settings: Settings, state: State, timeout_s: float) -> Check:
         fixes.append(err.hint if rbac and err.hint else down_fix)
     if problems:
         return Check("registry", False, "; ".join(problems), "; ".join(fixes))
-    return Check("registry", True, f"a manifest HEAD answers through {where}; {names}")
+    gate, gate_fix = _gate(settings, transport)
+    if gate_fix:
+        return Check("registry", False, gate, gate_fix)
+    return Check("registry", True, f"a manifest HEAD answers through {where}; {names}{gate}")
+
+
+def _gate(settings: Settings, transport: registry.Transport) -> tuple[str, str]:
+    """(what the registry's gate says of this user's pushes, the fix when they would be
+    refused): one GET of its who-am-I path, with `registry_token` when set."""
+    from launch.registry_gate import HEADER, WHOAMI_PATH
+
+    token = settings.registry_token
+    try:
+        status, _, body = transport.request("GET", WHOAMI_PATH, {HEADER: token} if token else {})
+    except LaunchError:
+        return "", ""  # the registry answered the HEAD just before: not worth a second failure
+    if status == 404:
+        unused = "; registry_token is set but this registry has no gate" if token else ""
+        return f"; no push gate (anyone who reaches it may push any tag){unused}", ""
+    if status == 200:
+        prefix = body.decode(errors="replace").strip()
+        return f"; the push gate puts your images under {prefix}/", ""
+    where = settings.source("registry_token")
+    if token:
+        return (
+            f"the registry's push gate does not know your registry_token (from {where})",
+            "check the token, or ask the cluster admin for one (docs/cluster-setup.md, "
+            '"Registry push tokens")',
+        )
+    return (
+        "the registry's push gate admits pushes by token only, and no registry_token is set",
+        'ask the cluster admin for a push token (docs/cluster-setup.md, "Registry push '
+        'tokens") and set LAUNCH_REGISTRY_TOKEN, or `registry_token` in your user settings file',
+    )
 
 
 # --------------------------------------------------------------------------- 6. nodeports

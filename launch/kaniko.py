@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from launch.errors import UsageError
+from launch.registry_gate import STAGING
 
 # Upstream GoogleContainerTools/kaniko was archived in June 2025 (images frozen at v1.24.0); the
 # fork publishes release images as `ghcr.io/osscontainertools/kaniko:v<X.Y.Z>`
@@ -69,7 +70,7 @@ _BLOB_URL_RE = re.compile(r"^https?://[^/?#]+/v2/[^?#]+/blobs/(?P<digest>sha256:
 REVISION_LABEL = "org.opencontainers.image.revision"
 
 
-def _registry_host(registry: str) -> str:
+def registry_host(registry: str) -> str:
     """`host:port[/prefix]` without a scheme or trailing slash."""
     for scheme in ("https://", "http://"):
         if registry.startswith(scheme):
@@ -93,19 +94,34 @@ def image_ref(*, registry: str, repo_name: str, tag: str) -> str:
     """`<registry>/<repo name lowercased, sanitised>:<tag>`."""
     if not _TAG_RE.match(tag):
         raise ValueError(f"invalid image tag {tag!r}")
-    return f"{_registry_host(registry)}/{repository_name(repo_name)}:{tag}"
+    return f"{registry_host(registry)}/{repository_name(repo_name)}:{tag}"
+
+
+def repository_path(*, registry: str, repo_name: str) -> str:
+    """The repository of the images on the registry (path, no host): `<repo>`, after any path
+    prefix of `registry` (`reg.io/alice` -> `alice/<repo>`)."""
+    prefix = registry_host(registry).partition("/")[2]
+    return f"{prefix}/{repository_name(repo_name)}" if prefix else repository_name(repo_name)
+
+
+def staging_ref(ref: str) -> str:
+    """Where a Kaniko Job pushes `ref` when the registry's gate admits pushes by token only:
+    `<host>/staging/<path>:<tag>`, the one prefix open to pods (launch then copies the image by
+    digest to `ref`, with the user's token)."""
+    host, _, path = ref.partition("/")
+    return f"{host}/{STAGING}/{path}"
 
 
 def cache_repo(*, registry: str, repo_name: str) -> str:
     """Kaniko's layer cache repository: `<registry>/<repo>/cache`."""
-    return f"{_registry_host(registry)}/{repository_name(repo_name)}/cache"
+    return f"{registry_host(registry)}/{repository_name(repo_name)}/cache"
 
 
 def context_repository(*, registry: str, repo_name: str) -> str:
     """The repository (path on the registry, no host) that holds `--allow-dirty` build contexts:
     `<repo>/context`, after any path prefix of `registry` (`reg.io/team` -> `team/<repo>/context`).
     Give it to `launch.registry.upload_blob`."""
-    host, _, prefix = _registry_host(registry).partition("/")
+    host, _, prefix = registry_host(registry).partition("/")
     if not host:
         raise ValueError(f"invalid registry {registry!r}")
     path = f"{repository_name(repo_name)}/context"
@@ -123,7 +139,7 @@ def context_blob_url(*, registry: str, repo_name: str, digest: str, insecure: bo
     """
     if not _DIGEST_RE.match(digest):
         raise ValueError(f"not a sha256 digest: {digest!r}")
-    host = _registry_host(registry).partition("/")[0]
+    host = registry_host(registry).partition("/")[0]
     repository = context_repository(registry=registry, repo_name=repo_name)
     scheme = "http" if insecure else "https"
     return f"{scheme}://{host}/v2/{repository}/blobs/{digest}"
@@ -260,7 +276,9 @@ def render_build_job(
     if context_sub_path:
         args.append(f"--context-sub-path={context_sub_path}")
     if insecure_registry:
-        args.append(f"--insecure-registry={_registry_host(insecure_registry)}")
+        # A host, not a path: `reg:5000/alice` would match nothing and Kaniko would try HTTPS.
+        host = registry_host(insecure_registry).partition("/")[0]
+        args.append(f"--insecure-registry={host}")
 
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,

@@ -140,6 +140,15 @@ def _build_job(
     context_dir: str | None = None,
     pull_method: str = "https",
 ) -> dict[str, Any]:
+    # The shared layer cache only where images are trusted by their labels anyway.
+    cache_repo = (
+        kaniko.cache_repo(registry=settings.registry, repo_name=git.repo_name)
+        if settings.image_trust == "labels"
+        else None
+    )
+    if settings.gate_prefix:  # pods push to staging/ only; launch copies the image (build.py)
+        destination = kaniko.staging_ref(destination)
+        cache_repo = cache_repo and kaniko.staging_ref(cache_repo)
     return kaniko.render_build_job(
         # Named after the experiment (<= 40 chars + "build-" or "deps-"): a launch that cannot
         # compose onto its new dependency image builds the whole image with a second Job.
@@ -150,10 +159,7 @@ def _build_job(
         destination=destination,
         dockerfile=dockerfile,
         context_sub_path=context_dir,
-        # The shared layer cache only where images are trusted by their labels anyway.
-        cache_repo=kaniko.cache_repo(registry=settings.registry, repo_name=git.repo_name)
-        if settings.image_trust == "labels"
-        else None,
+        cache_repo=cache_repo,
         kaniko_image=settings.kaniko_image,
         insecure_registry=settings.registry if settings.registry_insecure else None,
         platform=settings.platform,

@@ -48,7 +48,10 @@ from launch.registry import (
     ping,
 )
 
-__all__ = ["CHUNK_BYTES", "blob_exists", "put_manifest", "upload_blob", "upload_file"]
+__all__ = [
+    "CHUNK_BYTES", "blob_exists", "copy_image", "mount_blob", "put_manifest", "upload_blob",
+    "upload_file",
+]  # fmt: skip
 
 CHUNK_BYTES = 16 << 20  # upload_file's default: the memory held, and the bytes per request
 
@@ -56,10 +59,10 @@ _HINT_READ_ONLY = (
     "the registry accepts no pushes (405: read-only, `storage.maintenance.readonly.enabled: "
     "true`, or a pull-through cache): push to a registry that accepts them, or ask its admin"
 )
-_HINT_PUSH_AUTH = (
-    "the registry refused launch's credentials: launch pushes anonymously (as the in-cluster "
-    "registry allows); use a registry that accepts anonymous pushes from here (`registry_url`, "
-    "`launch config`)"
+HINT_PUSH_AUTH = (
+    "behind launch's registry gate (deploy/registry) a push outside staging/ needs your push "
+    'token: set LAUNCH_REGISTRY_TOKEN (ask the cluster admin; docs/cluster-setup.md, "Registry '
+    "push tokens\"); another registry must accept launch's pushes without credentials (`registry_url`)"
 )
 _HINT_REGISTRY = "is this address a Distribution/OCI registry? "
 
@@ -261,7 +264,7 @@ def _push_error(
         detail = _error_detail(body)
         return RegistryError(
             f"{method} {where}: the registry {verb} ({status}){': ' + detail if detail else ''}",
-            hint=_HINT_PUSH_AUTH,
+            hint=HINT_PUSH_AUTH,
         )
     return _status_error(transport, method, where, status, headers, body)
 
@@ -346,3 +349,55 @@ def _error_codes(body: bytes) -> dict[str, str]:
             detail = detail.get("digest") or detail.get("Digest")
         codes.setdefault(str(error.get("code")), detail if isinstance(detail, str) else "")
     return codes
+
+
+def mount_blob(*, repository: str, digest: str, source: str, transport: Transport) -> bool:
+    """Link blob `digest` of repository `source` into `repository` without moving its bytes:
+    `POST /v2/<repository>/blobs/uploads/?mount=<digest>&from=<source>`. True on 201 (mounted);
+    False when the registry started an ordinary upload instead (202: it cannot mount), which is
+    left to expire."""
+    _check_names(repository, digest)
+    _check_names(source, digest)
+    path = f"/v2/{repository}/blobs/uploads/?mount={digest}&from={source}"
+    where = f"{_describe(transport)}/v2/{repository}/blobs/uploads/"
+    status, headers, body = transport.request("POST", path, {"Content-Length": "0"}, b"")
+    if status == 201:
+        return True
+    if status == 202:
+        return False
+    raise _push_error(transport, "POST", where, status, headers, body)
+
+
+def copy_image(*, source: str, repository: str, tag: str, digest: str, transport: Transport) -> str:
+    """Put the image `source@digest` under `repository:tag`, byte for byte (same digest): its
+    config and layers mounted across repositories, then its manifest. Returns the digest; a manifest whose bytes do not
+    hash to `digest` is refused before anything is written (content addressing is what makes
+    an image from an open repository safe to take)."""
+    from launch.registry import get_manifest
+
+    media_type, body, got = get_manifest(repository=source, reference=digest, transport=transport)
+    if got != digest:  # get_manifest checks the bytes against the digest asked for
+        raise RegistryError(f"{source}@{digest}: the registry answered {got}")
+    manifest = json.loads(body)
+    if "manifests" in manifest:
+        raise RegistryError(
+            f"{source}@{digest} is an image index; launch copies single-platform images only",
+            hint="build for one platform (`platform` setting)",
+        )
+    blobs = [manifest.get("config") or {}, *(manifest.get("layers") or [])]
+    for blob in blobs:
+        blob_digest = str(blob.get("digest") or "")
+        if blob_exists(repository=repository, digest=blob_digest, transport=transport):
+            continue
+        if not mount_blob(
+            repository=repository, digest=blob_digest, source=source, transport=transport
+        ):
+            # Distribution mounts any blob its source repository links; the bytes (layers of
+            # gigabytes) are not worth fetching here and pushing back.
+            raise RegistryError(
+                f"the registry would not mount {blob_digest[:19]} from {source} into {repository}",
+                hint="was the build's image deleted from the registry meanwhile? run launch again",
+            )
+    return put_manifest(
+        repository=repository, tag=tag, media_type=media_type, data=body, transport=transport
+    )

@@ -89,7 +89,14 @@ KEYS: dict[str, Key] = {
         "cluster: a directory inside a writable `volume` mount; each trial gets "
         "LAUNCH_CHECKPOINT_DIR=<it>/<experiment>/<trial> and LAUNCH_RESTART_COUNT",
     ),
+    "registry_token": Key(
+        None,
+        "your push token for the registry's gate (deploy/registry): images go under the prefix "
+        "it names; a secret, so env LAUNCH_REGISTRY_TOKEN or the user file only, never shown",
+    ),
 }
+
+SECRET_KEYS = ("registry_token",)  # never printed; refused in the project file (it is committed)
 
 CLUSTER_KEYS = ("context", "registry_url", "katib_url")
 
@@ -130,7 +137,11 @@ class Settings:
     retries: int = 3
     trainer_runtime: str = "launch-torch"
     checkpoint_dir: str | None = None
+    registry_token: str | None = field(default=None, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict)
+    # Not a setting: the prefix the registry's gate gave `registry_token` (`build.behind_gate`,
+    # which also puts it into `registry` and `registry_pull`); Kaniko then pushes to staging/.
+    gate_prefix: str = ""
 
     @classmethod
     def of(cls, values: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
@@ -139,8 +150,10 @@ class Settings:
 
     @property
     def values(self) -> dict[str, Any]:
-        """Every setting by its `KEYS` name (for `launch config`)."""
-        return {key: getattr(self, "backend_name" if key == "backend" else key) for key in KEYS}
+        """Every setting by its `KEYS` name (for `launch config`); a secret that is set shows
+        as `(set)`."""
+        out = {key: getattr(self, "backend_name" if key == "backend" else key) for key in KEYS}
+        return {k: "(set)" if k in SECRET_KEYS and v else v for k, v in out.items()}
 
     def source(self, key: str) -> str:
         return self.sources.get(key, "default")
@@ -245,6 +258,15 @@ def resolve(
         if layer is not None:
             _check_keys(layer[1], layer[0])
             layers.append(layer)
+    if project is not None:
+        for key in SECRET_KEYS:
+            if key in project[1]:
+                raise UsageError(
+                    f"{project[0]}: `{key}` is a secret and this file is committed with the "
+                    "project",
+                    hint=f"remove it there; set env LAUNCH_{key.upper()} or put it in your user "
+                    "settings file (`launch config` shows where)",
+                )
     env_table = {k[len("LAUNCH_") :].lower(): v for k, v in env.items() if k.startswith("LAUNCH_")}
     env_table = {k: v for k, v in env_table.items() if k in KEYS}
     layers.append(("env LAUNCH_*", env_table))

@@ -484,6 +484,8 @@ def launch(
     namespace = settings.namespace
     check_namespace(cluster, namespace)
     check_katib(cluster)
+    transport = build.registry_transport(cluster, settings)
+    settings = build.behind_gate(settings, transport)  # a push token: images under its prefix
     path = f"{context_dir}/{dockerfile}" if context_dir else dockerfile
     tag = git_facts.commit  # the commit, or for --allow-dirty the working tree's tree hash
     if not git.file_exists_at(snap.root, tag, path):
@@ -530,15 +532,16 @@ def launch(
     else:
         first, _ = kaniko_plan()  # the upload is already made (`context_data`): no cost
     cluster.dry_run_create(first.experiment)
-    transport = build.registry_transport(cluster, settings)
     sources = build.Sources(
         root=Path(snap.root), choice=choice, kaniko=whole_image, dependency_job=dependency_job,
         dependency_context_repository=context_repo, platform=settings.platform,
-        trust=_trust_store(settings), registry=settings.registry,
+        trust=_trust_store(settings), registry=kaniko.registry_host(settings.registry).partition("/")[0],
+        staged=bool(settings.gate_prefix),
     )  # fmt: skip
+    repository = kaniko.repository_path(registry=settings.registry, repo_name=git_facts.repo_name)
     result = build.find_or_build(
-        cluster=cluster, transport=transport, repository=kaniko.repository_name(git_facts.repo_name),
-        tag=tag, sources=sources, rebuild=rebuild, timeout_s=build_timeout_s, report=report,
+        cluster=cluster, transport=transport, repository=repository, tag=tag, sources=sources,
+        rebuild=rebuild, timeout_s=build_timeout_s, report=report,
     )  # fmt: skip
     final = plan(result.digest)
     if preflight:

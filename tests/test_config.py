@@ -85,9 +85,50 @@ def test_settings_are_typed_fields_that_cover_every_key() -> None:
 
     from launch import settings as settings_module
 
-    names = {f.name for f in dataclasses.fields(settings_module.Settings)} - {"sources"}
+    # `gate_prefix` is learnt from the registry's gate, never set (build.behind_gate).
+    names = {f.name for f in dataclasses.fields(settings_module.Settings)} - {
+        "sources",
+        "gate_prefix",
+    }
     assert names == {"backend_name" if k == "backend" else k for k in config.KEYS}
     resolved = config.resolve(flags={}, env={}, project=None, user=None)
     for key, meta in config.KEYS.items():
         default = tuple(meta.default) if isinstance(meta.default, tuple) else meta.default
         assert resolved.values[key] == default, key
+
+
+def test_a_secret_setting_is_never_shown_and_never_read_from_the_project_file() -> None:
+    token = "f" * 64
+    resolved = config.resolve(
+        flags={}, env={"LAUNCH_REGISTRY_TOKEN": token}, project=None, user=None
+    )
+    assert resolved.registry_token == token and resolved.values["registry_token"] == "(set)"
+    assert token not in repr(resolved)
+    assert (
+        config.resolve(flags={}, env={}, project=None, user=None).values["registry_token"] is None
+    )
+    with pytest.raises(UsageError) as err:
+        config.resolve(flags={}, env={}, project=(".launch.toml", {"registry_token": token}),
+                       user=None)  # fmt: skip
+    assert "secret" in err.value.message and "LAUNCH_REGISTRY_TOKEN" in (err.value.hint or "")
+    # The user's own file is private to them: allowed there.
+    mine = config.resolve(
+        flags={}, env={}, project=None, user=("config.toml", {"registry_token": token})
+    )
+    assert mine.registry_token == token
+
+
+def test_a_user_file_holding_a_secret_must_be_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("LAUNCH_REGISTRY_TOKEN", raising=False)
+    path = tmp_path / "launch" / "config.toml"
+    path.parent.mkdir()
+    path.write_text(f'registry_token = "{"e" * 64}"\n')
+    path.chmod(0o644)
+    with pytest.raises(UsageError) as err:
+        config.load_settings(cwd=tmp_path)
+    assert "others may read it" in err.value.message and err.value.hint == f"chmod 600 {path}"
+    path.chmod(0o600)
+    assert config.load_settings(cwd=tmp_path).registry_token == "e" * 64

@@ -568,8 +568,11 @@ def test_contract_registry_service_is_the_push_name() -> None:
     assert port in [p["port"] for p in service["spec"]["ports"]]
     _find("Namespace", namespace)
     deployment = _find("Deployment", name, namespace)
+    (entry,) = [p for p in service["spec"]["ports"] if p["port"] == port]
+    (gate,) = [c for c in _containers(deployment) if c.get("ports")]
+    assert [p["name"] for p in gate["ports"]] == [entry["targetPort"]]  # the Service hits the gate
     env = {e["name"]: e.get("value") for c in _containers(deployment) for e in c.get("env", [])}
-    assert env["REGISTRY_HTTP_ADDR"] == ":5000"
+    assert env["REGISTRY_HTTP_ADDR"] == "127.0.0.1:5001"  # Distribution: loopback only
 
 
 def test_contract_node_port_is_the_pull_name() -> None:
@@ -789,8 +792,13 @@ def _registry_pod_labels() -> dict[str, str]:
 
 def _policy_ports_match_the_container(policy: dict[str, Any]) -> None:
     name, namespace, _ = _push()
-    (container,) = _containers(_find("Deployment", name, namespace))
-    served = {(p.get("protocol", "TCP"), p["containerPort"]) for p in container["ports"]}
+    containers = _containers(_find("Deployment", name, namespace))
+    # Only the gate has a port; Distribution listens on the pod's loopback.
+    served = {
+        (p.get("protocol", "TCP"), p["containerPort"])
+        for c in containers
+        for p in c.get("ports", [])
+    }
     for rule in policy["spec"]["ingress"]:
         assert {(p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]} == served
 

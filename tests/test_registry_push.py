@@ -56,7 +56,7 @@ def test_upload_blob_is_monolithic_then_skipped(registry: Registry) -> None:
     data = b"\x1f\x8b" + bytes(range(256)) * 64  # any bytes; build contexts are tar.gz
     digest = digest_of(data)
     assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
-    transport = HttpTransport(registry.url, timeout_s=5)
+    transport = HttpTransport(registry.url, timeout_s=60)
     assert not blob_exists(repository="up/app/context", digest=digest, transport=transport)
     transport.requests.clear()
     assert upload_blob(repository="up/app/context", data=data, transport=transport) == digest
@@ -244,7 +244,7 @@ def test_distribution_takes_inclusive_content_ranges_and_moves_the_location(
 
 def test_upload_file_small_is_one_put_then_skipped(registry: Registry, tmp_path: Path) -> None:
     path, data, digest = _file(tmp_path, 3000)
-    transport = HttpTransport(registry.url, timeout_s=5)
+    transport = HttpTransport(registry.url, timeout_s=60)
     calls: list[tuple[int, int]] = []
     assert upload_file(
         repository="file/small", path=path, digest=digest, size=len(data), transport=transport,
@@ -290,13 +290,13 @@ def _check_chunked(
 
 
 def test_upload_file_large_goes_in_patched_chunks(registry: Registry, tmp_path: Path) -> None:
-    transport = HttpTransport(registry.url, timeout_s=5)
+    transport = HttpTransport(registry.url, timeout_s=60)
     _check_chunked(transport, transport.requests, registry, tmp_path, "file/large")
 
 
 def test_upload_file_of_exactly_one_chunk_is_monolithic(registry: Registry, tmp_path: Path) -> None:
     path, data, digest = _file(tmp_path, 64 * KIB)
-    transport = HttpTransport(registry.url, timeout_s=5)
+    transport = HttpTransport(registry.url, timeout_s=60)
     assert upload_file(
         repository="file/edge", path=path, digest=digest, size=len(data), transport=transport,
         chunk_bytes=64 * KIB,
@@ -316,7 +316,7 @@ def test_a_file_that_changed_is_not_committed(
         path.write_bytes(data + b"!")
     else:
         path.write_bytes(b"?" + data[1:])
-    transport = HttpTransport(registry.url, timeout_s=5)
+    transport = HttpTransport(registry.url, timeout_s=60)
     for chunk in (64 * KIB, 1 << 20):
         with pytest.raises(LaunchError, match="changed while launch uploaded it"):
             upload_file(
@@ -389,7 +389,7 @@ def test_chunked_upload_needs_the_patch_verb(
 
 def test_put_manifest_composes_an_image(registry: Registry, tmp_path: Path) -> None:
     image = tiny_image(oci=True, payload=b"composed\n")
-    transport = HttpTransport(registry.url, timeout_s=5)
+    transport = HttpTransport(registry.url, timeout_s=60)
     upload_blob(repository="put/app", data=image.config, transport=transport)
     layer = tmp_path / "layer"
     layer.write_bytes(image.layer)
@@ -411,7 +411,7 @@ def test_put_manifest_composes_an_image(registry: Registry, tmp_path: Path) -> N
 
 def test_put_manifest_naming_a_missing_blob_says_which_and_why(registry: Registry) -> None:
     image = tiny_image(payload=b"deleted dependency\n")
-    transport = HttpTransport(registry.url, timeout_s=5)
+    transport = HttpTransport(registry.url, timeout_s=60)
     upload_blob(repository="put/gc", data=image.config, transport=transport)  # not the layer
     with pytest.raises(RegistryError, match=f"lacks blob {digest_of(image.layer)}") as info:
         put_manifest(
@@ -423,7 +423,7 @@ def test_put_manifest_naming_a_missing_blob_says_which_and_why(registry: Registr
 
 
 def test_put_manifest_that_is_invalid_is_a_clear_error(registry: Registry) -> None:
-    transport = HttpTransport(registry.url, timeout_s=5)
+    transport = HttpTransport(registry.url, timeout_s=60)
     with pytest.raises(RegistryError, match=r"refused the manifest .*MANIFEST_INVALID"):
         put_manifest(
             repository="put/bad", tag="v1", media_type=OCI_MANIFEST, data=b"{not json",
