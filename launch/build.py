@@ -307,14 +307,12 @@ def _compose(
     it), then the commit's image composed on top of it."""
     choice = sources.choice
     deps_tag = choice.dependency_tag
-    deps = None
-    if rebuild:
-        pass
-    elif sources.trust is not None:
+    deps = None  # `rebuild`: the dependency image too
+    if not rebuild and sources.trust is not None:
         deps = _still_there(
             transport, repository, deps_tag, sources, keys=(choice.key,), report=lambda *_: None
         )
-    else:
+    elif not rebuild:
         deps = registry.manifest_digest(repository=repository, tag=deps_tag, transport=transport)
         if deps is not None and not registry.built_from_tag(
             repository=repository, tag=deps_tag, digest=deps, transport=transport,

@@ -111,7 +111,6 @@ __all__ = [
     "TORCHRUN_ENV",
     "Launcher",
     "launcher",
-    "launcher_command",
     "render_trainjob",
     "trial_args",
     "trial_template_fields",
@@ -153,14 +152,6 @@ def _users_launcher(command: Sequence[str]) -> str | None:
         if word.startswith("-m") and word[2:] in _LAUNCHER_MODULES:
             return _LAUNCHER_MODULES[word[2:]]
     return None
-
-
-def launcher_command(
-    command: Sequence[str], *, nodes: int, procs_per_node: int
-) -> tuple[list[str], str]:
-    """The argv every node runs, and why (see `launcher`)."""
-    found = launcher(command, nodes=nodes, procs_per_node=procs_per_node)
-    return list(found.argv), found.why
 
 
 def launcher(command: Sequence[str], *, nodes: int, procs_per_node: int) -> Launcher:

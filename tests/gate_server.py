@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from launch.registry_gate import USERS_KEY, render_nginx_conf, render_users_map
-from tests.registry_server import free_port
+from tests.registry_server import ServerProcess, free_port
 
 __all__ = ["NGINX_BINARY", "Gate", "running_gate"]
 
@@ -30,7 +30,7 @@ _TIMEOUT_S = 10.0
 
 
 @dataclass
-class Gate:
+class Gate(ServerProcess):
     """A running nginx (`nginx -c <conf>`, in the foreground)."""
 
     url: str  # "http://127.0.0.1:PORT"
@@ -45,22 +45,6 @@ class Gate:
     @property
     def port(self) -> int:
         return int(self.host.rsplit(":", 1)[1])
-
-    def stop(self) -> None:
-        """Stop nginx (TERM, wait, kill); idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
 
 def _start(workdir: Path, upstream: str) -> Gate:

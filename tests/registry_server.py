@@ -47,6 +47,7 @@ __all__ = [
     "OCI_MANIFEST",
     "REGISTRY_BINARY",
     "Registry",
+    "ServerProcess",
     "TinyImage",
     "free_port",
     "layer_of",
@@ -82,19 +83,11 @@ def free_port() -> int:
         return port
 
 
-@dataclass
-class Registry:
-    """A running `docker-registry serve` process."""
+class ServerProcess:
+    """What a test's server process (the registry, the gate) can do: stop, show its log."""
 
-    host: str  # "127.0.0.1:PORT", the name images are tagged with
-    url: str  # "http://127.0.0.1:PORT"
-    root: Path  # filesystem storage
     log_path: Path
-    process: subprocess.Popen[bytes] = field(repr=False)
-
-    @property
-    def port(self) -> int:
-        return int(self.host.rsplit(":", 1)[1])
+    process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
         """Stop the server (terminate, wait, kill); idempotent. The port is closed afterwards."""
@@ -111,6 +104,21 @@ class Registry:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+
+@dataclass
+class Registry(ServerProcess):
+    """A running `docker-registry serve` process."""
+
+    host: str  # "127.0.0.1:PORT", the name images are tagged with
+    url: str  # "http://127.0.0.1:PORT"
+    root: Path  # filesystem storage
+    log_path: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def port(self) -> int:
+        return int(self.host.rsplit(":", 1)[1])
 
 
 def _config(root: Path, port: int, tls: tuple[Path, Path] | None) -> str:

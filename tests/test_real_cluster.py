@@ -201,3 +201,33 @@ def test_a_gpu_trial_sees_its_gpus(project: Path, tmp_path: Path) -> None:
         assert sum(line.startswith("GPU ") for line in logs.stdout.splitlines()) == GPUS
     finally:
         cancel(project, home, name)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("LAUNCH_REGISTRY_TOKEN"),
+    reason="set LAUNCH_REGISTRY_TOKEN (docs/cluster-setup.md, Registry push tokens) to test the gate",
+)
+def test_the_push_gate_takes_my_build_under_my_prefix(project: Path, tmp_path: Path) -> None:
+    """deploy/registry's gate on the real cluster: doctor names the token's prefix; a build is
+    pushed to staging/ by Kaniko and copied under the prefix; without the token the same build
+    is refused with the hint to set one, and nothing is created."""
+    home = tmp_path / "home"
+    doctor = subprocess.run([LAUNCH, "doctor"], env=launch_env(tmp_path), capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert "the push gate puts your images under" in doctor.stdout, doctor.stdout
+    name = f"lt-{secrets.token_hex(3)}"
+    (project / "gate.txt").write_text(name)  # a tree of its own: a build is needed
+    first = run(project, home, "--allow-dirty", "--rebuild", "--name", name, "--detach",
+                "search.yaml", "--", "python", "train.py")  # fmt: skip
+    try:
+        assert first.returncode == 0, first.stderr
+        assert "copied from staging/" in first.stderr or "composed image" in first.stderr
+    finally:
+        cancel(project, home, name)
+    env = {k: v for k, v in launch_env(home).items() if k != "LAUNCH_REGISTRY_TOKEN"}
+    (project / "gate.txt").write_text(name + " again")
+    refused = subprocess.run(
+        [LAUNCH, "--allow-dirty", "--name", name + "n", "--detach", "search.yaml", "--",
+         "python", "train.py"], cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "LAUNCH_REGISTRY_TOKEN" in refused.stderr
