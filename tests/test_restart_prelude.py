@@ -146,11 +146,11 @@ start = int(os.environ["LAUNCH_RESTART_COUNT"])
 writer = SummaryWriter(tb, filename_suffix=".pod" + str(start))
 for step in range(3):
     writer.add_scalar("loss", 10.0 - start * 3 - step, start * 3 + step)
-writer.flush()
+# close(), not flush(): tensorboardX writes from a queue, and only close() waits for it.
+writer.close()
 if start == 0:  # the first pod is preempted mid-run: the cluster kills it
     open(os.path.join(os.environ["LAUNCH_CHECKPOINT_DIR"], "ready"), "w").close()
     time.sleep(600)
-writer.close()
 """
 
 
