@@ -154,6 +154,15 @@ NodesOpt = Annotated[
         "launcher; `launch render` says which). Only rank 0's TensorBoard scalars count.",
     ),
 ]
+WaitOpt = Annotated[
+    str,
+    typer.Option(
+        "--wait", help="Cluster: return when the `first` trial succeeds, or when `all` finish."
+    ),
+]
+DetachOpt = Annotated[
+    bool, typer.Option("--detach", "-d", help="Cluster: return once the experiment is created.")
+]
 CheckpointDirOpt = Annotated[
     str | None,
     typer.Option(

@@ -18,6 +18,7 @@ from launch.cli.options import (
     CheckpointDirOpt,
     CommandArg,
     CpusOpt,
+    DetachOpt,
     EnvOpt,
     GpusOpt,
     JsonOpt,
@@ -38,6 +39,7 @@ from launch.cli.options import (
     TolerationOpt,
     TrialTimeoutOpt,
     VolumeOpt,
+    WaitOpt,
     duration,
     trial_resources,
 )
@@ -200,15 +202,8 @@ def run(
             "--yes", "-y", help="Cluster: do not ask before launching (asked only on a terminal)."
         ),
     ] = False,
-    wait: Annotated[
-        str,
-        typer.Option(
-            "--wait", help="Cluster: return when the `first` trial succeeds, or when `all` finish."
-        ),
-    ] = "first",
-    detach: Annotated[
-        bool, typer.Option("--detach", "-d", help="Cluster: return once the experiment is created.")
-    ] = False,
+    wait: WaitOpt = "first",
+    detach: DetachOpt = False,
     timeout: Annotated[
         str | None,
         typer.Option(

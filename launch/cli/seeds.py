@@ -14,6 +14,7 @@ from launch.cli.options import (
     CheckpointDirOpt,
     CommandArg,
     CpusOpt,
+    DetachOpt,
     EnvOpt,
     ExpArg,
     JsonOpt,
@@ -29,6 +30,7 @@ from launch.cli.options import (
     SecretEnvOpt,
     ShmOpt,
     TrialTimeoutOpt,
+    WaitOpt,
     duration,
     trial_resources,
 )
@@ -167,15 +169,8 @@ def seeds_cmd(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Cluster: do not ask before launching.")
     ] = False,
-    wait: Annotated[
-        str,
-        typer.Option(
-            "--wait", help="Cluster: return when the `first` trial succeeds, or when `all` finish."
-        ),
-    ] = "all",
-    detach: Annotated[
-        bool, typer.Option("--detach", "-d", help="Cluster: return once the experiment is created.")
-    ] = False,
+    wait: WaitOpt = "all",
+    detach: DetachOpt = False,
     timeout: Annotated[
         str | None,
         typer.Option("--timeout", help="Stop waiting after this long (90s, 30m, 2h) and exit 6."),
