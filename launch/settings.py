@@ -264,8 +264,9 @@ def resolve(
                 raise UsageError(
                     f"{project[0]}: `{key}` is a secret and this file is committed with the "
                     "project",
-                    hint=f"remove it there; set env LAUNCH_{key.upper()} or put it in your user "
-                    "settings file (`launch config` shows where)",
+                    hint=f"remove it there; set env LAUNCH_{key.upper()}, or put it in your user "
+                    "settings file ($XDG_CONFIG_HOME/launch/config.toml, by default "
+                    "~/.config/launch/config.toml) with mode 600",
                 )
     env_table = {k[len("LAUNCH_") :].lower(): v for k, v in env.items() if k.startswith("LAUNCH_")}
     env_table = {k: v for k, v in env_table.items() if k in KEYS}
