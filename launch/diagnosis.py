@@ -208,8 +208,7 @@ def _kueue_preemptor(
     )
     if not evictions:
         return None
-    match = _KUEUE_UID.search(str(evictions[-1].get("message") or ""))
-    uid = match[1] if match else None
+    uid = _preemptor_uid(evictions[-1])
     preemptor = next(
         (w for w in workloads if uid and (w.get("metadata") or {}).get("uid") == uid), None
     )
@@ -218,6 +217,12 @@ def _kueue_preemptor(
     name = str((preemptor.get("metadata") or {}).get("name", ""))
     priority = (preemptor.get("spec") or {}).get("priorityClassName")
     return f"preempted by {name}" + (f" (priority {priority})" if priority else "")
+
+
+def _preemptor_uid(condition: Mapping[str, Any]) -> str | None:
+    """The preemptor's Workload UID in Kueue's eviction message, if any."""
+    match = _KUEUE_UID.search(str(condition.get("message") or ""))
+    return match[1] if match else None
 
 
 def disruption_text(
@@ -337,17 +342,15 @@ def new_disruptions(
     *,
     workload: Mapping[str, Any] | None = None,
     workloads: Sequence[Mapping[str, Any]] = (),
-) -> list[tuple[str, str, int]]:
-    """(pod name, what ended it, its number among the trial's disrupted pods) for the trial's
-    disrupted pods not in `said`, oldest first."""
+) -> list[tuple[str, str]]:
+    """(pod name, what ended it) for the trial's disrupted pods not in `said`, oldest first."""
     out = []
-    ordered = [p for p in sorted(pods, key=_creation) if disruption_condition(p) is not None]
-    for count, pod in enumerate(ordered, 1):
+    for pod in sorted(pods, key=_creation):
         name = str((pod.get("metadata") or {}).get("name", ""))
-        if name in said:
+        if name in said or disruption_condition(pod) is None:
             continue
         text = disruption_text(pod, workload=workload, workloads=workloads)
-        out.append((name, text or "disrupted", count))
+        out.append((name, text or "disrupted"))
     return out
 
 
@@ -538,6 +541,15 @@ class DisruptionLog:
         if job:
             self.owned[job] = workload
 
+    def preemptor_unseen(self, trial: str) -> bool:
+        """An eviction of `trial` not said yet names a preemptor whose Workload was not seen
+        (a watch's first events come in no particular order): list the Workloads first."""
+        workload = self.owned.get(trial)
+        if workload is None or kueue_evictions(workload) <= self.evictions_said.get(trial, 0):
+            return False
+        uids = {_preemptor_uid(c) for c in conditions_of(workload) if c.get("type") == "Evicted"}
+        return any(uid and uid not in self.workloads for uid in uids)
+
     def notes(self, trial: str, number: int | None) -> list[str]:
         """`trial 3 (<name>) preempted by <who> (priority high), restarted (1)` for each
         restart of `trial` not said yet: a pod the cluster ended (the Job's podFailurePolicy
@@ -546,20 +558,14 @@ class DisruptionLog:
         The count is the trial's restarts so far."""
         who = f"trial {number} ({trial})" if number else f"trial {trial}"
         workload = self.owned.get(trial)
-        ended = [
-            text
-            for _, text, _ in new_disruptions(
-                list(self.pods.get(trial, {}).values()),
-                self.said,
-                workload=workload,
-                workloads=list(self.workloads.values()),
-            )
-        ]
-        self.said.update(
-            str((p.get("metadata") or {}).get("name", ""))
-            for p in self.pods.get(trial, {}).values()
-            if disruption_condition(p) is not None
+        disrupted = new_disruptions(
+            list(self.pods.get(trial, {}).values()),
+            self.said,
+            workload=workload,
+            workloads=list(self.workloads.values()),
         )
+        self.said.update(name for name, _ in disrupted)
+        ended = [text for _, text in disrupted]
         if workload is not None:
             total = kueue_evictions(workload)
             said = self.evictions_said.get(trial, 0)

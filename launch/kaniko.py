@@ -121,11 +121,9 @@ def context_repository(*, registry: str, repo_name: str) -> str:
     """The repository (path on the registry, no host) that holds `--allow-dirty` build contexts:
     `<repo>/context`, after any path prefix of `registry` (`reg.io/team` -> `team/<repo>/context`).
     Give it to `launch.registry.upload_blob`."""
-    host, _, prefix = registry_host(registry).partition("/")
-    if not host:
+    if not registry_host(registry).partition("/")[0]:
         raise ValueError(f"invalid registry {registry!r}")
-    path = f"{repository_name(repo_name)}/context"
-    return f"{prefix}/{path}" if prefix else path
+    return f"{repository_path(registry=registry, repo_name=repo_name)}/context"
 
 
 def context_blob_url(*, registry: str, repo_name: str, digest: str, insecure: bool) -> str:

@@ -197,8 +197,8 @@ def _follow(
                 for trial_name, group in diagnosis.pods_by_trial(listed, TRIAL_LABEL).items():
                     for pod in group:
                         disruptions.add_pod(trial_name, pod)
-                for workload in _advisory_list(cluster, "Workload", namespace) if kueue else ():
-                    disruptions.add_workload(workload, next(iter(_by_job([workload])), None))
+                if kueue:
+                    _add_workloads(disruptions, cluster, namespace)
                 for trial_name in trials:
                     _say_disruptions(disruptions, trial_name, trials, sink)
                 for trial in final:
@@ -231,6 +231,8 @@ def _follow(
             owners = _by_job([obj])
             workloads.update(owners)
             disruptions.add_workload(obj, next(iter(owners), None))
+            if any(disruptions.preemptor_unseen(job) for job in owners):
+                _add_workloads(disruptions, cluster, namespace)
             for job in owners:
                 _say_disruptions(disruptions, job, trials, sink)
         else:
@@ -254,6 +256,12 @@ def _follow(
                 sink(
                     Event("trial_pending", trial=trial_name, status=TrialStatus.PENDING, reason=why)
                 )
+
+
+def _add_workloads(log: diagnosis.DisruptionLog, cluster: ClusterAPI, namespace: str) -> None:
+    """Every Workload of the namespace into `log` (one list), each under the Job it belongs to."""
+    for workload in _advisory_list(cluster, "Workload", namespace):
+        log.add_workload(workload, next(iter(_by_job([workload])), None))
 
 
 def _say_disruptions(

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from launch import doctor
-from tests.registry_server import Registry, running_registry
+from tests import test_doctor
+from tests.registry_server import Registry
 from tests.test_doctor import (
     LABEL_KEY,
     LABEL_VALUE,
@@ -27,20 +28,16 @@ from tests.test_doctor import (
     talos_kube_proxy,
 )
 
-
-@pytest.fixture(scope="module")
-def reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with running_registry(tmp_path_factory.mktemp("registry")) as server:
-        yield server
+registry = test_doctor.registry  # the module-wide real registry fixture
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, reg: Registry) -> Iterator[Setup]:
+def cluster(tmp_path: Path, registry: Registry) -> Iterator[Setup]:
     """test_doctor's healthy cluster: every check passes until a test breaks one thing."""
     kube = make().start()
     try:
-        healthy_cluster(kube, reg)
-        yield Setup(kube, str(kube.write_kubeconfig(tmp_path / "kubeconfig")), reg)
+        healthy_cluster(kube, registry)
+        yield Setup(kube, str(kube.write_kubeconfig(tmp_path / "kubeconfig")), registry)
         assert kube.real_creates() == []  # doctor never creates anything
     finally:
         kube.stop()
@@ -170,11 +167,11 @@ def test_netpolicy_that_admits_everyone(cluster: Setup, peers: list[Any] | None)
     assert "kubectl -n launch-system edit networkpolicy wide" in (check.fix or "")
 
 
-def test_netpolicy_that_leaves_out_the_user_namespace(tmp_path: Path, reg: Registry) -> None:
+def test_netpolicy_that_leaves_out_the_user_namespace(tmp_path: Path, registry: Registry) -> None:
     labels = {LABEL_KEY: LABEL_VALUE}
     kube = make(namespaces={"default": labels, "ml": labels, "launch-system": {}}).start()
     try:
-        healthy_cluster(kube, reg)
+        healthy_cluster(kube, registry)
         kube.put("serviceaccounts", {"metadata": {"name": "launch-builder", "namespace": "ml"}})
         path = kube.write_kubeconfig(tmp_path / "kubeconfig")
         named = by_name(doctor.run_checks(settings(namespace="ml"), kubeconfig=str(path), env={}))

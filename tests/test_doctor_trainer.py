@@ -14,8 +14,9 @@ import pytest
 
 from launch import doctor, trainjob
 from launch.settings import Settings
+from tests import test_doctor
 from tests.kube_emulator import Resource
-from tests.registry_server import Registry, running_registry
+from tests.registry_server import Registry
 from tests.test_doctor import (
     LABEL_KEY,
     LABEL_VALUE,
@@ -26,6 +27,8 @@ from tests.test_doctor import (
     make,
     run,
 )
+
+registry = test_doctor.registry  # the module-wide real registry fixture
 
 TRAIN_JOBS = Resource("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob")
 RUNTIMES = Resource(
@@ -102,21 +105,15 @@ def install_trainer(kube: Kube) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with running_registry(tmp_path_factory.mktemp("registry")) as server:
-        yield server
-
-
 @pytest.fixture
-def cluster(tmp_path: Path, reg: Registry) -> Iterator[Setup]:
+def cluster(tmp_path: Path, registry: Registry) -> Iterator[Setup]:
     """test_doctor's healthy cluster with Kubeflow Trainer installed."""
     labels = {LABEL_KEY: LABEL_VALUE}
     kube = TrainerKube(namespaces={"default": labels, "launch-system": {}}).start()
     try:
-        healthy_cluster(kube, reg)
+        healthy_cluster(kube, registry)
         install_trainer(kube)
-        yield Setup(kube, str(kube.write_kubeconfig(tmp_path / "kubeconfig")), reg)
+        yield Setup(kube, str(kube.write_kubeconfig(tmp_path / "kubeconfig")), registry)
         assert kube.real_creates() == []  # doctor never creates anything
         # Reads only: the API's discovery, the runtime by name, two ConfigMaps by name.
         trainer = [
@@ -148,11 +145,13 @@ def test_installed_without_the_public_version_config_map(cluster: Setup) -> None
     assert check.ok is True and check.detail.startswith("Kubeflow Trainer is installed; ")
 
 
-def test_not_installed_is_skipped_with_the_install_commands(tmp_path: Path, reg: Registry) -> None:
+def test_not_installed_is_skipped_with_the_install_commands(
+    tmp_path: Path, registry: Registry
+) -> None:
     kube = make().start()  # no trainer.kubeflow.org API at all
     try:
-        healthy_cluster(kube, reg)
-        setup = Setup(kube, str(kube.write_kubeconfig(tmp_path / "kubeconfig")), reg)
+        healthy_cluster(kube, registry)
+        setup = Setup(kube, str(kube.write_kubeconfig(tmp_path / "kubeconfig")), registry)
         named = run(setup)
         check = named["trainer"]
         assert check.ok is None and doctor.passed(list(named.values()))

@@ -18,6 +18,7 @@ from kubernetes.client import CoreV1Api, CustomObjectsApi  # noqa: F401
 
 from launch import contract, names, podspec, trainjob
 from launch.spec import LaunchSpec
+from tests import test_kube_emulator
 from tests.emulator_trainjob import LABEL_JOBSET_NAME, TrainerController, pod_env
 from tests.kube_emulator import (
     LABEL_EXPERIMENT,
@@ -28,6 +29,8 @@ from tests.kube_emulator import (
     running,
 )
 
+# The client fixture of test_kube_emulator: it talks to this module's `kube` (with the Trainer).
+api = test_kube_emulator.api
 NS = "default"
 EXPERIMENT = "mn"
 IMAGE = "registry.local:5000/proj@sha256:" + "3f" * 32
@@ -51,15 +54,6 @@ SPEC = LaunchSpec.model_validate(
 def kube() -> Iterator[KubeEmulator]:
     with running(trainer=True) as emulator:
         yield emulator
-
-
-@pytest.fixture
-def api(kube: KubeEmulator) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    configuration.host = kube.url
-    configuration.retries = False
-    with client.ApiClient(configuration) as api_client:
-        yield api_client
 
 
 def trainjob_trial_template(nodes: int = 2) -> dict[str, Any]:

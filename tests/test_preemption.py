@@ -416,12 +416,15 @@ def test_kueue_preemption_names_the_preemptor_and_its_priority() -> None:
     assert diagnosis.disruption_text(pod) == "evicted by Kueue (Preempted)"
     # Kueue's Job integration leaves no pod behind: the Workload tells the story.
     log = diagnosis.DisruptionLog()
-    log.add_workload(preemptor, None)
     evicted = {"metadata": {"uid": "w-t"},
                "status": {"conditions": [{**mine["status"]["conditions"][0], "status": "True"}],
                           "schedulingStats": {"evictions": [
                               {"reason": "Preempted", "underlyingCause": "", "count": 1}]}}}  # fmt: skip
     log.add_workload(evicted, "t")
+    # A watch may see the evicted Workload before its preemptor's: it lists them first.
+    assert log.preemptor_unseen("t")
+    log.add_workload(preemptor, None)
+    assert not log.preemptor_unseen("t")
     assert log.notes("t", 3) == [
         "trial 3 (t) preempted by job-pretrain-x1 (priority high), restarted (1)"
     ]
